@@ -1,0 +1,56 @@
+# rtm: `make run` serves the dashboard with demo traffic; `make test` installs what the tests
+# need (as root on Debian: apt packages, then the venv) and runs them.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+APT_PACKAGES := kamailio kamailio-sqlite-modules kamailio-extra-modules sip-tester sqlite3 \
+	curl openssl chromium
+STAMP := $(VENV)/.installed
+# Tests run in parallel; two workers fit these 2-core machines.
+PYTEST_WORKERS ?= 2
+
+.PHONY: run test check bench lab screenshots install apt clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Installs the Debian packages the tests drive (Kamailio, sipp, Chromium) when one is missing.
+apt:
+	@missing=""; for p in $(APT_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" \
+			|| missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		if [ "$$(id -u)" != 0 ]; then echo "run as root to install:$$missing" >&2; exit 1; fi; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends $$missing >/dev/null; \
+	fi
+
+run: $(STAMP)
+	RTM_DEMO=$${RTM_DEMO:-1} $(BIN)/rtm serve
+
+test: apt $(STAMP)
+	PYTHONASYNCIODEBUG=1 $(BIN)/pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
+
+check: $(STAMP)
+	$(BIN)/ruff check server tests
+	$(BIN)/ruff format --check server tests
+	$(BIN)/mypy
+
+bench: apt $(STAMP)
+	$(BIN)/python -m bench
+
+lab: apt $(STAMP)
+	bash lab/run.sh
+
+screenshots: apt $(STAMP)
+	$(BIN)/python -m tests.browser.screenshots
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""rtm: a live real-time management console for a SIP VoIP server."""

@@ -1,0 +1,134 @@
+"""rtm's settings: one frozen dataclass, read from ``RTM_*`` variables and CLI flags."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+TABLES = ("accounts", "trunks", "queue")
+
+
+class ConfigError(ValueError):
+    """A setting has a value rtm cannot use; the message names the setting."""
+
+
+def _sqlite_url(db: str) -> str:
+    return f"sqlite:///{db}"
+
+
+@dataclass(frozen=True)
+class Config:
+    db: str = "var/rtm.db"
+    host: str = "127.0.0.1"
+    port: int = 8080
+    tz: str = "UTC"
+    # Source URLs; empty means the embedded store at ``db``.
+    registrations: str = ""
+    trunks: str = ""
+    queue: str = ""
+    # Poll interval per table, seconds.
+    poll: Mapping[str, float] = field(
+        default_factory=lambda: {"accounts": 1.0, "trunks": 1.0, "queue": 1.0}
+    )
+    kamailio_evapi: str = ""
+    allowed_origins: tuple[str, ...] = ()
+    tls_cert: str = ""
+    tls_key: str = ""
+    demo: bool = False
+    # Limits of one WebSocket client.
+    ws_max_frame: int = 65536
+    ws_max_messages_per_10s: int = 50
+    client_queue_frames: int = 256
+    client_queue_bytes: int = 16 * 1024 * 1024
+    # Diffs kept per table for resuming clients.
+    ring_size: int = 1024
+    trust_proxy_header: str = ""
+
+    @property
+    def source_urls(self) -> dict[str, str]:
+        default = _sqlite_url(self.db)
+        return {
+            "accounts": self.registrations or default,
+            "trunks": self.trunks or default,
+            "queue": self.queue or default,
+        }
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.tz)
+
+    def replace(self, **changes: object) -> Config:
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+    def validate(self) -> Config:
+        """Raise ConfigError naming the first unusable setting."""
+        try:
+            ZoneInfo(self.tz)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ConfigError(f"RTM_TZ: unknown time zone {self.tz!r}") from exc
+        if not 0 < self.port < 65536:
+            raise ConfigError(f"RTM_PORT: {self.port} is not a TCP port")
+        for table, seconds in self.poll.items():
+            if not 0.05 <= seconds <= 3600:
+                raise ConfigError(f"RTM_POLL_{table.upper()}: {seconds} s is out of 0.05..3600")
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ConfigError("RTM_TLS_CERT and RTM_TLS_KEY go together")
+        return self
+
+
+def _number(env: Mapping[str, str], name: str, default: float, kind: type = float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return kind(raw)  # type: ignore[no-any-return]
+    except ValueError as exc:
+        raise ConfigError(f"{name}: {raw!r} is not a number") from exc
+
+
+def from_env(env: Mapping[str, str] | None = None) -> Config:
+    """Build a Config from ``RTM_*`` variables (unset ones keep their defaults)."""
+    env = os.environ if env is None else env
+    base = Config()
+    poll_default = _number(env, "RTM_POLL", 1.0)
+    poll = {
+        "accounts": _number(env, "RTM_POLL_ACCOUNTS", poll_default),
+        "trunks": _number(env, "RTM_POLL_TRUNKS", poll_default),
+        "queue": _number(env, "RTM_POLL_QUEUE", poll_default),
+    }
+    origins = tuple(o.strip() for o in env.get("RTM_ALLOWED_ORIGINS", "").split(",") if o.strip())
+    return Config(
+        db=env.get("RTM_DB") or base.db,
+        host=env.get("RTM_HOST") or base.host,
+        port=int(_number(env, "RTM_PORT", base.port, int)),
+        tz=env.get("RTM_TZ") or base.tz,
+        registrations=env.get("RTM_REGISTRATIONS", ""),
+        trunks=env.get("RTM_TRUNKS", ""),
+        queue=env.get("RTM_QUEUE", ""),
+        poll=poll,
+        kamailio_evapi=env.get("RTM_KAMAILIO_EVAPI", ""),
+        allowed_origins=origins,
+        tls_cert=env.get("RTM_TLS_CERT", ""),
+        tls_key=env.get("RTM_TLS_KEY", ""),
+        demo=env.get("RTM_DEMO", "") not in ("", "0", "false", "no"),
+        ws_max_frame=int(_number(env, "RTM_WS_MAX_FRAME", base.ws_max_frame, int)),
+        ws_max_messages_per_10s=int(
+            _number(env, "RTM_WS_MAX_MESSAGES", base.ws_max_messages_per_10s, int)
+        ),
+        client_queue_frames=int(
+            _number(env, "RTM_CLIENT_QUEUE_FRAMES", base.client_queue_frames, int)
+        ),
+        client_queue_bytes=int(
+            _number(env, "RTM_CLIENT_QUEUE_BYTES", base.client_queue_bytes, int)
+        ),
+        ring_size=int(_number(env, "RTM_RING_SIZE", base.ring_size, int)),
+        trust_proxy_header=env.get("RTM_TRUST_PROXY_HEADER", ""),
+    )
+
+
+def ensure_parent(path: str) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
