@@ -1,0 +1,36 @@
+"""Sources by URL: each (scheme, table) names the module whose ``open_source`` builds it.
+
+Modules are imported lazily so a source's dependencies load only when it is used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from urllib.parse import urlsplit
+
+from ..config import Config
+from .base import Collector
+
+SOURCES: dict[tuple[str, str], str] = {
+    ("sqlite", "accounts"): "server.collectors.registrations",
+    ("sqlite", "trunks"): "server.collectors.trunks",
+    ("sqlite", "queue"): "server.collectors.queue",
+    ("kamailio+http", "accounts"): "server.collectors.kamailio_registrations",
+    ("kamailio+http", "trunks"): "server.collectors.kamailio_trunks",
+    ("options", "trunks"): "server.collectors.options_prober",
+    ("msilo+sqlite", "queue"): "server.collectors.msilo",
+}
+
+
+def open_source(table: str, url: str, config: Config) -> Collector:
+    """Build the collector for ``table`` from its URL; ValueError names an unknown scheme."""
+    scheme = urlsplit(url).scheme
+    module_name = SOURCES.get((scheme, table))
+    if module_name is None:
+        known = sorted({s for s, t in SOURCES if t == table})
+        raise ValueError(
+            f"unknown source scheme {scheme!r} for {table} in {url!r}; known: {', '.join(known)}"
+        )
+    module = importlib.import_module(module_name)
+    collector: Collector = module.open_source(table, url, config)
+    return collector

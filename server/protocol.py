@@ -1,0 +1,122 @@
+"""The wire: every message rtm sends or accepts over ``/ws``, serialised in one place.
+
+See docs/protocol.md for the prose version; keep the two in step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from .collectors.base import Row
+
+SNAPSHOT_PAGE_ROWS = 5000
+# Anything the client sends is tiny; a bigger frame is abuse.
+MAX_CLIENT_FRAME = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Hello:
+    epoch: str
+    tables: Sequence[str]
+    now: float
+    tz: Mapping[str, Any]
+    demo: bool = False
+    user: Mapping[str, Any] | None = None
+    type: Literal["hello"] = "hello"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    table: str
+    seq: int
+    rows: Sequence[Row]
+    final: bool
+    type: Literal["snapshot"] = "snapshot"
+
+
+@dataclass(frozen=True)
+class Diff:
+    table: str
+    seq: int
+    upsert: Sequence[Row]
+    delete: Sequence[str]
+    type: Literal["diff"] = "diff"
+
+
+@dataclass(frozen=True)
+class Source:
+    table: str
+    ok: bool
+    error: str | None
+    since: str
+    type: Literal["source"] = "source"
+
+
+@dataclass(frozen=True)
+class Error:
+    error: str
+    detail: str = ""
+    type: Literal["error"] = "error"
+
+
+@dataclass(frozen=True)
+class Resume:
+    """The client's first message: what it already holds."""
+
+    epoch: str | None
+    seq: Mapping[str, int] = field(default_factory=dict)
+    type: Literal["resume"] = "resume"
+
+
+Message = Hello | Snapshot | Diff | Source | Error
+
+
+def encode(message: Message) -> str:
+    """Serialise a server message to one JSON text frame."""
+    return json.dumps(dataclasses.asdict(message), separators=(",", ":"), ensure_ascii=False)
+
+
+def snapshot_pages(table: str, seq: int, rows: Sequence[Row]) -> list[str]:
+    """A table's rows as snapshot frames of at most SNAPSHOT_PAGE_ROWS rows, last one final."""
+    pages = [rows[i : i + SNAPSHOT_PAGE_ROWS] for i in range(0, len(rows), SNAPSHOT_PAGE_ROWS)]
+    if not pages:
+        pages = [[]]
+    last = len(pages) - 1
+    return [encode(Snapshot(table, seq, list(page), i == last)) for i, page in enumerate(pages)]
+
+
+class BadMessage(ValueError):
+    """A client frame rtm does not accept; the text goes back in an ``error`` message."""
+
+
+def decode_client(text: str | bytes, tables: Sequence[str]) -> Resume:
+    """Parse one client frame; raise BadMessage with a short reason when it is not valid."""
+    if isinstance(text, bytes):
+        raise BadMessage("binary frames are not accepted")
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise BadMessage("malformed JSON") from exc
+    if not isinstance(data, dict):
+        raise BadMessage("a message is a JSON object")
+    kind = data.get("type")
+    if kind != "resume":
+        raise BadMessage(f"unknown message type {str(kind)[:40]!r}")
+    epoch = data.get("epoch")
+    if epoch is not None and not isinstance(epoch, str):
+        raise BadMessage("resume.epoch must be a string or null")
+    seq = data.get("seq", {})
+    if not isinstance(seq, dict):
+        raise BadMessage("resume.seq must be an object")
+    clean: dict[str, int] = {}
+    for table, number in seq.items():
+        if table not in tables:
+            raise BadMessage(f"unknown table {str(table)[:40]!r}")
+        if not isinstance(number, int) or isinstance(number, bool) or number < 0:
+            raise BadMessage(f"resume.seq.{table} must be a non-negative integer")
+        clean[table] = number
+    return Resume(epoch=epoch, seq=clean)
