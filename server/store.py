@@ -108,6 +108,40 @@ MIGRATIONS: Sequence[str] = (
     );
     CREATE INDEX IF NOT EXISTS messages_status_idx ON messages (status, received);
     """,
+    # 2: access control (server/auth.py): people, wall displays, their sessions, failed
+    # logins and the persistent cookie-signing key. Tokens are stored only as SHA-256 hashes.
+    """
+    CREATE TABLE IF NOT EXISTS users (
+        name TEXT PRIMARY KEY,
+        role TEXT NOT NULL CHECK (role IN ('admin', 'operator')),
+        password_hash TEXT NOT NULL,
+        created REAL NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS displays (
+        name TEXT PRIMARY KEY,
+        token_hash TEXT NOT NULL UNIQUE,
+        created REAL NOT NULL,
+        last_seen REAL
+    );
+    CREATE TABLE IF NOT EXISTS sessions (
+        id_hash TEXT PRIMARY KEY,
+        kind TEXT NOT NULL CHECK (kind IN ('user', 'display')),
+        name TEXT NOT NULL,
+        created REAL NOT NULL,
+        seen REAL NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS sessions_owner_idx ON sessions (kind, name);
+    CREATE TABLE IF NOT EXISTS login_attempts (
+        key TEXT PRIMARY KEY,
+        failures INTEGER NOT NULL,
+        first_failure REAL NOT NULL,
+        locked_until REAL NOT NULL DEFAULT 0
+    );
+    CREATE TABLE IF NOT EXISTS settings (
+        name TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    """,
 )
 
 
