@@ -47,6 +47,19 @@ class Config:
     # Diffs kept per table for resuming clients.
     ring_size: int = 1024
     trust_proxy_header: str = ""
+    # Access control (server/auth.py, docs/security.md): people's sessions die after
+    # session_idle seconds without a request or session_max seconds after login.
+    session_idle: float = 12 * 3600
+    session_max: float = 7 * 24 * 3600
+    # login_max_failures failed logins per user or per address lock it for login_lock
+    # seconds; each failure is answered login_delay seconds later per earlier failure.
+    login_max_failures: int = 5
+    login_lock: float = 15 * 60
+    login_delay: float = 0.5
+    # CSP frame-ancestors sources; empty means no site may frame rtm.
+    frame_ancestors: str = ""
+    # Bearer token for /metrics from other hosts (loopback needs none).
+    metrics_token: str = ""
 
     @property
     def source_urls(self) -> dict[str, str]:
@@ -127,6 +140,15 @@ def from_env(env: Mapping[str, str] | None = None) -> Config:
         ),
         ring_size=int(_number(env, "RTM_RING_SIZE", base.ring_size, int)),
         trust_proxy_header=env.get("RTM_TRUST_PROXY_HEADER", ""),
+        session_idle=_number(env, "RTM_SESSION_IDLE", base.session_idle),
+        session_max=_number(env, "RTM_SESSION_MAX", base.session_max),
+        login_max_failures=int(
+            _number(env, "RTM_LOGIN_MAX_FAILURES", base.login_max_failures, int)
+        ),
+        login_lock=_number(env, "RTM_LOGIN_LOCK", base.login_lock),
+        login_delay=_number(env, "RTM_LOGIN_DELAY", base.login_delay),
+        frame_ancestors=env.get("RTM_FRAME_ANCESTORS", ""),
+        metrics_token=env.get("RTM_METRICS_TOKEN", ""),
     )
 
 
