@@ -1,0 +1,256 @@
+"""The demo traffic generator: its rows look like a SIP stack's, and they change by themselves.
+
+Two kinds of test: the I/O-free ``DemoTraffic`` driven by a fake clock through ten simulated
+minutes against a real SQLite file (fast, deterministic), and ``run_demo`` itself in real
+time against a store another connection keeps reading.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import random
+import re
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+
+from server import demo, demo_data
+from server.demo_traffic import SWEEP_SECONDS, DemoTraffic, julian
+from server.store import migrate
+
+START = 1_800_000_000.0
+# Every wait in these tests is a multiple of this, so a slow machine can scale them.
+UNIT = 1.0
+CONTACT = re.compile(r"^sip:[a-z0-9.]+@[0-9.]+:\d{1,5};transport=(udp|tcp|tls)$")
+RECEIVED = re.compile(r"^sip:[0-9.]+:\d{1,5}(;transport=(tcp|tls))?$")
+SOCKETS = {"udp:127.0.0.1:5060", "tcp:127.0.0.1:5060", "tls:127.0.0.1:5061"}
+
+
+def _store(tmp_path: Path) -> sqlite3.Connection:
+    path = str(tmp_path / "rtm.db")
+    migrate(path)
+    return sqlite3.connect(path, isolation_level=None)
+
+
+def _rows(conn: sqlite3.Connection, sql: str) -> dict[str, tuple[object, ...]]:
+    """Rows keyed by their first column."""
+    return {str(row[0]): row[1:] for row in conn.execute(sql)}
+
+
+def test_same_seed_replays_the_same_statements() -> None:
+    def run(seed: int) -> list[object]:
+        traffic = DemoTraffic(random.Random(seed), 50, START)
+        out: list[object] = list(traffic.setup(START))
+        out += [traffic.tick(START + step * 0.5) for step in range(200)]
+        return out
+
+    assert run(5) == run(5)
+    assert run(5) != run(6)
+
+
+def test_simulated_minutes_look_like_a_pbx(tmp_path: Path) -> None:
+    conn = _store(tmp_path)
+    traffic = DemoTraffic(random.Random(11), 200, START)
+    for batch in traffic.setup(START):
+        demo._write(conn, batch)
+    assert conn.execute("SELECT count(*) FROM accounts").fetchone()[0] == 200
+    first = _rows(conn, "SELECT ruid, cseq, expires FROM location")
+    trunks_first = _rows(conn, "SELECT trunk, status, since FROM trunk_status")
+    expired_seen: dict[str, float] = {}  # ruid -> when it was first seen expired but present
+    swept = refreshed = 0
+    messages_seen: dict[str, str] = {}
+    now = START
+    for _ in range(1200):
+        now += 0.5
+        demo._write(conn, traffic.tick(now))
+        present = _rows(conn, "SELECT ruid, cseq, expires FROM location")
+        for ruid, (_, expires) in present.items():
+            if expires < julian(now):  # type: ignore[operator]
+                expired_seen.setdefault(ruid, now)
+        for ruid, since in list(expired_seen.items()):
+            if ruid not in present:
+                # Kamailio keeps an expired contact until its timer runs, then deletes it.
+                assert now - since <= SWEEP_SECONDS + 0.5
+                del expired_seen[ruid]
+                swept += 1
+        refreshed += sum(
+            1 for r, (cseq, exp) in present.items() if r in first and cseq > first[r][0]
+        )
+        for message_id, status in conn.execute("SELECT id, status FROM messages"):
+            messages_seen.setdefault(message_id, status)
+    assert swept > 0 and refreshed > 0
+    assert any(status == "ENQUEUED" for status in messages_seen.values())
+    still_queued = _rows(conn, "SELECT id FROM messages WHERE status = 'ENQUEUED'")
+    assert messages_seen.keys() - still_queued.keys(), "no message was delivered or purged"
+    trunks_now = _rows(conn, "SELECT trunk, status, since FROM trunk_status")
+    assert trunks_now != trunks_first
+    online = conn.execute("SELECT count(DISTINCT username) FROM location").fetchone()[0]
+    assert 0.4 * 200 < online < 0.9 * 200
+    _assert_rows_are_well_formed(conn, now)
+    conn.close()
+
+
+def _assert_rows_are_well_formed(conn: sqlite3.Connection, now: float) -> None:
+    rows = conn.execute(
+        "SELECT ruid, username, domain, contact, received, socket, expires, last_modified,"
+        " user_agent, callid, cseq, connection_id FROM location"
+    ).fetchall()
+    assert rows
+    for ruid, user, domain, contact, received, socket, expires, modified, *rest in rows:
+        ua, callid, cseq, tcp = rest
+        assert ruid.startswith("uloc-") and domain == demo_data.DOMAIN
+        assert CONTACT.match(contact) and contact.startswith(f"sip:{user}@")
+        assert received is None or RECEIVED.match(received)
+        assert socket in SOCKETS
+        assert (tcp == -1) == socket.startswith("udp:")
+        # REAL Julian days in UTC, as Kamailio's db_sqlite writes them.
+        assert isinstance(expires, float) and isinstance(modified, float)
+        assert julian(now - 3700) < modified <= julian(now) < expires + SWEEP_SECONDS / 86400
+        assert 60 / 86400 - 1e-6 <= expires - modified <= 3600 / 86400 + 1e-6
+        assert ua and callid and cseq >= 1
+    statuses = {s for (s,) in conn.execute("SELECT status FROM trunk_status")}
+    assert statuses <= {"OK", "FAILED", "PENDING", "DISABLED"}
+    for reason, status in conn.execute("SELECT reason, status FROM trunk_status"):
+        assert (reason is None) == (status == "OK")
+    for payload, received in conn.execute("SELECT payload, received FROM messages"):
+        assert isinstance(payload, bytes) and payload
+        assert START * 1000 < received <= now * 1000
+
+
+async def _poll(condition: Callable[[], bool], within: float, what: str) -> None:
+    deadline = time.monotonic() + within
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02 * UNIT)
+
+
+class Reader(threading.Thread):
+    """Reads the store the way a collector does, as fast as it can, recording any error."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(daemon=True)
+        self.path, self.errors, self.reads = path, [], 0
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=1.0)
+        try:
+            while not self.stopping.is_set():
+                try:
+                    conn.execute("PRAGMA data_version").fetchone()
+                    conn.execute("SELECT * FROM location WHERE expires > julianday('now')")
+                    conn.execute("SELECT id, status FROM messages").fetchall()
+                    self.reads += 1
+                except sqlite3.Error as exc:
+                    self.errors.append(str(exc))
+        finally:
+            conn.close()
+
+
+def test_run_demo_writes_live_traffic_while_read(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="rtm.demo")
+    path = str(tmp_path / "rtm.db")
+    migrate(path)
+    reader = Reader(path)
+    probe = sqlite3.connect(path)
+
+    def query(sql: str) -> dict[str, tuple[object, ...]]:
+        return _rows(probe, sql)
+
+    async def scenario() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(demo.run_demo(path, seed=3, accounts=120, stop=stop, tick=0.05))
+        await _poll(lambda: len(query("SELECT id FROM accounts")) == 120, 10 * UNIT, "accounts")
+        await _poll(lambda: len(query("SELECT ruid FROM location")) > 40, 10 * UNIT, "contacts")
+        reader.start()
+        contacts = query("SELECT ruid FROM location")
+        trunks = query("SELECT trunk, status FROM trunk_status")
+        await _poll(lambda: bool(query("SELECT id FROM messages WHERE status = 'ENQUEUED'")),
+                    10 * UNIT, "a queued message")  # fmt: skip
+        queued = query("SELECT id FROM messages WHERE status = 'ENQUEUED'")
+        await _poll(lambda: bool(contacts.keys() - query("SELECT ruid FROM location").keys()),
+                    10 * UNIT, "a contact to leave")  # fmt: skip
+        await _poll(lambda: query("SELECT trunk, status FROM trunk_status") != trunks,
+                    20 * UNIT, "a trunk status change")  # fmt: skip
+        await _poll(lambda: bool(queued.keys() - query(
+            "SELECT id FROM messages WHERE status = 'ENQUEUED'").keys()),
+                    20 * UNIT, "a message to leave the queue")  # fmt: skip
+        stop.set()
+        await asyncio.wait_for(task, 5 * UNIT)
+
+    payloads = [p for (p,) in probe.execute("SELECT payload FROM messages")]
+    try:
+        asyncio.run(scenario())
+        payloads += [p for (p,) in probe.execute("SELECT payload FROM messages")]
+    finally:
+        reader.stopping.set()
+        reader.join()
+        probe.close()
+    assert reader.errors == [] and reader.reads > 0
+    assert "skipped" not in caplog.text
+    assert payloads
+    for payload in payloads:
+        for form in (payload.hex(), repr(payload), payload[:16].hex()):
+            assert form not in caplog.text
+
+
+def test_cancelled_demo_closes_and_a_rerun_replaces_its_rows(tmp_path: Path) -> None:
+    path = str(tmp_path / "rtm.db")
+    migrate(path)
+
+    async def run_until_new_contacts(seed: int, before: set[str]) -> set[str]:
+        task = asyncio.create_task(demo.run_demo(path, seed=seed, accounts=30, tick=0.05))
+        probe = sqlite3.connect(path, timeout=5)
+        try:
+            await _poll(
+                lambda: bool(_ruids(probe) - before) and _count(probe, "messages") > 0,
+                10 * UNIT,
+                "new contacts and messages",
+            )
+        finally:
+            probe.close()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        with closing(sqlite3.connect(path)) as conn:
+            return _ruids(conn)
+
+    first = asyncio.run(run_until_new_contacts(9, set()))
+    second = asyncio.run(run_until_new_contacts(10, first))
+    # The second run replaced the first run's contacts with its own.
+    assert first and second and not first & second
+    with closing(sqlite3.connect(path)) as conn:
+        assert _count(conn, "accounts") >= 30
+    assert len({ruid.rsplit("-", 1)[0] for ruid in second}) == 1
+
+
+def _ruids(conn: sqlite3.Connection) -> set[str]:
+    return {ruid for (ruid,) in conn.execute("SELECT ruid FROM location")}
+
+
+def _count(conn: sqlite3.Connection, table: str) -> int:
+    return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+
+
+def test_demo_needs_two_accounts(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="at least 2"):
+        asyncio.run(demo.run_demo(str(tmp_path / "rtm.db"), accounts=1))
+
+
+def test_rtm_demo_arguments() -> None:
+    parser = argparse.ArgumentParser(exit_on_error=False)
+    demo.register(parser.add_subparsers())
+    args = parser.parse_args(["demo", "--db", "x.db", "--seed", "4", "--accounts", "50"])
+    assert (args.db, args.seed, args.accounts, args.func) == ("x.db", 4, 50, demo.main)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["demo", "--accounts", "1"])
