@@ -125,7 +125,7 @@ def register(subparsers: Any) -> None:
                         help="store path (default: RTM_DB or var/rtm.db)")  # fmt: skip
     parser.add_argument("--seed", type=int, default=None, help="replay the same traffic")
     parser.add_argument("--accounts", type=_accounts, default=300, help="accounts (default 300)")
-    parser.set_defaults(func=main)
+    parser.set_defaults(handler=main)
 
 
 def main(args: argparse.Namespace) -> int:

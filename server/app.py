@@ -1,0 +1,93 @@
+"""The Starlette application: routes, and a lifespan that owns the collectors and the hub."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
+
+from . import api, store
+from .collectors import open_source
+from .collectors.base import Collector
+from .collectors.runner import CollectorRunner, describe
+from .config import TABLES, Config, from_env
+from .hub import Hub
+from .supervise import TaskSet
+from .ws import websocket_endpoint
+
+log = logging.getLogger("rtm")
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+# Only registrations expire by themselves; the runner drops them at that second.
+EXPIRES_FIELD = {"accounts": "expires"}
+
+
+async def index(request: Request) -> Response:
+    return FileResponse(WEB_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+
+def open_collectors(config: Config) -> list[Collector]:
+    """One collector per table from its URL; a bad URL fails start-up with its name."""
+    return [open_source(table, config.source_urls[table], config) for table in TABLES]
+
+
+def create_app(config: Config | None = None) -> Starlette:
+    config = (config or from_env()).validate()
+    hub = Hub(
+        TABLES,
+        ring_size=config.ring_size,
+        client_frames=config.client_queue_frames,
+        client_bytes=config.client_queue_bytes,
+    )
+    collectors = open_collectors(config)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        store.migrate(config.db)
+        tasks = TaskSet()
+        runners = []
+        for collector in collectors:
+            runner = CollectorRunner(
+                collector,
+                hub,
+                interval=config.poll[collector.table],
+                expires_field=EXPIRES_FIELD.get(collector.table),
+            )
+            runners.append(runner)
+
+            def crashed(exc: BaseException, table: str = collector.table) -> None:
+                hub.set_source(table, False, f"internal error: {describe(exc)}")
+
+            tasks.start(f"collect:{collector.table}", runner.run, crashed)
+            tasks.start(f"hints:{collector.table}", runner.watch)
+        if config.demo:
+            from .demo import run_demo  # the generator is only loaded when asked for
+
+            tasks.start("demo", lambda: run_demo(config.db))
+        app.state.runners = runners
+        try:
+            yield
+        finally:
+            await tasks.stop()
+            for collector in collectors:
+                await collector.close()
+
+    routes = [
+        Route("/", index),
+        Route("/healthz", api.healthz),
+        Route("/api/accounts/{username:path}", api.account),
+        Route("/api/queue/{id:path}", api.message),
+        Route("/api/{table}", api.table),
+        WebSocketRoute("/ws", websocket_endpoint),
+        Mount("/static", StaticFiles(directory=WEB_DIR, check_dir=False), name="static"),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.config = config
+    app.state.hub = hub
+    return app

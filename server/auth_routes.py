@@ -1,0 +1,138 @@
+"""Routes for signing in and out and for admins managing displays and seeing users.
+
+`routes(auth)` returns them for server/app.py; SecurityMiddleware already refused anyone
+without the right role, and each admin route checks again (`require_role`) in case the
+middleware list is ever edited.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from urllib.parse import parse_qsl
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+from starlette.templating import Jinja2Templates
+
+from .auth import COOKIE_NAME, Auth, AuthError
+from .security import client_address, own_origin, require_role, session_cookie
+
+MAX_FORM_BYTES = 16 * 1024
+templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+WRONG = "Wrong user name or password."
+LOCKED = "Too many failed sign-ins. Try again later."
+
+
+def safe_next(target: str) -> str:
+    """A local path to go to after login; anything that could leave the site becomes "/"."""
+    if (
+        not target.startswith("/")
+        or target.startswith(("//", "/\\"))
+        or any(ord(c) < 0x20 or c == "\\" for c in target)
+        or target.startswith("/login")
+    ):
+        return "/"
+    return target[:2048]
+
+
+async def read_capped(request: Request, limit: int = MAX_FORM_BYTES) -> bytes | None:
+    """The request body, or None when it is larger than `limit` bytes."""
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            return None
+    return body
+
+
+def routes(auth: Auth) -> list[Route]:
+    """The login, logout and admin routes, bound to `auth`."""
+    config = auth.config
+
+    def login_page(request: Request, status: int, error: str, username: str, nxt: str) -> Response:
+        context = {"error": error, "username": username, "next": safe_next(nxt)}
+        return templates.TemplateResponse(request, "login.html", context, status_code=status)
+
+    async def login(request: Request) -> Response:
+        if request.method == "GET":
+            return login_page(request, 200, "", "", request.query_params.get("next", "/"))
+        body = await read_capped(request)
+        if body is None:
+            return Response("form too large", status_code=413)
+        form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+        username = form.get("username", "")[:256]
+        password = form.get("password", "")
+        nxt = form.get("next", "/")
+        address = client_address(request.scope, config)
+        outcome = await asyncio.to_thread(auth.check_login, username, password, address)
+        if outcome.locked:
+            return login_page(request, 429, LOCKED, username, nxt)
+        if outcome.principal is None:
+            # Slow each further guess; the lockout bounds the total.
+            await asyncio.sleep(
+                min(outcome.failures, config.login_max_failures) * config.login_delay
+            )
+            return login_page(request, 401, WRONG, username, nxt)
+        cookie = await asyncio.to_thread(auth.start_session, "user", outcome.principal.name)
+        response = RedirectResponse(safe_next(nxt), status_code=303)
+        max_age = int(config.session_max)
+        response.headers.append("set-cookie", session_cookie(request.scope, cookie, max_age))
+        return response
+
+    async def logout(request: Request) -> Response:
+        cookie = request.cookies.get(COOKIE_NAME, "")
+        if cookie:
+            await asyncio.to_thread(auth.end_session, cookie)
+        response = RedirectResponse("/login", status_code=303)
+        response.headers.append("set-cookie", session_cookie(request.scope, "", 0))
+        return response
+
+    async def me(request: Request) -> Response:
+        return JSONResponse(request.scope.get("user"))
+
+    async def list_displays(request: Request) -> Response:
+        require_role(request, "admin")
+        return JSONResponse({"displays": await asyncio.to_thread(auth.list_displays)})
+
+    async def add_display(request: Request) -> Response:
+        require_role(request, "admin")
+        body = await read_capped(request, 4096)
+        try:
+            name = json.loads(body or b"")["name"]
+            if not isinstance(name, str):
+                raise TypeError(name)
+            token = await asyncio.to_thread(auth.add_display, name)
+        except (ValueError, KeyError, TypeError) as exc:
+            status = 409 if isinstance(exc, AuthError) and "exists" in str(exc) else 400
+            return JSONResponse(
+                {
+                    "error": str(exc)
+                    if isinstance(exc, AuthError)
+                    else 'expected JSON {"name": "..."}'
+                },
+                status_code=status,
+            )
+        base = own_origin(request.scope) or ""
+        return JSONResponse({"name": name, "url": f"{base}/?display={token}"}, status_code=201)
+
+    async def revoke_display(request: Request) -> Response:
+        require_role(request, "admin")
+        revoked = await asyncio.to_thread(auth.revoke_display, request.path_params["name"])
+        return Response(status_code=204 if revoked else 404)
+
+    async def list_users(request: Request) -> Response:
+        require_role(request, "admin")
+        return JSONResponse({"users": await asyncio.to_thread(auth.list_users)})
+
+    return [
+        Route("/login", login, methods=["GET", "POST"]),
+        Route("/logout", logout, methods=["POST"]),
+        Route("/api/me", me, methods=["GET"]),
+        Route("/api/displays", list_displays, methods=["GET"]),
+        Route("/api/displays", add_display, methods=["POST"]),
+        Route("/api/displays/{name}", revoke_display, methods=["DELETE"]),
+        Route("/api/users", list_users, methods=["GET"]),
+    ]

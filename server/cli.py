@@ -1,0 +1,92 @@
+"""The ``rtm`` command: ``rtm serve`` here; other subcommands come from their modules."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from .config import ConfigError, from_env
+
+# Each module exposes ``register(subparsers)`` adding its own subcommands.
+SUBCOMMAND_MODULES = ("server.demo", "server.users_cli")
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from . import store
+    from .app import create_app
+
+    overrides = {
+        name: value
+        for name, value in {
+            "db": args.db,
+            "host": args.host,
+            "port": args.port,
+            "tz": args.tz,
+            "tls_cert": args.tls_cert,
+            "tls_key": args.tls_key,
+            "demo": True if args.demo else None,
+        }.items()
+        if value is not None
+    }
+    try:
+        config = from_env().replace(**overrides).validate()
+        store.migrate(config.db)
+        app = create_app(config)
+    except (ConfigError, ValueError, RuntimeError, OSError) as exc:
+        print(f"rtm: {exc}", file=sys.stderr)
+        return 2
+    scheme = "https" if config.tls_cert else "http"
+    print(f"rtm serving on {scheme}://{config.host}:{config.port}/", file=sys.stderr)
+    uvicorn.run(
+        app,
+        host=config.host,
+        port=config.port,
+        ws_max_size=config.ws_max_frame,
+        ssl_certfile=config.tls_cert or None,
+        ssl_keyfile=config.tls_key or None,
+        # Access logs would carry display tokens from URLs; rtm keeps no logs of who looked.
+        access_log=False,
+        log_level="info",
+        ws="websockets-sansio",
+        lifespan="on",
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rtm", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="serve the dashboard")
+    serve.add_argument("--db", help="embedded store path (RTM_DB, default var/rtm.db)")
+    serve.add_argument("--host", help="listen address (RTM_HOST, default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="listen port (RTM_PORT, default 8080)")
+    serve.add_argument("--tz", help="time zone for display (RTM_TZ, default UTC)")
+    serve.add_argument("--tls-cert", help="PEM certificate: serve HTTPS/WSS (RTM_TLS_CERT)")
+    serve.add_argument("--tls-key", help="PEM private key for --tls-cert (RTM_TLS_KEY)")
+    serve.add_argument("--demo", action="store_true", help="generate demo traffic (RTM_DEMO=1)")
+    serve.set_defaults(handler=_serve)
+    for name in SUBCOMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue  # that part of rtm is not installed
+        module.register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    code: int = args.handler(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

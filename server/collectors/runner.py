@@ -1,0 +1,145 @@
+"""The shared loop around every collector: polling, timeouts, staleness, expiry, publishing.
+
+A failing source keeps its last good rows and is reported stale with the error and since
+when; it recovers by itself on the next good fetch. Rows with an ``expires`` in the past
+leave at that second even when the source still lists them (Kamailio keeps expired contacts
+until its timer sweeps), because the runner wakes at the earliest expiry as well as on its
+interval.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+from ..hub import Hub
+from ..times import parse_iso
+from .base import Collector, Row, Rows
+
+log = logging.getLogger("rtm.collectors")
+
+Match = Callable[[Row], bool]
+
+
+def describe(exc: BaseException) -> str:
+    """A short operator-facing text for a failure (no traceback)."""
+    if isinstance(exc, TimeoutError):
+        return "no answer in time"
+    text = str(exc).strip() or type(exc).__name__
+    return text[:500]
+
+
+class CollectorRunner:
+    """Polls one collector and publishes its table into the hub."""
+
+    def __init__(
+        self,
+        collector: Collector,
+        hub: Hub,
+        *,
+        interval: float = 1.0,
+        timeout: float | None = None,
+        expires_field: str | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.collector = collector
+        self.table = collector.table
+        self.hub = hub
+        self.interval = interval
+        self.timeout = timeout if timeout is not None else max(5.0, 3 * interval)
+        self.expires_field = expires_field
+        self._clock = clock
+        self._rows: dict[str, Row] = {}
+        self._expiry: dict[str, float] = {}
+        self._next_expiry = float("inf")
+
+    async def run(self) -> None:
+        """Poll forever (until cancelled); never raises for a source's failure."""
+        while True:
+            started = time.monotonic()
+            await self.poll_once()
+            await self._sleep(started + self.interval)
+
+    async def poll_once(self) -> None:
+        try:
+            rows = await asyncio.wait_for(self.collector.fetch(), self.timeout)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any source failure is reported, not raised
+            error = describe(exc)
+            if self.hub.tables[self.table].source.ok:
+                log.warning("%s source failed: %s", self.table, error)
+            self.hub.set_source(self.table, False, error)
+            self._publish()  # expiry goes on while the source is down
+            return
+        if not self.hub.tables[self.table].source.ok:
+            log.info("%s source recovered", self.table)
+        self.hub.set_source(self.table, True, None)
+        if rows is not None:
+            self._set_rows(rows)
+        self._publish()
+
+    def replace(self, match: Match, rows: Rows) -> None:
+        """Swap the rows ``match`` selects for ``rows`` and publish at once (source hints)."""
+        kept = {key: row for key, row in self._rows.items() if not match(row)}
+        kept.update(rows)
+        self._set_rows(kept)
+        self._publish()
+
+    def _set_rows(self, rows: Rows) -> None:
+        self._rows = dict(rows)
+        if self.expires_field is None:
+            return
+        expiry: dict[str, float] = {}
+        for key, row in self._rows.items():
+            value = row.get(self.expires_field)
+            if isinstance(value, str):
+                try:
+                    expiry[key] = parse_iso(value)
+                except ValueError:
+                    pass  # unreadable expiry: keep the row rather than lose it
+        self._expiry = expiry
+
+    def _publish(self) -> None:
+        now = self._clock()
+        if self._expiry:
+            visible = {k: r for k, r in self._rows.items() if self._expiry.get(k, now + 1) > now}
+            self._next_expiry = min(
+                (t for k, t in self._expiry.items() if k in visible), default=float("inf")
+            )
+        else:
+            visible = self._rows
+            self._next_expiry = float("inf")
+        self.hub.publish_state(self.table, visible)
+
+    async def _sleep(self, next_poll: float) -> None:
+        """Sleep until the next poll, waking to drop rows at their expiry meanwhile."""
+        while True:
+            now = time.monotonic()
+            if now >= next_poll:
+                return
+            wall_wait = self._next_expiry - self._clock()
+            wait = min(next_poll - now, max(wall_wait, 0.0) + 0.001)
+            await asyncio.sleep(wait)
+            if self._clock() >= self._next_expiry:
+                self._publish()
+
+    async def watch(self) -> None:
+        """Run the collector's optional hint stream, restarting it with capped backoff."""
+        watch = getattr(self.collector, "watch", None)
+        if watch is None:
+            return
+        delay = 0.5
+        while True:
+            started = time.monotonic()
+            try:
+                await watch(self.replace)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - hints are optional; polling goes on
+                log.warning("%s hints failed: %s", self.table, describe(exc))
+            delay = 0.5 if time.monotonic() - started > 30 else min(delay * 2, 30.0)
+            await asyncio.sleep(delay)
+

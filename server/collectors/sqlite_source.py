@@ -1,0 +1,93 @@
+"""A read-only aiosqlite connection that knows whether the file changed since last asked."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import aiosqlite
+
+
+def path_from_url(url: str) -> str:
+    """``sqlite:///var/rtm.db`` → ``var/rtm.db``; ``sqlite:////abs/x.db`` → ``/abs/x.db``."""
+    parts = urlsplit(url)
+    path = parts.path[1:] if parts.path.startswith("/") else parts.path
+    if parts.netloc:
+        raise ValueError(f"{url!r}: a sqlite URL has no host (use sqlite:///relative or ////abs)")
+    if not path:
+        raise ValueError(f"{url!r}: no database path")
+    return path
+
+
+class SqliteSource:
+    """One persistent read connection; ``changed()`` uses ``PRAGMA data_version``.
+
+    data_version moves when any *other* connection commits, so an unchanged store costs one
+    stat and one pragma per cycle. The stat notices a file that was removed or replaced (an
+    open connection would go on reading the old one). After an error the connection is
+    dropped and the next call reopens it.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._conn: aiosqlite.Connection | None = None
+        self._version: int | None = None
+        self._inode: tuple[int, int] | None = None
+
+    def _stat(self) -> tuple[int, int]:
+        try:
+            info = os.stat(self.path)
+        except FileNotFoundError:
+            raise FileNotFoundError(f"no database at {self.path}") from None
+        return info.st_dev, info.st_ino
+
+    async def _connection(self) -> aiosqlite.Connection:
+        inode = self._stat()
+        if self._conn is not None and inode != self._inode:
+            await self.close()  # replaced under us: read the new file from now on
+        if self._conn is None:
+            uri = f"file:{quote(str(Path(self.path).resolve()))}?mode=ro"
+            conn = await aiosqlite.connect(uri, uri=True, timeout=2.0)
+            conn.row_factory = sqlite3.Row
+            self._conn = conn
+            self._version = None
+            self._inode = inode
+        return self._conn
+
+    async def changed(self) -> bool:
+        """True on the first call, after a reconnect, and whenever another writer committed."""
+        try:
+            conn = await self._connection()
+            async with conn.execute("PRAGMA data_version") as cursor:
+                row = await cursor.fetchone()
+        except Exception:
+            await self.close()
+            raise
+        version = int(row[0]) if row else -1
+        if version == self._version:
+            return False
+        self._version = version
+        return True
+
+    async def query(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
+        try:
+            conn = await self._connection()
+            async with conn.execute(sql, tuple(params)) as cursor:
+                return list(await cursor.fetchall())
+        except Exception:
+            await self.close()
+            raise
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        self._version = None
+        self._inode = None
+        if conn is not None:
+            try:
+                await conn.close()
+            except Exception:  # noqa: BLE001 - closing a broken connection may fail too
+                pass

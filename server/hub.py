@@ -1,0 +1,179 @@
+"""The hub: each table's current rows and ``seq``, a ring of recent diffs, and fan-out.
+
+Publishing is synchronous and never awaits a client: a diff is encoded once and appended to
+every client's bounded outbox. A client whose outbox overflows (frames or bytes) stops
+receiving diffs and is sent a fresh snapshot of every table when its sender next runs; it
+is counted in ``stats``. Memory per client is therefore bounded by its outbox limits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from . import protocol
+from .collectors.base import Row
+from .diff import Changes, diff
+from .times import now_iso
+
+
+class Client:
+    """One subscriber's bounded outbox of encoded frames."""
+
+    def __init__(self, max_frames: int, max_bytes: int) -> None:
+        self._frames: deque[str] = deque()
+        self._bytes = 0
+        self._max_frames = max_frames
+        self._max_bytes = max_bytes
+        self._wakeup = asyncio.Event()
+        self.needs_snapshot = False
+        self.resyncs = 0
+
+    def push(self, frame: str) -> None:
+        """Queue a frame; on overflow drop the outbox and ask for a snapshot instead."""
+        if self.needs_snapshot:
+            return  # the snapshot it will get supersedes every diff until then
+        if len(self._frames) >= self._max_frames or self._bytes + len(frame) > self._max_bytes:
+            self._frames.clear()
+            self._bytes = 0
+            self.needs_snapshot = True
+            self.resyncs += 1
+        else:
+            self._frames.append(frame)
+            self._bytes += len(frame)
+        self._wakeup.set()
+
+    async def wait(self) -> None:
+        """Return once there is something to send (frames or a pending snapshot)."""
+        while not self._frames and not self.needs_snapshot:
+            self._wakeup.clear()
+            await self._wakeup.wait()
+
+    def take(self) -> list[str]:
+        frames = list(self._frames)
+        self._frames.clear()
+        self._bytes = 0
+        return frames
+
+    @property
+    def queued_bytes(self) -> int:
+        return self._bytes
+
+
+@dataclass
+class Table:
+    name: str
+    ring_size: int
+    rows: dict[str, Row] = field(default_factory=dict)
+    seq: int = 0
+    ring: deque[tuple[int, str]] = field(init=False)
+    source: protocol.Source = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.ring = deque(maxlen=self.ring_size)
+        self.source = protocol.Source(self.name, True, None, now_iso())
+
+
+@dataclass
+class HubStats:
+    clients: int = 0
+    resyncs: int = 0
+    published: int = 0
+
+
+class Hub:
+    """Tables, sequence numbers and the fan-out to WebSocket clients."""
+
+    def __init__(
+        self,
+        tables: Iterable[str],
+        *,
+        ring_size: int = 1024,
+        client_frames: int = 256,
+        client_bytes: int = 16 * 1024 * 1024,
+    ) -> None:
+        self.epoch = f"{int(time.time())}-{secrets.token_hex(4)}"
+        self.tables = {name: Table(name, ring_size) for name in tables}
+        self._clients: set[Client] = set()
+        self._client_frames = client_frames
+        self._client_bytes = client_bytes
+        self.stats = HubStats()
+
+    # --- publishing -------------------------------------------------------------------
+
+    def publish_state(self, table: str, rows: Mapping[str, Row]) -> Changes:
+        """Make ``rows`` the table's state; publish the diff if anything changed."""
+        state = self.tables[table]
+        changes = diff(state.rows, rows)
+        state.rows = dict(rows)
+        if changes:
+            self._publish(state, changes)
+        return changes
+
+    def _publish(self, state: Table, changes: Changes) -> None:
+        state.seq += 1
+        frame = protocol.encode(
+            protocol.Diff(state.name, state.seq, changes.upsert, changes.delete)
+        )
+        state.ring.append((state.seq, frame))
+        self.stats.published += 1
+        self._fan_out(frame)
+
+    def set_source(self, table: str, ok: bool, error: str | None) -> None:
+        """Record a source's health; clients hear of it only when it changes."""
+        state = self.tables[table]
+        if state.source.ok == ok and state.source.error == error:
+            return
+        state.source = protocol.Source(table, ok, error, now_iso())
+        self._fan_out(protocol.encode(state.source))
+
+    def _fan_out(self, frame: str) -> None:
+        for client in self._clients:
+            before = client.resyncs
+            client.push(frame)
+            self.stats.resyncs += client.resyncs - before
+
+    # --- subscribing ------------------------------------------------------------------
+
+    def connect(self, resume: protocol.Resume | None) -> tuple[Client, list[str]]:
+        """Register a client; return it and its first frames (missed diffs or snapshots).
+
+        Synchronous, so no diff can fall between the frames returned and the outbox.
+        """
+        client = Client(self._client_frames, self._client_bytes)
+        frames: list[str] = []
+        for state in self.tables.values():
+            frames.extend(self._catch_up(state, resume))
+            frames.append(protocol.encode(state.source))
+        self._clients.add(client)
+        self.stats.clients = len(self._clients)
+        return client, frames
+
+    def disconnect(self, client: Client) -> None:
+        self._clients.discard(client)
+        self.stats.clients = len(self._clients)
+
+    def snapshot_frames(self, client: Client | None = None) -> list[str]:
+        """Every table as snapshot pages (and sources); clears a client's pending snapshot."""
+        if client is not None:
+            client.take()
+            client.needs_snapshot = False
+        frames: list[str] = []
+        for state in self.tables.values():
+            frames.extend(protocol.snapshot_pages(state.name, state.seq, list(state.rows.values())))
+            frames.append(protocol.encode(state.source))
+        return frames
+
+    def _catch_up(self, state: Table, resume: protocol.Resume | None) -> list[str]:
+        if resume is not None and resume.epoch == self.epoch and state.name in resume.seq:
+            have = resume.seq[state.name]
+            if have == state.seq:
+                return []
+            oldest = state.ring[0][0] if state.ring else state.seq + 1
+            if oldest <= have + 1 <= state.seq:
+                return [frame for seq, frame in state.ring if seq > have]
+        return protocol.snapshot_pages(state.name, state.seq, list(state.rows.values()))

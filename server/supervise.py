@@ -1,0 +1,57 @@
+"""Long-running tasks that are noticed when they crash and restarted with capped backoff."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+log = logging.getLogger("rtm.tasks")
+
+
+async def supervise(
+    name: str,
+    start: Callable[[], Awaitable[None]],
+    on_crash: Callable[[BaseException], None] | None = None,
+    *,
+    max_delay: float = 30.0,
+) -> None:
+    """Run ``start()`` until it returns; restart it after each crash (logged and reported)."""
+    delay = 0.5
+    while True:
+        started = time.monotonic()
+        try:
+            await start()
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a task's bug must not take the server down
+            log.exception("task %s crashed; restarting in %.1f s", name, delay)
+            if on_crash is not None:
+                on_crash(exc)
+        # A task that ran a while before crashing starts again quickly.
+        delay = 0.5 if time.monotonic() - started > 60 else min(delay * 2, max_delay)
+        await asyncio.sleep(delay)
+
+
+class TaskSet:
+    """The app's background tasks, started in the lifespan and cancelled at its end."""
+
+    def __init__(self) -> None:
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(
+        self,
+        name: str,
+        start: Callable[[], Awaitable[None]],
+        on_crash: Callable[[BaseException], None] | None = None,
+    ) -> None:
+        task = asyncio.create_task(supervise(name, start, on_crash), name=name)
+        self._tasks.append(task)
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()

@@ -1,0 +1,99 @@
+"""Time in the forms rtm meets: Kamailio's Julian days, unix seconds, ISO-8601 on the wire."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+UNIX_EPOCH_JULIAN = 2440587.5
+
+
+def julian_to_unix(value: object) -> float | None:
+    """Unix seconds from a usrloc ``expires`` as db_sqlite stores it.
+
+    Kamailio writes a REAL Julian day; a text ``YYYY-MM-DD HH:MM:SS`` (the schema's default,
+    or another writer) is read as UTC. Kamailio's 0 / pre-1970 means "never expires": None.
+    """
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, (int, float)):
+        if value <= UNIX_EPOCH_JULIAN:
+            return None
+        return (float(value) - UNIX_EPOCH_JULIAN) * 86400.0
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.strip())
+        except ValueError:
+            try:
+                return julian_to_unix(float(value))
+            except ValueError:
+                return None
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        seconds = parsed.timestamp()
+        return seconds if seconds > 0 else None
+    return None
+
+
+def unix_to_julian(seconds: float) -> float:
+    return seconds / 86400.0 + UNIX_EPOCH_JULIAN
+
+
+def iso(seconds: float | None, *, millis: bool = False) -> str | None:
+    """Wire form: ``2026-11-27T08:00:00Z`` (``.123`` with millis), None stays None."""
+    if seconds is None:
+        return None
+    moment = datetime.fromtimestamp(seconds, UTC)
+    if millis:
+        return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_iso(text: str) -> float:
+    """Unix seconds from a wire timestamp; ValueError when it is not one."""
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+def now_iso() -> str:
+    return iso(time.time()) or ""
+
+
+def zone_transitions(
+    zone: ZoneInfo, around: float, days: int = 400
+) -> list[tuple[int, int, str]]:
+    """``(unix_start, utc_offset_seconds, abbreviation)`` for ``days`` either side of ``around``.
+
+    The browser has no reliable way to name a zone's abbreviation ("CEST"), so the server
+    sends the zone's spans and the page formats with them. Found by hourly steps, refined to
+    the exact second by bisection.
+    """
+    start = int(around) - days * 86400
+    end = int(around) + days * 86400
+
+    def state(t: int) -> tuple[int, str]:
+        local = datetime.fromtimestamp(t, zone)
+        offset = local.utcoffset() or timedelta(0)
+        return int(offset.total_seconds()), local.tzname() or ""
+
+    spans = [(start, *state(start))]
+    previous = state(start)
+    step = 3600
+    t = start
+    while t < end:
+        current = state(t + step)
+        if current != previous:
+            low, high = t, t + step  # transition in (low, high]
+            while high - low > 1:
+                mid = (low + high) // 2
+                if state(mid) == previous:
+                    low = mid
+                else:
+                    high = mid
+            spans.append((high, *current))
+            previous = current
+        t += step
+    return spans

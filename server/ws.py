@@ -1,0 +1,142 @@
+"""The ``/ws`` endpoint: hello, the client's resume, then diffs from the hub's outbox.
+
+A client that sends oversized frames is closed with 1009, one that floods with 1008;
+anything else it sends that is not a valid message gets an ``error`` message back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from typing import Any
+
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from . import protocol
+from .config import Config
+from .hub import Client, Hub
+from .times import zone_transitions
+
+log = logging.getLogger("rtm.ws")
+
+RESUME_WAIT = 10.0  # seconds a client has to say what it holds before it gets snapshots
+SEND_TIMEOUT = 30.0  # a client that cannot take one frame in this long is closed
+
+
+class ClientGone(Exception):
+    """The client closed, or broke a limit and was closed."""
+
+
+class Inbox:
+    """Reads client frames, enforcing the frame size and rate limits."""
+
+    def __init__(self, websocket: WebSocket, config: Config) -> None:
+        self.websocket = websocket
+        self.max_frame = config.ws_max_frame
+        self.max_messages = config.ws_max_messages_per_10s
+        self._times: deque[float] = deque()
+
+    async def receive(self) -> str | bytes:
+        message = await self.websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            raise ClientGone()
+        data: str | bytes = message.get("text") or message.get("bytes") or ""
+        if len(data) > self.max_frame:
+            await self.websocket.close(code=1009, reason="frame too large")
+            raise ClientGone()
+        now = time.monotonic()
+        self._times.append(now)
+        while self._times and self._times[0] < now - 10:
+            self._times.popleft()
+        if len(self._times) > self.max_messages:
+            await self.websocket.close(code=1008, reason="too many messages")
+            raise ClientGone()
+        return data
+
+
+def hello(hub: Hub, config: Config, user: Any) -> str:
+    now = time.time()
+    tz = {"name": config.tz, "transitions": zone_transitions(config.zone, now)}
+    return protocol.encode(
+        protocol.Hello(
+            epoch=hub.epoch,
+            tables=list(hub.tables),
+            now=now,
+            tz=tz,
+            demo=config.demo,
+            user=user if isinstance(user, dict) else None,
+        )
+    )
+
+
+async def _send(websocket: WebSocket, frames: list[str]) -> None:
+    for frame in frames:
+        await asyncio.wait_for(websocket.send_text(frame), SEND_TIMEOUT)
+
+
+async def _first_resume(inbox: Inbox, tables: list[str]) -> protocol.Resume | None:
+    """The client's resume, answering invalid frames with errors; None if it never comes."""
+    deadline = time.monotonic() + RESUME_WAIT
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return None
+        try:
+            data = await asyncio.wait_for(inbox.receive(), remaining)
+        except TimeoutError:
+            return None
+        try:
+            return protocol.decode_client(data, tables)
+        except protocol.BadMessage as exc:
+            await _send(inbox.websocket, [protocol.encode(protocol.Error("bad message", str(exc)))])
+
+
+async def _pump(websocket: WebSocket, hub: Hub, client: Client) -> None:
+    while True:
+        await client.wait()
+        frames = hub.snapshot_frames(client) if client.needs_snapshot else client.take()
+        await _send(websocket, frames)
+
+
+async def _answer(inbox: Inbox) -> None:
+    """After the resume, the client has nothing to say: every frame gets an error."""
+    while True:
+        await inbox.receive()
+        error = protocol.Error("unexpected message", "only one resume, as the first message")
+        await _send(inbox.websocket, [protocol.encode(error)])
+
+
+async def websocket_endpoint(websocket: WebSocket) -> None:
+    hub: Hub = websocket.app.state.hub
+    config: Config = websocket.app.state.config
+    await websocket.accept()
+    inbox = Inbox(websocket, config)
+    client: Client | None = None
+    try:
+        await _send(websocket, [hello(hub, config, websocket.scope.get("user"))])
+        resume = await _first_resume(inbox, list(hub.tables))
+        client, frames = hub.connect(resume)
+        await _send(websocket, frames)
+        pump = asyncio.create_task(_pump(websocket, hub, client))
+        answer = asyncio.create_task(_answer(inbox))
+        done, pending = await asyncio.wait({pump, answer}, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        for task in done:
+            task.result()
+    except (ClientGone, WebSocketDisconnect):
+        pass
+    except TimeoutError:
+        log.info("closing a client that took no frame for %.0f s", SEND_TIMEOUT)
+        with contextlib.suppress(Exception):
+            await websocket.close(code=1008, reason="too slow")
+    except RuntimeError:
+        pass  # sending on a socket the client already closed
+    finally:
+        if client is not None:
+            hub.disconnect(client)

@@ -1,0 +1,105 @@
+"""A real rtm (``rtm serve`` in a subprocess, real uvicorn) on a free loopback port."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
+from typing import Any
+
+import httpx
+from websockets.asyncio.client import ClientConnection, connect
+
+# Every wait in the tests is a multiple of this unit; raise RTM_TEST_TIMEOUT_UNIT on a slow box.
+UNIT = float(os.environ.get("RTM_TEST_TIMEOUT_UNIT", "1"))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class RtmServer:
+    """One rtm process with its own store, log file and port; restartable on the same port.
+
+    ``headers`` / ``cookies`` carry whatever credentials the server requires, so tests use
+    ``get()`` and ``ws()`` rather than building requests themselves.
+    """
+
+    def __init__(self, workdir: Path, env: Mapping[str, str] | None = None) -> None:
+        self.workdir = workdir
+        self.db = str(workdir / "rtm.db")
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.ws_url = f"ws://127.0.0.1:{self.port}/ws"
+        self.log_path = workdir / "rtm.log"
+        self.env = {
+            **os.environ,
+            "RTM_DB": self.db,
+            "RTM_PORT": str(self.port),
+            "RTM_HOST": "127.0.0.1",
+            "PYTHONASYNCIODEBUG": "1",
+            **(env or {}),
+        }
+        self.headers: dict[str, str] = {}
+        self.cookies: dict[str, str] = {}
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 20 * UNIT) -> RtmServer:
+        log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child process
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "server.cli", "serve"],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=Path(__file__).resolve().parent.parent,
+        )
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"rtm exited {self.proc.returncode}: {self.log()[-2000:]}")
+            try:
+                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)  # readiness poll interval, not a wait for a result
+        raise TimeoutError(f"rtm not ready in {timeout} s: {self.log()[-2000:]}")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(10 * UNIT)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def get(self, path: str, **kwargs: Any) -> httpx.Response:
+        return httpx.get(
+            self.url + path, headers=self.headers, cookies=self.cookies, timeout=10, **kwargs
+        )
+
+    def ws(self, **kwargs: Any) -> AbstractAsyncContextManager[ClientConnection]:
+        """A websockets client connection carrying the server's credentials and own Origin."""
+        headers = dict(self.headers)
+        if self.cookies:
+            headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+        kwargs.setdefault("origin", self.url)
+        kwargs.setdefault("open_timeout", 10 * UNIT)
+        return connect(self.ws_url, additional_headers=headers, **kwargs)  # type: ignore[arg-type]
