@@ -12,7 +12,10 @@ import asyncio
 import logging
 import random
 import re
+import signal
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -251,6 +254,39 @@ def test_rtm_demo_arguments() -> None:
     parser = argparse.ArgumentParser(exit_on_error=False)
     demo.register(parser.add_subparsers())
     args = parser.parse_args(["demo", "--db", "x.db", "--seed", "4", "--accounts", "50"])
-    assert (args.db, args.seed, args.accounts, args.func) == ("x.db", 4, 50, demo.main)
+    assert (args.db, args.seed, args.accounts, args.handler) == ("x.db", 4, 50, demo.main)
     with pytest.raises(SystemExit):
         parser.parse_args(["demo", "--accounts", "1"])
+
+
+def test_rtm_demo_runs_alone_and_stops_on_sigterm(tmp_path: Path) -> None:
+    path = str(tmp_path / "fresh" / "rtm.db")  # no store yet: rtm demo creates it
+    command = [sys.executable, "-m", "server.cli", "demo", "--db", path, "--accounts", "20"]
+    proc = subprocess.Popen(
+        [*command, "--seed", "2"],
+        cwd=Path(__file__).resolve().parent.parent,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 20 * UNIT
+        while not (Path(path).exists() and _count_when_ready(path, "location") > 0):
+            assert proc.poll() is None, proc.stdout.read() if proc.stdout else b""
+            assert time.monotonic() < deadline, "rtm demo wrote no contacts"
+            threading.Event().wait(0.05 * UNIT)  # poll interval
+        proc.send_signal(signal.SIGTERM)
+        output, _ = proc.communicate(timeout=10 * UNIT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, output
+    assert b"seed 2" in output and b"Traceback" not in output
+
+
+def _count_when_ready(path: str, table: str) -> int:
+    with closing(sqlite3.connect(path, timeout=5)) as conn:
+        try:
+            return _count(conn, table)
+        except sqlite3.OperationalError:  # schema not created yet
+            return 0
