@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -99,7 +99,9 @@ def expires_at(contact: Mapping[str, Any], now: float, held: Held | None) -> int
     return value
 
 
-def contact_row(aor: str, contact: Mapping[str, Any], account: Mapping[str, str], expiry: int | None) -> Row:
+def contact_row(
+    aor: str, contact: Mapping[str, Any], account: Mapping[str, str], expiry: int | None
+) -> Row:
     """One wire row for one contact."""
     username, domain = split_aor(aor)
     address = _text(contact, "Address") or ""
@@ -244,7 +246,14 @@ class HintedKamailioRegistrations(KamailioRegistrations):
             rows = await self.lookup(aor)
             user, domain = split_aor(aor)
             self._hinted[(user, domain)] = (time.monotonic(), rows)
-            replace(lambda row, u=user, d=domain: (row["username"], row["domain"]) == (u, d), rows)
+            replace(_same_aor(user, domain), rows)
+
+
+def _same_aor(user: str, domain: str) -> Callable[[Row], bool]:
+    def match(row: Row) -> bool:
+        return bool(row.get("username") == user and row.get("domain") == domain)
+
+    return match
 
 
 def open_source(table: str, url: str, config: Config) -> KamailioRegistrations:

@@ -54,8 +54,12 @@ class KamailioRpc:
 
     async def call(self, method: str, *params: Any) -> Any:
         """Call ``method``; return its ``result``. Raises RpcError or SourceError."""
-        request = {"jsonrpc": "2.0", "method": method, "params": list(params)}
-        request["id"] = next(self._ids)
+        request: dict[str, Any] = {
+            "jsonrpc": "2.0",
+            "method": method,
+            "params": list(params),
+            "id": next(self._ids),
+        }
         try:
             async with asyncio.timeout(self.timeout):
                 reply = await self._post(request)

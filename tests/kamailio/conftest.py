@@ -149,7 +149,7 @@ class Kamailio:
 
     @property
     def msilo_url(self) -> str:
-        return f"msilo+sqlite://{self.db_path}"
+        return f"msilo+sqlite:///{self.db_path}"
 
     @property
     def sip_address(self) -> str:

@@ -1,0 +1,121 @@
+"""Pure parts of the Kamailio sources: evapi framing, ul.dump walking, expiry, silo rows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from server.collectors.evapi import EvapiFramer, evapi_address
+from server.collectors.kamailio_registrations import (
+    Held,
+    contact_row,
+    contacts_in_dump,
+    expires_at,
+    split_aor,
+)
+from server.collectors.kamailio_rpc import http_url
+from server.collectors.msilo import silo_row, uri_user
+
+
+def test_netstrings_split_anywhere_are_reassembled() -> None:
+    stream = b'34:{"event":"registered","aor":"bob"},31:{"event":"expired","aor":"ann"},'
+    framer = EvapiFramer()
+    messages = [m for i in range(0, len(stream), 5) for m in framer.feed(stream[i : i + 5])]
+    assert messages == [b'{"event":"registered","aor":"bob"}', b'{"event":"expired","aor":"ann"}']
+
+
+def test_bare_json_objects_are_split_too() -> None:
+    framer = EvapiFramer()
+    assert framer.feed(b'{"aor":"a"}{"aor"') == [b'{"aor":"a"}']
+    assert framer.feed(b':"b"}\n') == [b'{"aor":"b"}']
+
+
+@pytest.mark.parametrize("garbage", [b"12x:abc,", b"3:abcX", b"99999999:", b"GET / HTTP/1.1\r\n"])
+def test_garbage_on_the_event_socket_is_an_error_not_a_hang(garbage: bytes) -> None:
+    with pytest.raises(ValueError):
+        EvapiFramer().feed(garbage)
+
+
+def test_urls() -> None:
+    assert http_url("kamailio+http://127.0.0.1:8088/RPC") == "http://127.0.0.1:8088/RPC"
+    assert evapi_address("tcp://127.0.0.1:8448") == ("127.0.0.1", 8448)
+    with pytest.raises(ValueError):
+        evapi_address("udp://127.0.0.1")
+
+
+def contact(**fields: Any) -> dict[str, Any]:
+    base = {
+        "Address": "sip:alice@192.0.2.1:5062;transport=TCP",
+        "Expires": 60,
+        "Call-ID": "c1",
+        "CSeq": 2,
+        "User-Agent": "<b>UA</b>",
+        "Received": "[not set]",
+        "Socket": "tcp:127.0.0.1:5060",
+        "Ruid": "uloc-1",
+        "Server-Id": 3,
+    }
+    return {**base, **fields}
+
+
+def test_dump_walk_skips_malformed_parts() -> None:
+    dump = {
+        "Domains": [
+            {
+                "Domain": {
+                    "AoRs": [{"Info": {"AoR": "alice", "Contacts": [{"Contact": contact()}]}}]
+                }
+            },  # noqa: E501
+            {"Domain": {"AoRs": "nonsense"}},
+            "junk",
+            {"Domain": {"AoRs": [{"Info": {"AoR": 5, "Contacts": []}}, {"Info": None}]}},
+        ]
+    }
+    assert [aor for aor, _ in contacts_in_dump(dump)] == ["alice"]
+    assert list(contacts_in_dump(["not", "a", "dump"])) == []
+
+
+def test_contact_row_uses_received_and_socket_and_keeps_strings_literal() -> None:
+    row = contact_row(
+        "alice@example.com", contact(Received="sip:198.51.100.9:40000"), {"owner": "A"}, 100
+    )
+    assert (row["ip"], row["port"], row["transport"]) == ("198.51.100.9", 40000, "TCP")
+    assert (row["username"], row["domain"], row["owner"]) == ("alice", "example.com", "A")
+    assert row["user_agent"] == "<b>UA</b>"
+    assert (row["id"], row["node"], row["expires"]) == ("uloc-1", 3, "1970-01-01T00:01:40Z")
+
+
+def test_expiry_strings_and_jitter() -> None:
+    assert expires_at(contact(Expires="expired"), 1000.0, None) is False
+    assert expires_at(contact(Expires="deleted"), 1000.0, None) is False
+    assert expires_at(contact(Expires="permanent"), 1000.0, None) is None
+    assert expires_at(contact(Expires=60), 1000.9, None) == 1060
+    held = Held(1061, "c1", 2)
+    assert expires_at(contact(Expires=60), 1000.0, held) == 1061  # same registration
+    assert expires_at(contact(Expires=60, CSeq=3), 1000.0, held) == 1060  # refreshed
+    assert expires_at(contact(Expires=600), 1000.0, held) == 1600
+
+
+def test_split_aor() -> None:
+    assert split_aor("alice") == ("alice", "")
+    assert split_aor("sip:alice@example.com") == ("alice", "example.com")
+
+
+def test_silo_row_never_needs_the_body() -> None:
+    record = {
+        "id": 7,
+        "src_addr": "sip:sender@127.0.0.1",
+        "dst_addr": "sip:carol@127.0.0.1",
+        "username": "carol",
+        "inc_time": 1795766827,
+        "snd_time": 0,
+        "callid": "abc",
+    }
+    row = silo_row(record)
+    assert row["id"] == "7" and row["uuid"] == "abc"
+    assert (row["from_account"], row["to_account"]) == ("sender", "carol")
+    assert row["received"] == "2026-11-27T08:07:07.000Z"
+    assert (row["status"], row["sent"], row["managed"]) == ("ENQUEUED", 0, False)
+    assert uri_user('"Bob" <sip:bob@x;user=phone>') == "bob"
+    assert uri_user("garbage") == ""
