@@ -17,6 +17,7 @@ from typing import Any
 from . import demo_data as data
 from .demo_messages import MessageQueue
 from .demo_trunks import TrunkBoard
+from .times import unix_to_julian as julian  # REAL Julian days, as db_sqlite stores them
 
 Statement = tuple[str, tuple[Any, ...]]
 # Kamailio's usrloc timer sweeps expired contacts this often (the lab runs 10 s).
@@ -36,11 +37,6 @@ _INSERT_CONTACT = (
     " reg_id, server_id, connection_id, keepalive, partition)"
     " VALUES (?, ?, ?, ?, ?, NULL, ?, 1.0, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, 0, ?, ?, 0)"
 )
-
-
-def julian(unix_seconds: float) -> float:
-    """Unix time as the REAL Julian day (UTC) that Kamailio's db_sqlite stores."""
-    return unix_seconds / 86400.0 + 2440587.5
 
 
 @dataclass

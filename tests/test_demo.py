@@ -25,8 +25,9 @@ from pathlib import Path
 import pytest
 
 from server import demo, demo_data
-from server.demo_traffic import SWEEP_SECONDS, DemoTraffic, julian
+from server.demo_traffic import SWEEP_SECONDS, DemoTraffic
 from server.store import migrate
+from server.times import unix_to_julian as julian
 
 START = 1_800_000_000.0
 # Every wait in these tests is a multiple of this, so a slow machine can scale them.
