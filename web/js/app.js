@@ -1,0 +1,260 @@
+// Wires the page together: stores fed by the connection, views, tiles, banners, details,
+// alarms, URL state, keyboard shortcuts, the one-second tick and kiosk rotation.
+
+import { Banners } from './banners.js';
+import { ServerClock } from './clock.js';
+import { VIEWS, viewByName } from './columns.js';
+import { download, toCsv } from './csv.js';
+import { Details } from './details.js';
+import { el } from './dom.js';
+import { plural, Zone } from './format.js';
+import { FrameScheduler } from './frame.js';
+import { Header } from './header.js';
+import { Connection } from './socket.js';
+import { accountStats, queueStats, trunkStats } from './stats.js';
+import { TableStore } from './store.js';
+import { applyTheme, initialTheme, toggleTheme } from './theme.js';
+import { Tiles } from './tiles.js';
+import { Sound, TrunkAlarm } from './sound.js';
+import { queryFor, readState, writeState } from './url-state.js';
+import { ViewController } from './views.js';
+
+/** The whole page. */
+export class App {
+  constructor() {
+    this.page = readState(location.search);
+    this.clock = new ServerClock();
+    this.zone = new Zone(null);
+    this.frames = new FrameScheduler(() => this.render());
+    this.schedule = () => this.frames.request();
+    /** @type {Map<string, TableStore>} */
+    this.stores = new Map(VIEWS.map((view) => [view.table, new TableStore(view.table)]));
+    /** @type {Record<string, boolean>} */
+    this.statsDirty = { accounts: true, trunks: true, queue: true };
+    /** @type {import('./stats.js').Stats} */
+    this.stats = { users: 0, contacts: 0, nextChange: Infinity, trunksOk: 0, trunksTotal: 0, trunksFailed: [],
+      trunksPending: [], trunksDisabled: 0, queueDepth: 0, oldestReceived: null };
+    this.detailsDirty = false;
+    this.tilesDirty = true;
+    this.views = new Map(VIEWS.map((def) => [def.name, this.makeView(def)]));
+    this.active = viewByName(this.page.view).name;
+    this.sound = new Sound();
+    new TrunkAlarm(/** @type {TableStore} */ (this.stores.get('trunks')), this.sound);
+    this.header = new Header({
+      views: VIEWS, onView: (name) => this.setView(name), onTheme: () => toggleTheme(),
+      onSound: () => this.sound.toggle(), soundOn: this.sound.enabled,
+    });
+    this.tiles = new Tiles((name) => this.setView(name));
+    this.banners = new Banners();
+    this.details = new Details({ stores: this.stores, onClose: () => this.closeDetails() });
+    for (const [name, store] of this.stores) store.subscribe(() => this.storeChanged(name));
+  }
+
+  /**
+   * A view controller with its state from the URL (for the URL's view) or its defaults.
+   * @param {import('./columns.js').ViewDef} def
+   * @returns {ViewController}
+   */
+  makeView(def) {
+    const fromUrl = this.page.view === def.name;
+    /** @type {Record<string, string>} */
+    const filters = {};
+    for (const key of def.filters) filters[key] = fromUrl ? this.page.filters[key] ?? '' : '';
+    const state = {
+      sort: (fromUrl && this.page.sort) || def.sort.key,
+      dir: (fromUrl && this.page.dir) || (fromUrl && this.page.sort ? 'asc' : def.sort.dir),
+      q: fromUrl ? this.page.q : '', filters,
+    };
+    return new ViewController({
+      def, store: /** @type {TableStore} */ (this.stores.get(def.table)), state, schedule: this.schedule,
+      onStateChange: () => this.saveUrl(), onOpen: (column, row) => this.openDetails(targetOf(column, row)),
+      onExport: (view) => this.exportCsv(view), linkFor: (column, row) => this.linkFor(def.name, column, row),
+    });
+  }
+
+  /** Build the DOM, connect, and start the clocks. */
+  start() {
+    applyTheme(initialTheme(this.page.kiosk));
+    document.body.classList.toggle('kiosk', this.page.kiosk);
+    const main = el('main', { class: 'main' }, ...[...this.views.values()].map((v) => v.section), this.details.root);
+    document.body.replaceChildren(this.header.root, this.tiles.root, this.banners.root, main);
+    this.setView(this.active);
+    if (this.page.details) this.openDetails(this.page.details);
+    document.addEventListener('keydown', (event) => this.shortcut(event));
+    new Connection({
+      stores: this.stores,
+      onHello: (hello) => this.hello(hello),
+      onSource: (msg) => { this.banners.source(msg); this.banners.render(this.zone, this.clock.now()); },
+      onState: (link) => { this.banners.setLink(link); this.header.setLink(link); this.banners.render(this.zone, this.clock.now()); },
+      onEvent: () => this.banners.event(),
+    }).start();
+    setInterval(() => this.tick(), 1000);
+    this.tick();
+    if (this.page.kiosk && this.page.rotate) setInterval(() => this.rotate(), this.page.rotate * 1000);
+  }
+
+  /**
+   * The server greeted us: align clock and zone, show demo flag and user.
+   * @param {any} hello
+   */
+  hello(hello) {
+    this.clock.sync(hello.now);
+    this.zone = new Zone(hello.tz);
+    this.header.setHello(hello);
+    this.tick();
+  }
+
+  /**
+   * A table changed: its stats and any open details need redrawing.
+   * @param {string} table
+   */
+  storeChanged(table) {
+    this.statsDirty[table] = true;
+    if (this.details.watches(table)) this.detailsDirty = true;
+    this.schedule();
+  }
+
+  /** Once a second: countdowns, expiries, ages, banners, clock. */
+  tick() {
+    const now = this.clock.now();
+    for (const view of this.views.values()) view.tick(now);
+    if (now >= this.stats.nextChange) this.statsDirty.accounts = true;
+    if (this.details.current?.kind === 'account') this.detailsDirty = true;
+    this.banners.render(this.zone, now);
+    this.header.setClock(this.zone.formatClock(now));
+    this.tilesDirty = true;
+    this.schedule();
+  }
+
+  /** The per-frame render: active view, stats and tiles, details. */
+  render() {
+    const ctx = { zone: this.zone, now: this.clock.now() };
+    this.views.get(this.active)?.frame(ctx);
+    this.refreshStats(ctx.now);
+    if (this.detailsDirty) {
+      this.detailsDirty = false;
+      this.details.render(ctx);
+    }
+  }
+
+  /**
+   * Recompute the stats whose table changed, then tiles and headlines.
+   * @param {number} now
+   */
+  refreshStats(now) {
+    const rows = (/** @type {string} */ name) => /** @type {TableStore} */ (this.stores.get(name)).rows;
+    const changed = Object.values(this.statsDirty).some(Boolean);
+    if (this.statsDirty.accounts) Object.assign(this.stats, accountStats(rows('accounts'), now));
+    if (this.statsDirty.trunks) Object.assign(this.stats, trunkStats(rows('trunks')));
+    if (this.statsDirty.queue) Object.assign(this.stats, queueStats(rows('queue')));
+    this.statsDirty = { accounts: false, trunks: false, queue: false };
+    if (!changed && !this.tilesDirty) return;
+    this.tilesDirty = false;
+    /** @type {Record<string, boolean>} */
+    const ready = {};
+    for (const [name, store] of this.stores) ready[name] = store.ready;
+    this.tiles.update(this.stats, now, this.page.queueAlarm, ready);
+    const s = this.stats;
+    this.views.get('accounts')?.setHeadline(ready.accounts ? plural(s.users, 'registered user') : '');
+    this.views.get('trunks')?.setHeadline(ready.trunks ? `${s.trunksOk} of ${s.trunksTotal} OK` : '');
+    this.views.get('queue')?.setHeadline(ready.queue ? plural(s.queueDepth, 'message') : '');
+  }
+
+  /**
+   * Show a view.
+   * @param {string} name
+   */
+  setView(name) {
+    this.active = viewByName(name).name;
+    for (const [viewName, view] of this.views) view.setActive(viewName === this.active);
+    this.header.setView(this.active);
+    document.title = `${viewByName(this.active).title} · rtm`;
+    this.saveUrl();
+  }
+
+  /** Kiosk rotation: the next view. */
+  rotate() {
+    const at = VIEWS.findIndex((view) => view.name === this.active);
+    this.setView(VIEWS[(at + 1) % VIEWS.length].name);
+  }
+
+  /**
+   * Open the details panel.
+   * @param {{kind: 'account'|'message', key: string}} target
+   */
+  openDetails(target) {
+    void this.details.open(target, { zone: this.zone, now: this.clock.now() });
+    this.saveUrl();
+  }
+
+  /** Close the details panel and give focus back to the grid. */
+  closeDetails() {
+    this.details.hide();
+    this.saveUrl();
+    this.views.get(this.active)?.grid.focus();
+  }
+
+  /** Write the active view's state (and open details) into the URL. */
+  saveUrl() {
+    const view = /** @type {ViewController} */ (this.views.get(this.active));
+    writeState({ view: this.active, ...view.state, details: this.details.current });
+  }
+
+  /**
+   * The href of a link cell (so "open in new tab" and copied links work).
+   * @param {string} viewName
+   * @param {import('./columns.js').Column} column
+   * @param {Record<string, any>} row
+   * @returns {string}
+   */
+  linkFor(viewName, column, row) {
+    const view = /** @type {ViewController} */ (this.views.get(viewName));
+    return `${location.pathname}${queryFor(location.search, { view: viewName, ...view.state, details: targetOf(column, row) })}`;
+  }
+
+  /**
+   * Download the view's filtered rows as CSV.
+   * @param {ViewController} view
+   */
+  exportCsv(view) {
+    const ctx = { zone: this.zone, now: this.clock.now() };
+    if (view.dirty) view.rebuild(ctx.now);
+    const columns = view.def.columns.filter((column) => column.kind !== 'remaining');
+    const stamp = this.zone.format(ctx.now).slice(0, 19).replace(/[: ]/g, '-');
+    download(`rtm-${view.def.name}-${stamp}.csv`, toCsv(columns, view.visibleRows(), ctx));
+  }
+
+  /**
+   * Page-wide keys: 1/2/3 switch views, / focuses the filter box, Escape closes details or
+   * clears the filter.
+   * @param {KeyboardEvent} event
+   */
+  shortcut(event) {
+    if (event.ctrlKey || event.metaKey || event.altKey) return;
+    const target = /** @type {HTMLElement} */ (event.target);
+    const typing = target.matches('input, select, textarea');
+    const view = /** @type {ViewController} */ (this.views.get(this.active));
+    if (event.key === 'Escape') {
+      if (this.details.current) this.closeDetails();
+      else if (typing && view.state.q) view.setFilterText('');
+      return;
+    }
+    if (typing) return;
+    const index = ['1', '2', '3'].indexOf(event.key);
+    if (index >= 0) this.setView(VIEWS[index].name);
+    else if (event.key === '/') {
+      event.preventDefault();
+      view.search.focus();
+    }
+  }
+}
+
+/**
+ * What a link cell opens.
+ * @param {import('./columns.js').Column} column
+ * @param {Record<string, any>} row
+ * @returns {{kind: 'account'|'message', key: string}}
+ */
+function targetOf(column, row) {
+  return column.link === 'account' ? { kind: 'account', key: String(row.username ?? '') } : { kind: 'message', key: String(row.id) };
+}

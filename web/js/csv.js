@@ -1,0 +1,49 @@
+// CSV export of the current filtered view, built in the page (Blob) and safe to open in a
+// spreadsheet: formula-looking text is neutralised.
+
+import { csvValue } from './columns.js';
+
+/**
+ * One CSV field: numbers as they are; text quoted, quotes doubled, and text starting with a
+ * formula character (= + - @, tab, CR) prefixed with an apostrophe so a spreadsheet treats it
+ * as text (spreadsheet formula injection).
+ * @param {string|number} value
+ * @returns {string}
+ */
+export function csvField(value) {
+  if (typeof value === 'number') return Number.isFinite(value) ? String(value) : '';
+  let text = String(value);
+  if (/^[=+\-@\t\r]/.test(text)) text = `'${text}`;
+  return `"${text.replace(/"/g, '""')}"`;
+}
+
+/**
+ * The CSV text (RFC 4180, CRLF line ends) for rows under columns.
+ * @param {import('./columns.js').Column[]} columns
+ * @param {Array<Record<string, any>>} rows
+ * @param {import('./columns.js').CellContext} ctx
+ * @returns {string}
+ */
+export function toCsv(columns, rows, ctx) {
+  const lines = [columns.map((c) => csvField(c.label)).join(',')];
+  for (const row of rows) lines.push(columns.map((c) => csvField(csvValue(c, row, ctx))).join(','));
+  return `${lines.join('\r\n')}\r\n`;
+}
+
+/**
+ * Offer text as a file download.
+ * @param {string} filename
+ * @param {string} text
+ */
+export function download(filename, text) {
+  // The BOM makes spreadsheet programs read the file as UTF-8.
+  const blob = new Blob(['\ufeff', text], { type: 'text/csv;charset=utf-8' });
+  const url = URL.createObjectURL(blob);
+  const link = document.createElement('a');
+  link.href = url;
+  link.download = filename;
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10000);
+}

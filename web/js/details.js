@@ -1,0 +1,194 @@
+// The details panel: an account (its directory entry and live contacts) or a queued message,
+// opened from the Username and Received cells. Fetched from /api, then kept live from the
+// stores while open.
+
+import { cellText } from './columns.js';
+import { clear, el } from './dom.js';
+import { goToLogin } from './socket.js';
+
+/** Message fields in the order of the original "Show Message" page. */
+const MESSAGE_FIELDS = [
+  ['id', 'Id'], ['from_account', 'From Account'], ['to_account', 'To Account'], ['uuid', 'Uuid'],
+  ['api_version', 'Api Version'], ['from', 'From'], ['from_seq', 'From Seq'], ['managed', 'Managed'],
+  ['received', 'Received'], ['sent', 'Sent'], ['status', 'Status'], ['to', 'To'], ['to_seq', 'To Seq'],
+];
+const CONTACT_COLUMNS = [
+  { key: 'contact', label: 'Contact' }, { key: 'ip', label: 'IpAddr' }, { key: 'port', label: 'Port' },
+  { key: 'transport', label: 'Transport' }, { key: 'expires', label: 'Expires', kind: 'time' },
+  { key: 'remaining', label: 'Remaining', kind: 'remaining', from: 'expires' },
+  { key: 'user_agent', label: 'UserAgent' }, { key: 'node', label: 'Node' },
+];
+
+/**
+ * Fetch JSON from the API; 401 means "log in".
+ * @param {string} path
+ * @returns {Promise<{status: number, body: any}>}
+ */
+async function getJson(path) {
+  const response = await fetch(path, { credentials: 'same-origin', headers: { Accept: 'application/json' } });
+  if (response.status === 401) goToLogin();
+  let body = null;
+  try {
+    body = await response.json();
+  } catch {
+    body = null;
+  }
+  return { status: response.status, body };
+}
+
+/** The side panel. */
+export class Details {
+  /**
+   * @param {{stores: Map<string, import('./store.js').TableStore>, onClose: () => void}} options
+   */
+  constructor({ stores, onClose }) {
+    this.stores = stores;
+    /** @type {{kind: 'account'|'message', key: string}|null} */
+    this.current = null;
+    /** @type {any} */
+    this.fetched = null;
+    this.generation = 0;
+    this.heading = el('h2', { id: 'details-title' });
+    this.body = el('div', { class: 'details-body' });
+    const close = el('button', { type: 'button', class: 'btn close', 'aria-label': 'Close details', onclick: onClose }, '✕');
+    this.root = el('aside', {
+      class: 'details', role: 'dialog', 'aria-modal': 'false', 'aria-labelledby': 'details-title', hidden: true,
+    }, el('div', { class: 'details-head' }, this.heading, close), this.body);
+    this.root.addEventListener('keydown', (event) => {
+      if (event.key === 'Escape') onClose();
+    });
+    this.close = close;
+  }
+
+  /**
+   * Open the panel on an account or a message.
+   * @param {{kind: 'account'|'message', key: string}} target
+   * @param {import('./columns.js').CellContext} ctx
+   */
+  async open(target, ctx) {
+    this.current = target;
+    this.fetched = null;
+    const generation = ++this.generation;
+    this.root.hidden = false;
+    this.heading.textContent = target.kind === 'account' ? `Account ${target.key}` : 'Show Message';
+    this.render(ctx);
+    this.close.focus();
+    const path = target.kind === 'account' ? `/api/accounts/${encodeURIComponent(target.key)}`
+      : `/api/queue/${encodeURIComponent(target.key)}`;
+    try {
+      const { status, body } = await getJson(path);
+      if (generation !== this.generation) return;
+      this.fetched = status === 200 ? body : { missing: true, status };
+    } catch {
+      if (generation !== this.generation) return;
+      this.fetched = { missing: true, status: 0 };
+    }
+    this.render(ctx);
+  }
+
+  /** Close the panel. */
+  hide() {
+    this.current = null;
+    this.generation += 1;
+    this.root.hidden = true;
+  }
+
+  /**
+   * Redraw from the fetched record and the live store.
+   * @param {import('./columns.js').CellContext} ctx
+   */
+  render(ctx) {
+    if (!this.current) return;
+    clear(this.body);
+    if (this.current.kind === 'account') this.renderAccount(this.current.key, ctx);
+    else this.renderMessage(this.current.key, ctx);
+  }
+
+  /**
+   * Directory fields and live contacts of one account.
+   * @param {string} username
+   * @param {import('./columns.js').CellContext} ctx
+   */
+  renderAccount(username, ctx) {
+    const directory = this.fetched && !this.fetched.missing ? this.fetched.directory : null;
+    const contacts = [...(this.stores.get('accounts')?.rows.values() ?? [])].filter((row) => row.username === username);
+    if (this.fetched === null) this.body.append(el('p', { class: 'muted' }, 'Loading…'));
+    if (directory && typeof directory === 'object') {
+      this.body.append(el('h3', {}, 'Directory'), definitionList(Object.entries(directory).map(([k, v]) => [label(k), display(v)])));
+    } else if (this.fetched) {
+      this.body.append(el('p', { class: 'muted' }, this.fetched.missing && !contacts.length
+        ? 'No such account: not in the directory and not registered.' : 'Not in the account directory.'));
+    }
+    this.body.append(el('h3', {}, `Live contacts (${contacts.length})`));
+    if (!contacts.length) {
+      this.body.append(el('p', { class: 'muted' }, 'No registered contact.'));
+      return;
+    }
+    for (const row of contacts) {
+      this.body.append(definitionList(CONTACT_COLUMNS.map((column) => [column.label, cellText(column, row, ctx)]), 'contact-card'));
+    }
+  }
+
+  /**
+   * One queued message, live from the store when still queued.
+   * @param {string} id
+   * @param {import('./columns.js').CellContext} ctx
+   */
+  renderMessage(id, ctx) {
+    const live = this.stores.get('queue')?.rows.get(id);
+    const row = live ?? (this.fetched && !this.fetched.missing ? this.fetched : null);
+    if (!row) {
+      this.body.append(el('p', { class: 'muted' }, this.fetched ? 'This message is no longer in the queue.' : 'Loading…'));
+      return;
+    }
+    if (!live && this.fetched) this.body.append(el('p', { class: 'muted' }, 'No longer queued.'));
+    const received = { key: 'received', label: 'Received', kind: 'time-ms' };
+    this.body.append(definitionList(MESSAGE_FIELDS.map(([key, name]) => [
+      name, key === 'received' ? cellText(received, row, ctx) : display(row[key]),
+    ])));
+  }
+
+  /**
+   * Whether the panel shows rows of this table (so a change there should redraw it).
+   * @param {string} table
+   * @returns {boolean}
+   */
+  watches(table) {
+    if (!this.current) return false;
+    return (this.current.kind === 'account' && table === 'accounts') || (this.current.kind === 'message' && table === 'queue');
+  }
+}
+
+/**
+ * A <dl> of label/value pairs.
+ * @param {Array<[string, string]>} pairs
+ * @param {string} [className]
+ * @returns {HTMLElement}
+ */
+function definitionList(pairs, className = 'fields') {
+  const list = el('dl', { class: className });
+  for (const [name, value] of pairs) list.append(el('dt', {}, name), el('dd', { title: value.length > 40 ? value : null }, value));
+  return list;
+}
+
+/**
+ * A field name as a label: "caller_id_2" → "Caller id 2".
+ * @param {string} key
+ * @returns {string}
+ */
+function label(key) {
+  const text = key.replace(/_/g, ' ');
+  return text.charAt(0).toUpperCase() + text.slice(1);
+}
+
+/**
+ * A JSON value as text.
+ * @param {unknown} value
+ * @returns {string}
+ */
+function display(value) {
+  if (value === null || value === undefined) return '';
+  if (typeof value === 'boolean') return value ? 'True' : 'False';
+  if (typeof value === 'object') return JSON.stringify(value);
+  return String(value);
+}

@@ -1,0 +1,37 @@
+// When a registration leaves the page: at its expiry it starts fading, FADE_SECONDS later it is
+// gone, whether or not the server has sent the delete yet (Kamailio purges on its own timer).
+
+import { parseTime } from './format.js';
+
+export const FADE_SECONDS = 1;
+
+/**
+ * A row's expiry as unix seconds, or null when it never expires.
+ * @param {Record<string, any>} row
+ * @returns {number|null}
+ */
+export function expiresAt(row) {
+  return parseTime(row.expires);
+}
+
+/**
+ * Whether a row has expired and finished fading (it no longer counts or shows).
+ * @param {Record<string, any>} row
+ * @param {number} now server unix seconds
+ * @returns {boolean}
+ */
+export function isGone(row, now) {
+  const t = expiresAt(row);
+  return t !== null && t + FADE_SECONDS <= now;
+}
+
+/**
+ * Whether a row has expired and is fading out.
+ * @param {Record<string, any>} row
+ * @param {number} now
+ * @returns {boolean}
+ */
+export function isExpiring(row, now) {
+  const t = expiresAt(row);
+  return t !== null && t <= now;
+}

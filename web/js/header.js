@@ -1,0 +1,81 @@
+// The top bar: brand, view tabs, DEMO badge, connection indicator, server clock, signed-in
+// user, sound and theme toggles.
+
+import { el, setText } from './dom.js';
+
+const LINK_TEXT = { connecting: 'Connecting…', live: 'Live', reconnecting: 'Reconnecting…' };
+
+/** The page header. */
+export class Header {
+  /**
+   * @param {{views: import('./columns.js').ViewDef[], onView: (name: string) => void,
+   *   onTheme: () => void, onSound: () => boolean, soundOn: boolean}} options
+   */
+  constructor({ views, onView, onTheme, onSound, soundOn }) {
+    this.tabs = new Map(views.map((view) => [view.name, el('button', {
+      type: 'button', class: 'tab', 'data-view': view.name, onclick: () => onView(view.name),
+    }, view.title)]));
+    this.demo = el('span', { class: 'badge badge-demo', hidden: true, title: 'The data shown is generated demo traffic' }, 'DEMO');
+    this.link = el('span', { class: 'link', 'data-state': 'connecting', role: 'status' },
+      el('span', { class: 'link-dot', 'aria-hidden': 'true' }), el('span', { class: 'link-text', text: LINK_TEXT.connecting }));
+    this.clock = el('span', { class: 'clock', title: 'Server time' });
+    this.user = el('span', { class: 'user', hidden: true });
+    this.sound = el('button', { type: 'button', class: 'btn sound', 'aria-pressed': String(soundOn),
+      title: 'Beep when a trunk goes down (this browser only)', onclick: () => this.setSound(onSound()) });
+    this.setSound(soundOn);
+    const theme = el('button', { type: 'button', class: 'btn chrome', onclick: onTheme, title: 'Switch light/dark theme' }, 'Theme');
+    this.root = el('header', { class: 'topbar' },
+      el('div', { class: 'brand' }, el('span', { class: 'brand-mark', 'aria-hidden': 'true' }, 'rtm'),
+        el('span', { class: 'brand-name' }, 'Real-Time Management')),
+      el('nav', { class: 'tabs chrome', 'aria-label': 'Views' }, ...this.tabs.values()),
+      el('div', { class: 'topbar-status' }, this.demo, this.link, this.clock, this.user, this.sound, theme));
+  }
+
+  /**
+   * Mark the current view's tab.
+   * @param {string} name
+   */
+  setView(name) {
+    for (const [view, tab] of this.tabs) {
+      if (view === name) tab.setAttribute('aria-current', 'page');
+      else tab.removeAttribute('aria-current');
+    }
+  }
+
+  /**
+   * Show the connection state.
+   * @param {import('./socket.js').LinkState} link
+   */
+  setLink(link) {
+    this.link.dataset.state = link.state;
+    setText(/** @type {Element} */ (this.link.querySelector('.link-text')), LINK_TEXT[link.state]);
+  }
+
+  /**
+   * Show hello's demo flag and user.
+   * @param {any} hello
+   */
+  setHello(hello) {
+    this.demo.hidden = hello.demo !== true;
+    const user = hello.user && typeof hello.user === 'object' ? hello.user : null;
+    this.user.hidden = !user;
+    if (user) setText(this.user, `${String(user.name ?? '')} · ${String(user.role ?? '')}`);
+  }
+
+  /**
+   * Show the sound toggle's state.
+   * @param {boolean} on
+   */
+  setSound(on) {
+    this.sound.setAttribute('aria-pressed', String(on));
+    setText(this.sound, on ? 'Sound on' : 'Sound off');
+  }
+
+  /**
+   * Show the server clock.
+   * @param {string} text
+   */
+  setClock(text) {
+    setText(this.clock, text);
+  }
+}

@@ -1,0 +1,169 @@
+// The live connection: hello, resume, snapshots and diffs into the stores, and reconnection
+// with capped full-jitter exponential backoff. A gap in a table's seq means rows were missed,
+// so the socket is dropped and resumed from the last applied seq.
+
+const BACKOFF_BASE_MS = 500;
+const BACKOFF_CAP_MS = 8000;
+// Close codes the server uses for "not logged in" (1008 is also used for abuse, so confirm).
+const CLOSE_UNAUTHORIZED = 4401;
+const CLOSE_POLICY = 1008;
+
+/**
+ * Full-jitter backoff: uniformly random in [0, min(cap, base * 2^attempt)].
+ * @param {number} attempt 0 for the first retry
+ * @returns {number} milliseconds
+ */
+export function backoffDelay(attempt) {
+  const ceiling = Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** Math.min(attempt, 16));
+  return Math.max(100, Math.random() * ceiling);
+}
+
+/**
+ * Send the browser to the login page, coming back here afterwards.
+ */
+export function goToLogin() {
+  const here = location.pathname + location.search + location.hash;
+  location.assign(`/login?next=${encodeURIComponent(here)}`);
+}
+
+/**
+ * Whether the server says this browser is not logged in (401, or a redirect to /login).
+ * @returns {Promise<boolean>}
+ */
+export async function isLoggedOut() {
+  try {
+    const response = await fetch('/api/trunks', { cache: 'no-store', credentials: 'same-origin' });
+    return response.status === 401 || (response.redirected && new URL(response.url).pathname === '/login');
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * @typedef {{state: 'connecting'|'live'|'reconnecting', retryAt: number|null, attempt: number}} LinkState
+ */
+
+/** One WebSocket at a time to /ws, feeding the stores. */
+export class Connection {
+  /**
+   * @param {{stores: Map<string, import('./store.js').TableStore>,
+   *   onHello: (hello: any) => void, onSource: (msg: any) => void,
+   *   onState: (state: LinkState) => void, onEvent: () => void}} options
+   */
+  constructor({ stores, onHello, onSource, onState, onEvent }) {
+    this.stores = stores;
+    this.onHello = onHello;
+    this.onSource = onSource;
+    this.onState = onState;
+    this.onEvent = onEvent;
+    /** @type {string|null} */
+    this.epoch = null;
+    /** @type {WebSocket|null} */
+    this.ws = null;
+    this.attempt = 0;
+    this.greeted = false;
+    /** @type {ReturnType<typeof setTimeout>|null} */
+    this.retryTimer = null;
+    this.url = `${location.protocol === 'https:' ? 'wss:' : 'ws:'}//${location.host}/ws`;
+  }
+
+  /** Open the first connection and reconnect early when the network comes back. */
+  start() {
+    addEventListener('online', () => this.retryNow());
+    this.open();
+  }
+
+  /** Open a WebSocket, dropping any previous one. */
+  open() {
+    this.retryTimer = null;
+    for (const store of this.stores.values()) store.abortSnapshot();
+    this.greeted = false;
+    this.onState({ state: this.attempt ? 'reconnecting' : 'connecting', retryAt: null, attempt: this.attempt });
+    const ws = new WebSocket(this.url);
+    this.ws = ws;
+    ws.addEventListener('message', (event) => this.receive(ws, event.data));
+    ws.addEventListener('close', (event) => this.closed(ws, event));
+  }
+
+  /**
+   * Handle one frame from the server.
+   * @param {WebSocket} ws
+   * @param {unknown} data
+   */
+  receive(ws, data) {
+    if (ws !== this.ws || typeof data !== 'string') return;
+    let msg;
+    try {
+      msg = JSON.parse(data);
+    } catch {
+      return;
+    }
+    if (!msg || typeof msg !== 'object') return;
+    this.onEvent();
+    if (msg.type === 'hello') this.hello(ws, msg);
+    else if (msg.type === 'snapshot') this.stores.get(msg.table)?.applySnapshot(msg);
+    else if (msg.type === 'diff') this.diff(msg);
+    else if (msg.type === 'source') this.onSource(msg);
+    else if (msg.type === 'error') console.warn('rtm server error:', msg.error);
+  }
+
+  /**
+   * Answer hello with what we hold, so the server sends only what we missed.
+   * @param {WebSocket} ws
+   * @param {any} hello
+   */
+  hello(ws, hello) {
+    /** @type {Record<string, number>} */
+    const seq = {};
+    if (this.epoch !== null) {
+      for (const [name, store] of this.stores) if (store.seq !== null) seq[name] = store.seq;
+    }
+    ws.send(JSON.stringify({ type: 'resume', epoch: this.epoch, seq }));
+    this.epoch = typeof hello.epoch === 'string' ? hello.epoch : String(hello.epoch);
+    this.greeted = true;
+    this.attempt = 0;
+    this.onHello(hello);
+    this.onState({ state: 'live', retryAt: null, attempt: 0 });
+  }
+
+  /**
+   * Apply a diff; a gap in seq means we missed rows, so resume.
+   * @param {any} msg
+   */
+  diff(msg) {
+    const store = this.stores.get(msg.table);
+    if (!store) return;
+    if (store.applyDiff(msg) === 'gap') this.drop();
+  }
+
+  /** Close the current socket and resume at once (used on a seq gap). */
+  drop() {
+    const ws = this.ws;
+    this.ws = null;
+    ws?.close(1000, 'resync');
+    this.open();
+  }
+
+  /**
+   * The socket closed: go to login when logged out, else retry with backoff.
+   * @param {WebSocket} ws
+   * @param {CloseEvent} event
+   */
+  async closed(ws, event) {
+    if (ws !== this.ws) return;
+    this.ws = null;
+    if (event.code === CLOSE_UNAUTHORIZED) return goToLogin();
+    if ((event.code === CLOSE_POLICY || !this.greeted) && (await isLoggedOut())) return goToLogin();
+    const delay = backoffDelay(this.attempt);
+    this.attempt += 1;
+    this.onState({ state: 'reconnecting', retryAt: Date.now() + delay, attempt: this.attempt });
+    this.retryTimer = setTimeout(() => this.open(), delay);
+  }
+
+  /** Skip the remaining backoff wait (the network came back). */
+  retryNow() {
+    if (this.retryTimer === null) return;
+    clearTimeout(this.retryTimer);
+    this.open();
+  }
+}

@@ -1,0 +1,227 @@
+// One view (a table of the page): its toolbar (filter box, per-column filters, export), its
+// headline and its virtual grid, and the lazily rebuilt index that orders the rows.
+
+import { el, setText } from './dom.js';
+import { formatCount } from './format.js';
+import { affectsIndex, buildIndex } from './rowindex.js';
+import { VirtualTable } from './table.js';
+
+// Rebuilding a 100k-row index takes tens of ms; when it is that slow, leave the frame budget
+// to scrolling by rebuilding at most this many times the last cost apart.
+const REBUILD_SPACING = 5;
+
+/** A view's controller. */
+export class ViewController {
+  /**
+   * @param {{def: import('./columns.js').ViewDef, store: import('./store.js').TableStore,
+   *   state: import('./rowindex.js').ViewState, schedule: () => void,
+   *   onStateChange: () => void, onOpen: (column: any, row: any) => void,
+   *   onExport: (view: ViewController) => void,
+   *   linkFor: (column: any, row: any) => string}} options
+   */
+  constructor({ def, store, state, schedule, onStateChange, onOpen, onExport, linkFor }) {
+    this.def = def;
+    this.store = store;
+    this.state = state;
+    this.schedule = schedule;
+    this.onStateChange = onStateChange;
+    this.active = false;
+    this.dirty = true;
+    this.nextRebuildAt = 0;
+    /** @type {import('./rowindex.js').RowIndex} */
+    this.index = { ids: [], live: 0, nextChange: Number.POSITIVE_INFINITY, choices: {} };
+    /** @type {Map<string, Set<string>|null>} */
+    this.flashes = new Map();
+    const titleId = `${def.name}-title`;
+    this.headline = el('span', { class: 'headline' });
+    this.title = el('h2', { id: titleId }, def.title, this.headline);
+    this.grid = new VirtualTable({
+      view: def, labelId: titleId, schedule,
+      onSort: (key) => this.sortBy(key), onOpen, linkFor,
+    });
+    this.grid.setSort(state.sort, state.dir);
+    this.shown = el('span', { class: 'shown', 'aria-live': 'polite' });
+    this.search = /** @type {HTMLInputElement} */ (el('input', {
+      type: 'search', class: 'filter-box', placeholder: 'Filter…', 'aria-label': `Filter ${def.title}`,
+      value: state.q, oninput: () => this.setFilterText(this.search.value),
+    }));
+    /** @type {Map<string, HTMLSelectElement>} */
+    this.selects = new Map(def.filters.map((key) => [key, this.select(key)]));
+    const exportButton = el('button', { type: 'button', class: 'btn', onclick: () => onExport(this) }, 'Export CSV');
+    const labels = [...this.selects].map(([key, select]) => el('label', { class: 'column-filter' }, key[0].toUpperCase() + key.slice(1), select));
+    this.toolbar = el('div', { class: 'toolbar chrome' }, this.search, ...labels, this.shown, exportButton);
+    this.section = el('section', { class: 'view', id: `view-${def.name}`, 'aria-labelledby': titleId, hidden: true },
+      el('div', { class: 'view-head' }, this.title, this.toolbar), this.grid.scroller);
+    store.subscribe((change) => this.changed(change));
+  }
+
+  /**
+   * A per-column filter drop-down ("all" plus the values present).
+   * @param {string} key
+   * @returns {HTMLSelectElement}
+   */
+  select(key) {
+    const select = /** @type {HTMLSelectElement} */ (el('select', { 'data-filter': key }));
+    select.append(el('option', { value: '' }, 'All'));
+    const current = this.state.filters[key] ?? '';
+    if (current) select.append(el('option', { value: current }, current));
+    select.value = current;
+    select.addEventListener('change', () => this.setColumnFilter(key, select.value));
+    return select;
+  }
+
+  /**
+   * Keep a drop-down's options equal to the values present (plus the chosen one).
+   * @param {HTMLSelectElement} select
+   * @param {string[]} values
+   * @param {string} current
+   */
+  syncOptions(select, values, current) {
+    const wanted = current && !values.includes(current) ? [...values, current] : values;
+    const have = [...select.options].slice(1).map((o) => o.value);
+    if (have.length === wanted.length && have.every((v, i) => v === wanted[i])) return;
+    while (select.options.length > 1) select.remove(1);
+    for (const value of wanted) select.append(el('option', { value }, value));
+    select.value = current;
+  }
+
+  /**
+   * React to a store change: mark the index dirty only when membership or order may change,
+   * and remember what to flash.
+   * @param {import('./store.js').Change} change
+   */
+  changed(change) {
+    if (change.reset) {
+      this.flashes.clear();
+      this.dirty = true;
+    } else {
+      if (change.added.size || change.removed.size) this.dirty = true;
+      for (const id of change.added) this.flashes.set(id, null);
+      for (const [id, fields] of change.changed) {
+        if (!this.dirty && affectsIndex(fields, this.def, this.state)) this.dirty = true;
+        if (this.flashes.get(id) === null) continue;
+        const known = this.flashes.get(id);
+        this.flashes.set(id, known ? new Set([...known, ...fields]) : fields);
+      }
+      if (!this.active) this.flashes.clear();
+    }
+    this.schedule();
+  }
+
+  /**
+   * Sort by a column; the same column again flips the direction.
+   * @param {string} key
+   */
+  sortBy(key) {
+    const column = this.def.columns.find((c) => c.key === key);
+    if (!column) return;
+    const firstDir = ['time', 'time-ms'].includes(column.kind ?? '') ? 'desc' : 'asc';
+    this.state.dir = this.state.sort === key ? (this.state.dir === 'asc' ? 'desc' : 'asc') : firstDir;
+    this.state.sort = key;
+    this.grid.setSort(this.state.sort, this.state.dir);
+    this.invalidate();
+  }
+
+  /**
+   * Set the filter box text.
+   * @param {string} text
+   */
+  setFilterText(text) {
+    this.state.q = text;
+    if (this.search.value !== text) this.search.value = text;
+    this.invalidate();
+  }
+
+  /**
+   * Set a per-column filter ("" for all).
+   * @param {string} key
+   * @param {string} value
+   */
+  setColumnFilter(key, value) {
+    this.state.filters[key] = value;
+    const select = this.selects.get(key);
+    if (select && select.value !== value) this.syncOptions(select, this.index.choices[key] ?? [], value);
+    this.invalidate();
+  }
+
+  /** The state changed: rebuild now and write the URL. */
+  invalidate() {
+    this.dirty = true;
+    this.nextRebuildAt = 0;
+    this.onStateChange();
+    this.schedule();
+  }
+
+  /**
+   * Show or hide this view.
+   * @param {boolean} active
+   */
+  setActive(active) {
+    this.active = active;
+    this.section.hidden = !active;
+    if (!active) this.flashes.clear();
+    this.schedule();
+  }
+
+  /**
+   * Per-frame work: rebuild the index if needed (and allowed), render the visible rows,
+   * flash what changed.
+   * @param {import('./columns.js').CellContext} ctx
+   */
+  frame(ctx) {
+    if (!this.active) return;
+    if (this.dirty) {
+      const wait = this.nextRebuildAt - performance.now();
+      if (wait <= 0) this.rebuild(ctx.now);
+      else setTimeout(this.schedule, wait);
+    }
+    this.grid.render(ctx);
+    if (this.flashes.size) {
+      this.grid.flash(this.flashes);
+      this.flashes.clear();
+    }
+  }
+
+  /**
+   * Rebuild the index from the store.
+   * @param {number} now
+   */
+  rebuild(now) {
+    const started = performance.now();
+    this.index = buildIndex(this.store.rows, this.def, this.state, now);
+    this.dirty = false;
+    this.grid.setIndex(this.index.ids, this.store.rows);
+    for (const [key, select] of this.selects) {
+      this.syncOptions(select, this.index.choices[key] ?? [], this.state.filters[key] ?? '');
+    }
+    const shown = this.index.ids.length;
+    setText(this.shown, shown === this.index.live ? `${formatCount(shown)} rows`
+      : `${formatCount(shown)} of ${formatCount(this.index.live)} rows`);
+    const cost = performance.now() - started;
+    this.nextRebuildAt = cost > 16 ? performance.now() + cost * REBUILD_SPACING : 0;
+  }
+
+  /**
+   * Once a second: rows whose expiry passed leave the index; countdowns re-render.
+   * @param {number} now
+   */
+  tick(now) {
+    if (now >= this.index.nextChange) this.dirty = true;
+  }
+
+  /**
+   * Set the headline after the title ("2 registered users").
+   * @param {string} text
+   */
+  setHeadline(text) {
+    setText(this.headline, text ? ` - ${text}` : '');
+  }
+
+  /**
+   * The rows currently shown, in order (for export).
+   * @returns {Array<Record<string, any>>}
+   */
+  visibleRows() {
+    return this.index.ids.map((id) => this.store.rows.get(id)).filter((row) => row !== undefined);
+  }
+}
