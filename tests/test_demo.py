@@ -29,9 +29,11 @@ from server.demo_traffic import SWEEP_SECONDS, DemoTraffic
 from server.store import migrate
 from server.times import unix_to_julian as julian
 
+from .conftest import StartRtm
+from .live_server import UNIT
+from .mirror import Mirror
+
 START = 1_800_000_000.0
-# Every wait in these tests is a multiple of this, so a slow machine can scale them.
-UNIT = 1.0
 CONTACT = re.compile(r"^sip:[a-z0-9.]+@[0-9.]+:\d{1,5};transport=(udp|tcp|tls)$")
 RECEIVED = re.compile(r"^sip:[0-9.]+:\d{1,5}(;transport=(tcp|tls))?$")
 SOCKETS = {"udp:127.0.0.1:5060", "tcp:127.0.0.1:5060", "tls:127.0.0.1:5061"}
@@ -291,3 +293,26 @@ def _count_when_ready(path: str, table: str) -> int:
             return _count(conn, table)
         except sqlite3.OperationalError:  # schema not created yet
             return 0
+
+
+@pytest.mark.asyncio
+async def test_served_demo_reaches_the_page_through_the_collectors(start_rtm: StartRtm) -> None:
+    server = start_rtm(env={"RTM_DEMO": "1", "RTM_POLL": "0.2"})
+    async with server.ws() as ws:
+        mirror = await Mirror(ws).start()
+        assert mirror.hello.get("demo") is True
+        await mirror.until(
+            lambda m: (
+                len(m.tables["accounts"]) > 50
+                and len(m.tables["trunks"]) == len(demo_data.TRUNKS)
+                and len(m.tables["queue"]) > 0
+            ),
+            20 * UNIT,
+        )
+        # The tables keep changing by themselves: contacts refresh or leave, messages move.
+        seq = dict(mirror.seq)
+        await mirror.until(lambda m: m.seq["accounts"] > seq["accounts"], 10 * UNIT)
+        await mirror.until(lambda m: m.seq["queue"] > seq["queue"], 10 * UNIT)
+    contact = next(iter(mirror.tables["accounts"].values()))
+    assert contact["owner"] and contact["ip"] and contact["transport"] in {"UDP", "TCP", "TLS"}
+    assert all(source["ok"] for source in mirror.sources.values())
