@@ -79,4 +79,7 @@ async def healthz(request: Request) -> JSONResponse:
     """Liveness for load balancers: 200 while serving, with which sources are stale."""
     hub = _hub(request)
     stale = [name for name, state in hub.tables.items() if not state.source.ok]
-    return JSONResponse({"status": "ok", "stale": stale})
+    stats = hub.stats
+    return JSONResponse(
+        {"status": "ok", "stale": stale, "clients": stats.clients, "resyncs": stats.resyncs}
+    )

@@ -1,0 +1,85 @@
+"""The hub alone: seq numbering, the resume ring, and backpressure on slow clients."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from server import protocol
+from server.hub import Hub
+
+
+def rows(n: int, tag: str = "", width: int = 0) -> dict[str, dict[str, Any]]:
+    return {str(i): {"id": str(i), "tag": tag, "pad": "x" * width} for i in range(n)}
+
+
+def decoded(frames: list[str]) -> list[dict[str, Any]]:
+    return [json.loads(f) for f in frames]
+
+
+def test_seq_increases_only_on_change() -> None:
+    hub = Hub(["t"])
+    hub.publish_state("t", rows(3))
+    hub.publish_state("t", rows(3))
+    assert hub.tables["t"].seq == 1
+    hub.publish_state("t", rows(3, "b"))
+    assert hub.tables["t"].seq == 2
+
+
+def test_resume_within_ring_replays_only_missed_diffs() -> None:
+    hub = Hub(["t"], ring_size=10)
+    for i in range(5):
+        hub.publish_state("t", rows(2, str(i)))
+    _, frames = hub.connect(protocol.Resume(hub.epoch, {"t": 3}))
+    kinds = [(f["type"], f.get("seq")) for f in decoded(frames)]
+    assert kinds == [("diff", 4), ("diff", 5), ("source", None)]
+
+
+def test_resume_past_ring_or_other_epoch_gets_snapshot() -> None:
+    hub = Hub(["t"], ring_size=2)
+    for i in range(5):
+        hub.publish_state("t", rows(2, str(i)))
+    for resume in (protocol.Resume(hub.epoch, {"t": 1}), protocol.Resume("old", {"t": 5}), None):
+        _, frames = hub.connect(resume)
+        assert decoded(frames)[0]["type"] == "snapshot"
+
+
+def test_snapshot_pages_are_bounded_and_final_last() -> None:
+    hub = Hub(["t"])
+    hub.publish_state("t", rows(12001))
+    _, frames = hub.connect(None)
+    pages = [f for f in decoded(frames) if f["type"] == "snapshot"]
+    assert [len(p["rows"]) for p in pages] == [5000, 5000, 2001]
+    assert [p["final"] for p in pages] == [False, False, True]
+
+
+def test_stalled_client_is_bounded_and_resynced_while_others_get_every_diff() -> None:
+    hub = Hub(["t"], client_frames=8, client_bytes=200_000)
+    stalled, _ = hub.connect(None)
+    healthy = [hub.connect(None)[0] for _ in range(20)]
+    received: list[list[dict[str, Any]]] = [[] for _ in healthy]
+    for i in range(200):
+        hub.publish_state("t", rows(50, str(i), width=100))
+        for client, got in zip(healthy, received, strict=True):
+            got.extend(decoded(client.take()))  # healthy clients drain as they go
+        assert stalled.queued_bytes <= 200_000
+    assert all([f["seq"] for f in got] == list(range(1, 201)) for got in received)
+    assert stalled.needs_snapshot and hub.stats.resyncs >= 1
+    frames = decoded(hub.snapshot_frames(stalled))
+    assert frames[0] == {
+        "type": "snapshot",
+        "table": "t",
+        "seq": 200,
+        "rows": list(rows(50, "199", width=100).values()),
+        "final": True,
+    }
+    assert not stalled.needs_snapshot
+
+
+def test_source_changes_are_broadcast_once() -> None:
+    hub = Hub(["t"])
+    client, _ = hub.connect(None)
+    hub.set_source("t", False, "boom")
+    hub.set_source("t", False, "boom")
+    hub.set_source("t", True, None)
+    assert [(f["ok"], f["error"]) for f in decoded(client.take())] == [(False, "boom"), (True, None)]
