@@ -8,17 +8,20 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
-from . import api, store
+from . import api, auth_routes, store
+from .auth import Auth
 from .collectors import open_source
 from .collectors.base import Collector
 from .collectors.runner import CollectorRunner, describe
 from .config import TABLES, Config, from_env
 from .hub import Hub
+from .security import SecurityMiddleware
 from .supervise import TaskSet
 from .ws import websocket_endpoint
 
@@ -78,7 +81,10 @@ def create_app(config: Config | None = None) -> Starlette:
             for collector in collectors:
                 await collector.close()
 
+    auth = Auth(config)
     routes = [
+        # Before /api/{table}, which would take /api/displays for a table name.
+        *auth_routes.routes(auth),
         Route("/", index),
         Route("/healthz", api.healthz),
         Route("/api/accounts/{username:path}", api.account),
@@ -87,7 +93,10 @@ def create_app(config: Config | None = None) -> Starlette:
         WebSocketRoute("/ws", websocket_endpoint),
         Mount("/static", StaticFiles(directory=WEB_DIR, check_dir=False), name="static"),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan)
+    # Every request and WebSocket passes the gate first (docs/security.md).
+    middleware = [Middleware(SecurityMiddleware, auth=auth)]
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware)
+    app.state.auth = auth
     app.state.config = config
     app.state.hub = hub
     return app

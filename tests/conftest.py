@@ -9,6 +9,7 @@ import pytest
 
 from server import store
 
+from . import credentials
 from .live_server import RtmServer
 
 StartRtm = Callable[..., RtmServer]
@@ -34,6 +35,7 @@ def start_rtm(tmp_path: Path) -> Iterator[StartRtm]:
         store.migrate(server.db)
         if seed is not None:
             seed(server.db)
+        credentials.grant(server)  # an admin session in server.cookies
         servers.append(server)
         return server.start()
 

@@ -1,0 +1,35 @@
+"""Credentials for tests that drive a real rtm: an admin session and a wall display.
+
+`grant(server)` runs before the server starts (conftest's start_rtm does it for every
+server), writing straight into its store, so every test's `server.get()` / `server.ws()`
+carries a valid admin session cookie without a login round trip.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from server.auth import COOKIE_NAME, Auth
+from server.config import Config
+
+from .live_server import RtmServer
+
+ADMIN = "admin"
+ADMIN_PASSWORD = "test-admin-password"
+
+
+def grant(server: RtmServer) -> Auth:
+    """Create the admin user and put a session cookie for it into `server.cookies`."""
+    auth = Auth(Config(db=server.db))
+    if ADMIN not in {user["name"] for user in auth.list_users()}:
+        auth.add_user(ADMIN, "admin", ADMIN_PASSWORD)
+    server.cookies[COOKIE_NAME] = auth.start_session("user", ADMIN)
+    return auth
+
+
+def browser_cookies(server: RtmServer) -> list[dict[str, Any]]:
+    """The server's session cookie for Playwright: ``context.add_cookies(browser_cookies(s))``."""
+    return [
+        {"name": name, "value": value, "url": server.url, "httpOnly": True, "sameSite": "Strict"}
+        for name, value in server.cookies.items()
+    ]
