@@ -1,0 +1,140 @@
+"""The page against a real rtm: live rows, expiry, alarms, finding things, kiosk, restarts."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+from playwright.sync_api import expect
+
+from ..store_rows import add_account, add_contact, add_trunk, delete_contact, set_trunk_status
+from .conftest import MS, OpenPage
+from .page import column_texts, headline, row_with, rows, tile
+
+pytestmark = pytest.mark.browser
+
+
+def test_inserted_contact_appears_within_2s_and_counts_go_up(rtm_server: Any, open_page: OpenPage) -> None:
+    page = open_page(rtm_server)
+    expect(headline(page)).to_have_text(" - 0 registered users")
+    add_contact(rtm_server.db, "alice", ip="192.0.2.10", user_agent="PrivateGSM/4.0")
+    expect(row_with(page, "alice")).to_be_visible(timeout=2 * MS)
+    expect(headline(page)).to_have_text(" - 1 registered user")
+    expect(tile(page, "users").locator(".tile-value")).to_have_text("1")
+    add_contact(rtm_server.db, "bob", ip="192.0.2.11")
+    add_contact(rtm_server.db, "alice", ip="192.0.2.12")  # a second phone: a contact, not a user
+    expect(rows(page)).to_have_count(3, timeout=2 * MS)
+    expect(headline(page)).to_have_text(" - 2 registered users")
+    expect(tile(page, "contacts").locator(".tile-value")).to_have_text("3")
+
+
+def test_contact_leaves_at_expiry_without_any_write(rtm_server: Any, open_page: OpenPage) -> None:
+    add_contact(rtm_server.db, "stays", expires_in=3600)
+    add_contact(rtm_server.db, "shortlived", expires_in=6)
+    page = open_page(rtm_server)
+    expect(row_with(page, "shortlived")).to_be_visible()
+    remaining = row_with(page, "shortlived").locator("td").nth(9)
+    # The countdown ticks each second: it must show at least two different values.
+    expect(remaining).to_have_text(re.compile(r"^[1-6]s$"))
+    seen = remaining.text_content()
+    expect(remaining).not_to_have_text(seen or "", timeout=2 * MS)
+    expect(row_with(page, "shortlived")).to_have_count(0, timeout=8 * MS)
+    expect(headline(page)).to_have_text(" - 1 registered user")
+    expect(row_with(page, "stays")).to_be_visible()
+
+
+def test_trunk_going_failed_turns_its_tile_red(rtm_server: Any, open_page: OpenPage) -> None:
+    add_trunk(rtm_server.db, "carrier-a", host="sip.carrier-a.example", transport="TLS", encryption=1)
+    add_trunk(rtm_server.db, "carrier-b", host="sip.carrier-b.example")
+    set_trunk_status(rtm_server.db, "carrier-a", "OK", latency_ms=12.0)
+    set_trunk_status(rtm_server.db, "carrier-b", "OK", latency_ms=30.0)
+    page = open_page(rtm_server, "/?view=trunks")
+    trunks = tile(page, "trunks")
+    expect(trunks).to_have_attribute("data-level", "ok")
+    expect(trunks.locator(".tile-value")).to_have_text("2/2")
+    set_trunk_status(rtm_server.db, "carrier-b", "FAILED", reason="408 Request Timeout")
+    expect(trunks).to_have_attribute("data-level", "alarm", timeout=2 * MS)
+    expect(trunks.locator(".tile-value")).to_have_text("1/2")
+    # Not colour alone: the tile and the row say it in words.
+    expect(trunks.locator(".tile-note")).to_have_text("DOWN: carrier-b")
+    expect(row_with(page, "carrier-b", "trunks")).to_contain_text("FAILED")
+    expect(row_with(page, "carrier-b", "trunks")).to_contain_text("408 Request Timeout")
+    set_trunk_status(rtm_server.db, "carrier-b", "OK")
+    expect(trunks).to_have_attribute("data-level", "ok", timeout=2 * MS)
+
+
+def seed_people(db: str) -> None:
+    people = [
+        ("ann", "NOC", "udp", 5061), ("ben", "NOC", "tcp", 5062), ("cat", "NOC", "udp", 5063),
+        ("dan", "Sales", "udp", 5064), ("eve", "NOC", "tls", 5065), ("fay", "NOC", "udp", 5066),
+    ]
+    for name, group, transport, port in people:
+        add_account(db, name, group=group, owner=f"Owner {name.title()}")
+        add_contact(db, name, ip="192.0.2.20", port=port, transport=transport)
+
+
+def test_filter_and_sort_work_and_survive_reload(rtm_server: Any, open_page: OpenPage) -> None:
+    seed_people(rtm_server.db)
+    page = open_page(rtm_server)
+    expect(rows(page)).to_have_count(6)
+    group = page.locator('#view-accounts select[data-filter="group"]')
+    expect(group.locator('option[value="NOC"]')).to_have_count(1)
+    group.select_option("NOC")
+    transport = page.locator('#view-accounts select[data-filter="transport"]')
+    transport.select_option("UDP")
+    expect(rows(page)).to_have_count(3)  # ann, cat, fay
+    page.locator("#view-accounts .filter-box").fill("a")  # ann, cat, fay all contain "a"
+    page.locator('#view-accounts th[data-key="port"] button').click()
+    page.locator('#view-accounts th[data-key="port"] button').click()
+    expected = ["fay", "cat", "ann"]
+    expect(page.locator('#view-accounts th[data-key="port"]')).to_have_attribute("aria-sort", "descending")
+    assert column_texts(page, "accounts", 0) == expected
+    query = parse_qs(urlparse(page.url).query)
+    assert query == {"group": ["NOC"], "transport": ["UDP"], "q": ["a"], "sort": ["port"], "dir": ["desc"]}
+    page.reload()
+    expect(rows(page)).to_have_count(3)
+    assert column_texts(page, "accounts", 0) == expected
+    expect(page.locator("#view-accounts .filter-box")).to_have_value("a")
+    expect(group).to_have_value("NOC")
+    expect(page.locator('#view-accounts th[data-key="port"]')).to_have_attribute("aria-sort", "descending")
+    # The filter box narrows further and the keyboard opens details.
+    page.locator("#view-accounts .filter-box").fill("fa")
+    expect(rows(page)).to_have_count(1)
+    page.locator("#view-accounts table").focus()
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("Enter")
+    expect(page.locator(".details")).to_be_visible()
+    expect(page.locator(".details")).to_contain_text("Owner Fay")
+    assert parse_qs(urlparse(page.url).query)["account"] == ["fay"]
+
+
+def test_kiosk_rotates_views_and_keeps_tiles(rtm_server: Any, open_page: OpenPage) -> None:
+    page = open_page(rtm_server, "/?kiosk=1&rotate=1", width=1920, height=1080)
+    expect(page.locator("body")).to_have_class("kiosk")
+    expect(page.locator(".tiles")).to_be_visible()
+    expect(page.locator("nav.tabs")).to_be_hidden()
+    for view in ("trunks", "queue", "accounts"):
+        expect(page.locator(f"#view-{view}")).to_be_visible(timeout=3 * MS)
+        expect(page.locator(".tiles")).to_be_visible()
+    assert page.evaluate("document.documentElement.dataset.theme") == "dark"
+
+
+def test_page_recovers_after_server_restart(rtm_server: Any, open_page: OpenPage) -> None:
+    first = add_contact(rtm_server.db, "before")
+    page = open_page(rtm_server)
+    expect(row_with(page, "before")).to_be_visible()
+    expect(page.locator(".link")).to_have_attribute("data-state", "live")
+    rtm_server.stop()
+    expect(page.locator(".banner-connection")).to_be_visible(timeout=5 * MS)
+    expect(page.locator(".banner-connection")).to_contain_text("Connection lost")
+    # The store changes while the server is down; the restarted server is the truth.
+    delete_contact(rtm_server.db, first)
+    add_contact(rtm_server.db, "after")
+    rtm_server.start()
+    expect(page.locator(".link")).to_have_attribute("data-state", "live", timeout=15 * MS)
+    expect(row_with(page, "after")).to_be_visible(timeout=5 * MS)
+    expect(row_with(page, "before")).to_have_count(0)
+    expect(headline(page)).to_have_text(" - 1 registered user")
+    expect(page.locator(".banner-connection")).to_be_hidden()
