@@ -10,12 +10,16 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import logging
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
 from .base import SourceError
+
+# httpx logs every request at INFO: one line per poll and per hint would drown rtm's log.
+logging.getLogger("httpx").setLevel(logging.WARNING)
 
 DEFAULT_TIMEOUT = 10.0
 # A 20,000-contact ul.dump is ~11 MB; refuse replies far beyond anything sane.
@@ -75,9 +79,9 @@ class KamailioRpc:
         return reply.get("result")
 
     async def _post(self, request: dict[str, Any]) -> dict[str, Any]:
+        # Kamailio sends a JSON-RPC error with the error's code as HTTP status (500 "AOR not
+        # found"), so the body is read whatever the status and decides.
         async with self._client.stream("POST", self.url, json=request) as response:
-            if response.status_code != 200:
-                raise SourceError(f"Kamailio JSON-RPC at {self.url}: HTTP {response.status_code}")
             body = bytearray()
             async for chunk in response.aiter_bytes():
                 body += chunk
@@ -86,9 +90,11 @@ class KamailioRpc:
         try:
             reply = json.loads(body)
         except ValueError as exc:
-            raise SourceError(f"Kamailio JSON-RPC at {self.url}: reply is not JSON") from exc
-        if not isinstance(reply, dict):
-            raise SourceError(f"Kamailio JSON-RPC at {self.url}: reply is not an object")
+            raise SourceError(
+                f"Kamailio JSON-RPC at {self.url}: HTTP {response.status_code}, not JSON"
+            ) from exc
+        if not isinstance(reply, dict) or ("result" not in reply and "error" not in reply):
+            raise SourceError(f"Kamailio JSON-RPC at {self.url}: HTTP {response.status_code}")
         return reply
 
     async def close(self) -> None:

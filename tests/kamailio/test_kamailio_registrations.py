@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -123,5 +122,14 @@ async def test_unreachable_kamailio_is_a_readable_error(tmp_path: Path) -> None:
         await source.close()
 
 
-def contacts_equal(kamailio: Kamailio, rows: dict[str, Any]) -> bool:
-    return {c["Ruid"] for c in kamailio.contacts()} == set(rows)
+async def test_lookup_of_one_aor_and_of_a_missing_one(
+    kamailio: Kamailio, sipp: Sipp, tmp_path: Path
+) -> None:
+    sipp.run("register.xml", kamailio, rows=[("looked", 300), ("other", 300)])
+    source = collector(kamailio, tmp_path)
+    try:
+        rows = await source.lookup("looked")
+        assert [row["username"] for row in rows.values()] == ["looked"]
+        assert await source.lookup("nobody") == {}  # Kamailio: 500 "AOR not found"
+    finally:
+        await source.close()
