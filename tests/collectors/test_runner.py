@@ -1,0 +1,121 @@
+"""The shared runner with an in-process source: staleness, expiry, hints."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+
+from server.collectors.base import Rows
+from server.collectors.runner import CollectorRunner
+from server.hub import Hub
+from server.times import iso
+
+pytestmark = pytest.mark.asyncio
+
+
+class ScriptedSource:
+    """Returns whatever the test puts in ``rows``, or raises ``failure``."""
+
+    table = "accounts"
+
+    def __init__(self) -> None:
+        self.rows: dict[str, dict[str, Any]] | None = {}
+        self.failure: Exception | None = None
+        self.calls = 0
+
+    async def fetch(self) -> Rows | None:
+        self.calls += 1
+        if self.failure is not None:
+            raise self.failure
+        rows, self.rows = self.rows, None  # unchanged until the test sets new rows
+        return rows
+
+    async def close(self) -> None:
+        pass
+
+
+async def until(condition: Any, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.01)
+
+
+async def test_failure_keeps_rows_reports_stale_and_recovers() -> None:
+    hub, source = Hub(["accounts"]), ScriptedSource()
+    runner = CollectorRunner(source, hub, interval=0.05)
+    source.rows = {"a": {"id": "a"}}
+    await runner.poll_once()
+    source.failure = OSError("connection refused")
+    await runner.poll_once()
+    state = hub.tables["accounts"]
+    assert (state.source.ok, state.source.error) == (False, "connection refused")
+    assert list(state.rows) == ["a"]
+    source.failure = None
+    await runner.poll_once()
+    assert state.source.ok and state.source.error is None
+
+
+async def test_hung_source_times_out() -> None:
+    hub, source = Hub(["accounts"]), ScriptedSource()
+
+    async def hang() -> Rows | None:
+        await asyncio.sleep(3600)
+        return None
+
+    source.fetch = hang  # type: ignore[method-assign]
+    runner = CollectorRunner(source, hub, interval=0.05, timeout=0.1)
+    await runner.poll_once()
+    assert hub.tables["accounts"].source.error == "no answer in time"
+
+
+async def test_rows_leave_at_their_expiry_between_polls() -> None:
+    hub, source = Hub(["accounts"]), ScriptedSource()
+    expires = iso(time.time() + 1.2)
+    source.rows = {"a": {"id": "a", "expires": expires}, "b": {"id": "b", "expires": None}}
+    runner = CollectorRunner(source, hub, interval=30, expires_field="expires")
+    task = asyncio.create_task(runner.run())
+    try:
+        await until(lambda: "a" in hub.tables["accounts"].rows)
+        await until(lambda: "a" not in hub.tables["accounts"].rows, 3)
+        assert expires is not None
+        # Gone within the second it expired, with no poll in between.
+        assert source.calls == 1
+        assert list(hub.tables["accounts"].rows) == ["b"]
+    finally:
+        task.cancel()
+
+
+async def test_hint_replaces_only_matching_rows_at_once() -> None:
+    hub, source = Hub(["accounts"]), ScriptedSource()
+    runner = CollectorRunner(source, hub, interval=30)
+    source.rows = {
+        "a1": {"id": "a1", "username": "alice"},
+        "b1": {"id": "b1", "username": "bob"},
+    }
+    await runner.poll_once()
+    runner.replace(
+        lambda row: row["username"] == "alice", {"a2": {"id": "a2", "username": "alice"}}
+    )
+    assert set(hub.tables["accounts"].rows) == {"a2", "b1"}
+    assert hub.tables["accounts"].seq == 2
+
+
+async def test_watch_is_restarted_after_a_crash() -> None:
+    hub, source = Hub(["accounts"]), ScriptedSource()
+    starts: list[float] = []
+
+    async def watch(replace: Any) -> None:
+        starts.append(time.monotonic())
+        raise ConnectionError("evapi went away")
+
+    source.watch = watch  # type: ignore[attr-defined]
+    runner = CollectorRunner(source, hub, interval=30)
+    task = asyncio.create_task(runner.watch())
+    try:
+        await until(lambda: len(starts) >= 2)
+    finally:
+        task.cancel()

@@ -1,0 +1,138 @@
+"""Each embedded-store collector against a real SQLite file."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+from server import store
+from server.collectors.queue import QueueCollector
+from server.collectors.registrations import RegistrationCollector
+from server.collectors.trunks import TrunkCollector
+from server.times import parse_iso, unix_to_julian
+
+from ..store_rows import (
+    add_account,
+    add_contact,
+    add_message,
+    add_trunk,
+    set_message_status,
+    set_trunk_status,
+)
+
+pytestmark = pytest.mark.asyncio
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> str:
+    path = str(tmp_path / "store.db")
+    store.migrate(path)
+    return path
+
+
+async def test_registrations_join_directory_and_locate_contacts(db: str) -> None:
+    add_account(db, "alice", domain="", owner="Alice", caller_id="+3906", group="NOC")
+    nat = add_contact(db, "alice", ip="10.0.0.5", received="sip:203.0.113.9:4512", transport="tcp")
+    plain = add_contact(db, "bob", ip="[2001:db8::1]", port=5062, expires_in=120)
+    collector = RegistrationCollector(db)
+    rows = await collector.fetch()
+    assert rows is not None and set(rows) == {nat, plain}
+    alice, bob = rows[nat], rows[plain]
+    assert (alice["owner"], alice["caller_id"], alice["group"]) == ("Alice", "+3906", "NOC")
+    assert (alice["ip"], alice["port"], alice["transport"]) == ("203.0.113.9", 4512, "TCP")
+    assert (bob["ip"], bob["port"], bob["owner"]) == ("2001:db8::1", 5062, "")
+    assert abs(parse_iso(bob["expires"]) - (time.time() + 120)) < 2
+    await collector.close()
+
+
+async def test_unchanged_store_returns_none_until_a_write(db: str) -> None:
+    collector = RegistrationCollector(db)
+    assert await collector.fetch() == {}
+    assert await collector.fetch() is None
+    ruid = add_contact(db, "carol")
+    rows = await collector.fetch()
+    assert rows is not None and ruid in rows
+    await collector.close()
+
+
+async def test_expired_and_permanent_contacts(db: str) -> None:
+    conn = store.connect(db)
+    now = time.time()
+    conn.execute(
+        "INSERT INTO location (ruid, username, contact, expires) VALUES"
+        " ('gone', 'x', 'sip:x@h', ?), ('forever', 'y', 'sip:y@h', ?), ('text', 'z', 'sip:z@h', ?)",
+        (unix_to_julian(now - 5), unix_to_julian(0), "2099-01-01 00:00:00"),
+    )
+    conn.close()
+    collector = RegistrationCollector(db)
+    rows = await collector.fetch()
+    await collector.close()
+    assert rows is not None
+    assert set(rows) == {"forever", "text"}
+    assert rows["forever"]["expires"] is None
+    assert rows["text"]["expires"] == "2099-01-01T00:00:00Z"
+
+
+async def test_missing_then_replaced_file(tmp_path: Path, db: str) -> None:
+    collector = RegistrationCollector(db)
+    await collector.fetch()
+    os.rename(db, db + ".old")
+    with pytest.raises(FileNotFoundError):
+        await collector.fetch()
+    fresh = str(tmp_path / "fresh.db")
+    store.migrate(fresh)
+    ruid = add_contact(fresh, "dave")
+    os.rename(fresh, db)
+    rows = await collector.fetch()
+    assert rows is not None and list(rows) == [ruid]
+    await collector.close()
+
+
+async def test_trunks_with_and_without_status(db: str) -> None:
+    add_trunk(db, "a", host="sip.a.example", port=5061, transport="TLS", encryption=1,
+              virtual_number="+3902", username="acme")  # fmt: skip
+    add_trunk(db, "b")
+    set_trunk_status(db, "a", "FAILED", "503 Service Unavailable", latency_ms=12.5)
+    set_trunk_status(db, "watcher-only", "OK")
+    collector = TrunkCollector(db)
+    rows = await collector.fetch()
+    await collector.close()
+    assert rows is not None
+    assert rows["a"]["host"] == "sip.a.example:5061"
+    assert (rows["a"]["status"], rows["a"]["reason"]) == ("FAILED", "503 Service Unavailable")
+    assert rows["a"]["encryption"] is True and rows["a"]["latency_ms"] == 12.5
+    assert rows["b"]["status"] == "PENDING"
+    assert rows["watcher-only"]["status"] == "OK"
+
+
+async def test_queue_holds_enqueued_only_and_never_the_payload(db: str) -> None:
+    add_message(db, "m1", payload=b"SECRET", from_number="+3906", to_account="bob", sent=2,
+                managed=1, received=1389851237105)  # fmt: skip
+    add_message(db, "m2")
+    set_message_status(db, "m2", "DELIVERED")
+    collector = QueueCollector(db)
+    rows = await collector.fetch()
+    await collector.close()
+    assert rows is not None and list(rows) == ["m1"]
+    m1 = rows["m1"]
+    assert m1["received"] == "2014-01-16T05:47:17.105Z"
+    assert (m1["from"], m1["to"], m1["sent"], m1["managed"]) == ("+3906", "bob", 2, True)
+    assert "SECRET" not in repr(rows)
+
+
+async def test_a_broken_store_raises_and_recovers(db: str) -> None:
+    collector = QueueCollector(db)
+    conn = sqlite3.connect(db)
+    conn.execute("ALTER TABLE messages RENAME TO messages_away")
+    conn.commit()
+    with pytest.raises(sqlite3.OperationalError):
+        await collector.fetch()
+    conn.execute("ALTER TABLE messages_away RENAME TO messages")
+    conn.commit()
+    conn.close()
+    assert await collector.fetch() == {}
+    await collector.close()
