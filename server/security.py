@@ -170,6 +170,8 @@ class SecurityMiddleware:
             raise ValueError("RTM_FRAME_ANCESTORS: space-separated CSP sources, no ; or ,")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            scope["rtm.display_token"] = _take_display_token(scope)
         if scope["type"] == "http":
             await self._http(scope, receive, self._decorated(scope, send))
         elif scope["type"] == "websocket":
@@ -196,7 +198,7 @@ class SecurityMiddleware:
             return await _answer(send, 403, "cross-site request refused", json_body=True)
         if is_public(path):
             return await self.app(scope, receive, send)
-        if path == "/" and b"display=" in scope.get("query_string", b""):
+        if path == "/" and scope["rtm.display_token"] is not None:
             return await self._display_login(scope, send)
         principal = await self._principal(scope)
         if path == "/metrics" and self._metrics_ok(scope, principal):
@@ -232,11 +234,8 @@ class SecurityMiddleware:
         return None
 
     async def _display_login(self, scope: Scope, send: Send) -> None:
-        """`/?display=TOKEN`: trade the token for a display session cookie, then drop it."""
-        query = parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True)
-        token = next((v for k, v in query if k == "display"), "")
-        # Rewritten in place: uvicorn's access log reads this very scope after we answer.
-        scope["query_string"] = urlencode([(k, v) for k, v in query if k != "display"]).encode()
+        """`/?display=TOKEN`: trade the token for a display session cookie."""
+        token = scope["rtm.display_token"]
         display = await asyncio.to_thread(self.auth.display_for_token, token)
         if display is None:
             return await _redirect(send, "/login")
@@ -255,6 +254,23 @@ class SecurityMiddleware:
             return
         _attach(scope, principal)
         await self.watcher.run(principal.credential, self.app, scope, receive, send)
+
+
+def _take_display_token(scope: Scope) -> str | None:
+    """Remove `display=` from the query string, in place; return its value if present.
+
+    In place because uvicorn logs this very scope's query string (its access log and its
+    WebSocket "403"/"accepted" lines) after the app answers: the token must be gone by then.
+    """
+    raw: bytes = scope.get("query_string", b"")
+    if not raw:
+        return None
+    query = parse_qsl(raw.decode("latin-1"), keep_blank_values=True)
+    token = next((v for k, v in query if k == "display"), None)
+    if token is None:
+        return None
+    scope["query_string"] = urlencode([(k, v) for k, v in query if k != "display"]).encode()
+    return token
 
 
 def _attach(scope: Scope, principal: Principal) -> None:

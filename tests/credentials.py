@@ -7,8 +7,6 @@ carries a valid admin session cookie without a login round trip.
 
 from __future__ import annotations
 
-from typing import Any
-
 from server.auth import COOKIE_NAME, Auth
 from server.config import Config
 
@@ -25,11 +23,3 @@ def grant(server: RtmServer) -> Auth:
         auth.add_user(ADMIN, "admin", ADMIN_PASSWORD)
     server.cookies[COOKIE_NAME] = auth.start_session("user", ADMIN)
     return auth
-
-
-def browser_cookies(server: RtmServer) -> list[dict[str, Any]]:
-    """The server's session cookie for Playwright: ``context.add_cookies(browser_cookies(s))``."""
-    return [
-        {"name": name, "value": value, "url": server.url, "httpOnly": True, "sameSite": "Strict"}
-        for name, value in server.cookies.items()
-    ]

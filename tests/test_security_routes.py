@@ -1,0 +1,99 @@
+"""Walks rtm's real route table: a route added tomorrow cannot forget authentication."""
+
+from __future__ import annotations
+
+import re
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from starlette.applications import Starlette
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.websockets import WebSocketDisconnect
+
+from server.app import create_app
+from server.auth import COOKIE_NAME, Auth
+from server.config import Config
+from server.security import DISPLAY_ALLOWED, is_public, role_allows
+
+with warnings.catch_warnings():
+    # Starlette 1.x prefers httpx2 for its TestClient; httpx works the same for these tests.
+    warnings.simplefilter("ignore", UserWarning)
+    from starlette.testclient import TestClient
+
+# Deliberately public; adding to this list is a security decision (docs/security.md).
+PUBLIC_ROUTES = {"/login", "/logout", "/healthz", "/static"}
+PARAM = re.compile(r"\{[^}]+\}")
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Starlette:
+    return create_app(Config(db=str(tmp_path / "rtm.db")))
+
+
+@pytest.fixture
+def client(app: Starlette) -> Iterator[TestClient]:
+    # No `with`: the lifespan (collectors) is not needed to be turned away at the gate.
+    yield TestClient(app, follow_redirects=False)
+
+
+def endpoints(app: Starlette) -> Iterator[tuple[str, str, str]]:
+    """(route path, method or WEBSOCKET, a concrete path) for every route of the app."""
+    for route in app.routes:
+        if isinstance(route, Mount):
+            yield route.path, "GET", route.path + "/js/app.js"
+        elif isinstance(route, WebSocketRoute):
+            yield route.path, "WEBSOCKET", PARAM.sub("x", route.path)
+        elif isinstance(route, Route):
+            for method in sorted(route.methods or {"GET"}):
+                yield route.path, method, PARAM.sub("x", route.path)
+        else:
+            raise AssertionError(f"unknown route type {route!r}: teach this test about it")
+
+
+def test_only_the_listed_routes_are_public(app: Starlette) -> None:
+    public = {path for path, _, concrete in endpoints(app) if is_public(concrete)}
+    assert public == PUBLIC_ROUTES
+
+
+def test_every_other_route_refuses_anonymous_callers(app: Starlette, client: TestClient) -> None:
+    checked = 0
+    for path, method, concrete in endpoints(app):
+        if path in PUBLIC_ROUTES:
+            continue
+        checked += 1
+        if method == "WEBSOCKET":
+            with pytest.raises(WebSocketDisconnect):
+                with client.websocket_connect(concrete):
+                    pass
+            continue
+        answer = client.request(method, concrete)
+        assert answer.status_code in (401, 303), f"{method} {path}: {answer.status_code}"
+        if answer.status_code == 303:
+            assert answer.headers["location"].startswith("/login?next=")
+        else:
+            assert concrete.startswith("/api/") or concrete == "/metrics"
+    assert checked >= 6
+
+
+def test_displays_reach_only_what_a_wall_shows(app: Starlette, client: TestClient) -> None:
+    auth: Auth = app.state.auth
+    auth.add_display("wall")
+    client.cookies.set(COOKIE_NAME, auth.start_session("display", "wall"))
+    for path, method, concrete in endpoints(app):
+        if path in PUBLIC_ROUTES or role_allows("display", method, concrete):
+            continue
+        assert concrete not in DISPLAY_ALLOWED or method not in ("GET", "HEAD", "WEBSOCKET")
+        if method == "WEBSOCKET":
+            with pytest.raises(WebSocketDisconnect):
+                with client.websocket_connect(concrete):
+                    pass
+            continue
+        answer = client.request(method, concrete)
+        assert answer.status_code == 403, f"display: {method} {path}: {answer.status_code}"
+
+
+def test_unknown_paths_do_not_reveal_themselves(client: TestClient) -> None:
+    assert client.get("/no/such/page").status_code == 303
+    assert client.get("/api/no-such-thing").status_code == 401
