@@ -44,7 +44,11 @@ def target_of(uri: str) -> Target | None:
     """Where a SIP URI (``sip:host:port;transport=tcp``, ``sips:...``) answers, or None."""
     if not uri:
         return None
-    address = parse_uri(uri if uri.lower().startswith(("sip:", "sips:")) else f"sip:{uri}")
+    scheme, colon, rest = uri.partition(":")
+    if scheme.lower() not in ("sip", "sips"):
+        bare = not colon or rest[:1].isdigit() or uri.startswith("[")  # host, host:port, [v6]
+        uri = f"sip:{uri}" if bare else ""
+    address = parse_uri(uri)
     if not address.ip:
         return None
     transport = address.transport if address.transport in DEFAULT_PORTS else "UDP"

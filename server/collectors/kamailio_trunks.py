@@ -65,8 +65,9 @@ def group_trunks(configured: Sequence[ConfiguredTrunk], parts: Sequence[TrunkPar
     """Join Kamailio's parts to configured trunks by name, else by host and port."""
     trunks = {trunk.name: Trunk(trunk.name, trunk) for trunk in configured}
     by_address = {(t.target.host, t.target.port): t.name for t in configured}
+    names = set(trunks)
     for part in parts:
-        name = part.name if part.name in trunks else None
+        name = part.name if part.name in names else None
         if name is None and part.target is not None:
             name = by_address.get((part.target.host, part.target.port))
         trunks.setdefault(name or part.name, Trunk(name or part.name)).parts.append(part)
