@@ -14,6 +14,7 @@ from typing import Any, Literal
 from .collectors.base import Row
 
 SNAPSHOT_PAGE_ROWS = 5000
+SNAPSHOT_PAGE_BYTES = 512 * 1024
 # Anything the client sends is tiny; a bigger frame is abuse.
 MAX_CLIENT_FRAME = 64 * 1024
 
@@ -81,12 +82,27 @@ def encode(message: Message) -> str:
 
 
 def snapshot_pages(table: str, seq: int, rows: Sequence[Row]) -> list[str]:
-    """A table's rows as snapshot frames of at most SNAPSHOT_PAGE_ROWS rows, last one final."""
-    pages = [rows[i : i + SNAPSHOT_PAGE_ROWS] for i in range(0, len(rows), SNAPSHOT_PAGE_ROWS)]
-    if not pages:
-        pages = [[]]
+    """A table's rows as snapshot frames, the last one ``final``.
+
+    A page holds at most SNAPSHOT_PAGE_ROWS rows and, unless one row alone is larger, at
+    most SNAPSHOT_PAGE_BYTES, so that no client needs a large frame limit.
+    """
+    head = f'{{"type":"snapshot","table":{json.dumps(table)},"seq":{seq},"rows":['
+    pages: list[list[str]] = [[]]
+    size = 0
+    for row in rows:
+        encoded = json.dumps(row, separators=(",", ":"), ensure_ascii=False)
+        page = pages[-1]
+        if page and (len(page) >= SNAPSHOT_PAGE_ROWS or size + len(encoded) > SNAPSHOT_PAGE_BYTES):
+            pages.append([])
+            size = 0
+        pages[-1].append(encoded)
+        size += len(encoded) + 1
     last = len(pages) - 1
-    return [encode(Snapshot(table, seq, list(page), i == last)) for i, page in enumerate(pages)]
+    return [
+        f'{head}{",".join(page)}],"final":{"true" if i == last else "false"}}}'
+        for i, page in enumerate(pages)
+    ]
 
 
 class BadMessage(ValueError):

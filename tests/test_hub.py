@@ -83,3 +83,11 @@ def test_source_changes_are_broadcast_once() -> None:
     hub.set_source("t", False, "boom")
     hub.set_source("t", True, None)
     assert [(f["ok"], f["error"]) for f in decoded(client.take())] == [(False, "boom"), (True, None)]
+
+
+def test_snapshot_pages_are_bounded_in_bytes_too() -> None:
+    hub = Hub(["t"])
+    hub.publish_state("t", rows(600, width=2000))
+    pages = [f for f in hub.snapshot_frames() if '"snapshot"' in f]
+    assert len(pages) > 1 and all(len(page) < 600 * 1024 for page in pages)
+    assert sum(len(json.loads(page)["rows"]) for page in pages) == 600

@@ -1,0 +1,34 @@
+"""A client that stops reading, against a real rtm: others unaffected, it is resynced."""
+
+from __future__ import annotations
+
+import pytest
+
+from .conftest import StartRtm
+from .live_server import UNIT
+from .mirror import Mirror
+from .store_rows import add_contacts, contact_params
+
+pytestmark = pytest.mark.asyncio
+
+
+async def test_stalled_client_is_resynced_and_others_keep_up(start_rtm: StartRtm) -> None:
+    server = start_rtm(env={"RTM_CLIENT_QUEUE_FRAMES": "4", "RTM_POLL_ACCOUNTS": "0.2"})
+    # max_queue=1 and no compression: this client buffers one frame, then its socket fills.
+    async with server.ws(max_queue=1, compression=None) as stalled_ws, server.ws() as ws:
+        stalled = Mirror(stalled_ws)
+        await stalled.start()
+        healthy = await Mirror(ws).start()
+        # 30 MB in all: more than the loopback socket buffers on both sides can absorb.
+        agent = "PrivateGSM " + "x" * 5000
+        batches = 60
+        for batch in range(batches):
+            add_contacts(
+                server.db, [contact_params(f"u{batch}-{i}", user_agent=agent) for i in range(100)]
+            )
+            await healthy.until(lambda m: len(m.tables["accounts"]) == (batch + 1) * 100)
+        assert server.get("/healthz").json()["resyncs"] >= 1
+        # Once it reads again, the stalled client catches up to exactly the server's state.
+        await stalled.until(lambda m: len(m.tables["accounts"]) == batches * 100, 30 * UNIT)
+        assert any(f["type"] == "snapshot" for f in stalled.frames[4:])
+        assert stalled.tables == healthy.tables
