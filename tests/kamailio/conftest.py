@@ -181,6 +181,7 @@ class Kamailio:
             "CTL_SOCK": f"unix:{self.rundir}/kamailio_ctl",
             "DS_LIST": str(self.workdir / "dispatcher.list"),
             "CONTACT_ADDR": f"127.0.0.1:{self.sip_port}",
+            "SELF_URI": f"sip:127.0.0.1:{self.sip_port}",
             "CHILDREN": 2,
             **self._defines,
         }
