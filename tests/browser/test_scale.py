@@ -1,0 +1,54 @@
+"""100,000 registered contacts: bounded DOM, scrolling to the end, live updates on screen."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from playwright.sync_api import expect
+
+from server import store
+
+from ..conftest import StartRtm
+from ..store_rows import add_contacts, contact_params
+from .conftest import MS, OpenPage
+from .page import headline, row_with, rows
+
+pytestmark = pytest.mark.browser
+
+CONTACTS = 100_000
+# The DOM holds the rows in view plus a small overscan, never the table.
+MAX_DOM_ROWS = 200
+
+
+def seed_100k(db: str) -> None:
+    add_contacts(db, [contact_params(f"u{i:06d}", 3600 + i % 600, ip=f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}", port=5060 + i % 1000) for i in range(CONTACTS)])
+
+
+def test_100k_contacts_load_scroll_and_update(start_rtm: StartRtm, open_page: OpenPage) -> None:
+    server = start_rtm(seed=seed_100k)
+    page = open_page(server)
+    expect(headline(page)).to_have_text(" - 100,000 registered users", timeout=60 * MS)
+    assert 0 < rows(page).count() <= MAX_DOM_ROWS
+    expect(page.locator("#view-accounts table")).to_have_attribute("aria-rowcount", str(CONTACTS + 1))
+
+    scroller = page.locator("#view-accounts .grid-scroll")
+    scroller.evaluate("el => { el.scrollTop = el.scrollHeight; }")
+    last = row_with(page, "u099999")
+    expect(last).to_be_visible()
+    expect(last).to_have_attribute("aria-rowindex", str(CONTACTS + 1))
+    assert rows(page).count() <= MAX_DOM_ROWS
+
+    # A change to a row on screen shows within 2 s.
+    conn = store.connect(server.db)
+    try:
+        conn.execute("UPDATE location SET user_agent = 'Upgraded/5.0' WHERE username = 'u099998'")
+    finally:
+        conn.close()
+    expect(row_with(page, "u099998")).to_contain_text("Upgraded/5.0", timeout=2 * MS)
+
+    # Back to the top with the keyboard; the DOM stays bounded all the way.
+    page.locator("#view-accounts table").focus()
+    page.keyboard.press("Home")
+    expect(row_with(page, "u000000")).to_be_visible()
+    assert rows(page).count() <= MAX_DOM_ROWS
