@@ -1,0 +1,25 @@
+"""Every setting rtm reads is documented (a setting nobody can find does not exist)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_every_rtm_variable_is_documented() -> None:
+    code = "\n".join(p.read_text() for p in (ROOT / "server").rglob("*.py"))
+    names = set(re.findall(r"\bRTM_[A-Z0-9_]*[A-Z0-9]\b", code))
+    docs = (ROOT / "README.md").read_text() + "".join(
+        p.read_text() for p in (ROOT / "docs").glob("*.md")
+    )
+    documented = set(re.findall(r"\bRTM_[A-Z0-9_]*[A-Z0-9]\b", docs))
+    missing = sorted(n for n in names - documented)
+    assert not missing, f"undocumented settings: {missing}"
+
+
+def test_readme_shows_the_two_commands_first() -> None:
+    readme = (ROOT / "README.md").read_text()
+    first_block = readme.split("```")[1]
+    assert "make run" in first_block and "make test" in first_block
