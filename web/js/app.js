@@ -21,6 +21,7 @@ import { ViewController } from './views.js';
 
 /** The whole page. */
 export class App {
+  /** Read the URL state and build every part (nothing is shown until start()). */
   constructor() {
     this.page = readState(location.search);
     this.clock = new ServerClock();

@@ -8,6 +8,7 @@ const TABLE_NAMES = { accounts: 'Registrations', trunks: 'Trunk status', queue: 
 
 /** The banner area under the tiles. */
 export class Banners {
+  /** Empty banners: connecting, no stale source known. */
   constructor() {
     /** @type {Map<string, {error: string, since: number|null}>} */
     this.stale = new Map();

@@ -3,6 +3,7 @@
 
 /** Server time estimated from hello.now plus the local clock's progress since. */
 export class ServerClock {
+  /** Assume the local clock until hello says otherwise. */
   constructor() {
     this.offset = 0;
   }

@@ -113,7 +113,8 @@ export class Details {
     const directory = this.fetched && !this.fetched.missing ? this.fetched.directory : null;
     const contacts = [...(this.stores.get('accounts')?.rows.values() ?? [])].filter((row) => row.username === username);
     if (this.fetched === null) this.body.append(el('p', { class: 'muted' }, 'Loading…'));
-    if (directory && typeof directory === 'object') {
+    if (this.fetched?.status === 403) this.body.append(el('p', { class: 'muted' }, 'This login may not open account details.'));
+    else if (directory && typeof directory === 'object') {
       this.body.append(el('h3', {}, 'Directory'), definitionList(Object.entries(directory).map(([k, v]) => [label(k), display(v)])));
     } else if (this.fetched) {
       this.body.append(el('p', { class: 'muted' }, this.fetched.missing && !contacts.length
@@ -137,6 +138,10 @@ export class Details {
   renderMessage(id, ctx) {
     const live = this.stores.get('queue')?.rows.get(id);
     const row = live ?? (this.fetched && !this.fetched.missing ? this.fetched : null);
+    if (this.fetched?.status === 403) {
+      this.body.append(el('p', { class: 'muted' }, 'This login may not open message details.'));
+      return;
+    }
     if (!row) {
       this.body.append(el('p', { class: 'muted' }, this.fetched ? 'This message is no longer in the queue.' : 'Loading…'));
       return;

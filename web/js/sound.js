@@ -6,6 +6,7 @@ const STORAGE_KEY = 'rtm.sound';
 
 /** A two-tone alarm that only sounds when the user switched it on. */
 export class Sound {
+  /** Read the stored choice and arm the gesture listeners that unlock audio. */
   constructor() {
     this.enabled = readSetting() === 'on';
     /** @type {AudioContext|null} */
