@@ -53,10 +53,12 @@ export class App {
 
   /**
    * A view controller with its state from the URL (for the URL's view) or its defaults.
-   * @param {import('./columns.js').ViewDef} def
+   * @param {import('./columns.js').ViewDef} fullDef
    * @returns {ViewController}
    */
-  makeView(def) {
+  makeView(fullDef) {
+    // Wall displays leave out the less important columns so large type still fits.
+    const def = this.page.kiosk ? { ...fullDef, columns: fullDef.columns.filter((c) => c.kiosk !== false) } : fullDef;
     const fromUrl = this.page.view === def.name;
     /** @type {Record<string, string>} */
     const filters = {};

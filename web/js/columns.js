@@ -6,7 +6,7 @@ import { formatDuration, parseTime } from './format.js';
 /**
  * @typedef {{key: string, label: string, kind?: string, width?: string, link?: string,
  *   from?: string, kiosk?: boolean}} Column  kiosk: false hides the column on wall displays
- * @typedef {{name: string, table: string, title: string, short: string,
+ * @typedef {{name: string, table: string, title: string, empty: string, short: string,
  *   sort: {key: string, dir: 'asc'|'desc'}, filters: string[], search: string[],
  *   columns: Column[], expiring?: boolean}} ViewDef
  * @typedef {{zone: import('./format.js').Zone, now: number}} CellContext
@@ -18,6 +18,7 @@ export const VIEWS = [
     name: 'accounts',
     table: 'accounts',
     title: 'Registered Accounts',
+    empty: 'No registered contacts.',
     short: 'Accounts',
     sort: { key: 'username', dir: 'asc' },
     filters: ['group', 'transport'],
@@ -33,7 +34,7 @@ export const VIEWS = [
       { key: 'port', label: 'Port', kind: 'number', width: 'xs', kiosk: false },
       { key: 'transport', label: 'Transport', width: 'xs' },
       { key: 'expires', label: 'Registration Expires', kind: 'time', width: 'l', kiosk: false },
-      { key: 'remaining', label: 'Remaining', kind: 'remaining', from: 'expires', width: 'xs' },
+      { key: 'remaining', label: 'Remaining', kind: 'remaining', from: 'expires', width: 's' },
       { key: 'user_agent', label: 'UserAgent', width: 'rest' },
     ],
   },
@@ -41,6 +42,7 @@ export const VIEWS = [
     name: 'trunks',
     table: 'trunks',
     title: 'Sip trunk status',
+    empty: 'No trunks configured.',
     short: 'Trunks',
     sort: { key: 'name', dir: 'asc' },
     filters: ['status', 'transport'],
@@ -62,6 +64,7 @@ export const VIEWS = [
     name: 'queue',
     table: 'queue',
     title: 'Message List',
+    empty: 'The queue is empty.',
     short: 'Queue',
     sort: { key: 'received', dir: 'desc' },
     filters: ['status'],

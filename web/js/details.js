@@ -12,6 +12,8 @@ const MESSAGE_FIELDS = [
   ['api_version', 'Api Version'], ['from', 'From'], ['from_seq', 'From Seq'], ['managed', 'Managed'],
   ['received', 'Received'], ['sent', 'Sent'], ['status', 'Status'], ['to', 'To'], ['to_seq', 'To Seq'],
 ];
+// Directory fields holding unix times (seconds or milliseconds).
+const TIME_FIELDS = new Set(['created', 'updated', 'modified', 'last_login']);
 const CONTACT_COLUMNS = [
   { key: 'contact', label: 'Contact' }, { key: 'ip', label: 'IpAddr' }, { key: 'port', label: 'Port' },
   { key: 'transport', label: 'Transport' }, { key: 'expires', label: 'Expires', kind: 'time' },
@@ -115,7 +117,9 @@ export class Details {
     if (this.fetched === null) this.body.append(el('p', { class: 'muted' }, 'Loading…'));
     if (this.fetched?.status === 403) this.body.append(el('p', { class: 'muted' }, 'This login may not open account details.'));
     else if (directory && typeof directory === 'object') {
-      this.body.append(el('h3', {}, 'Directory'), definitionList(Object.entries(directory).map(([k, v]) => [label(k), display(v)])));
+      const pairs = Object.entries(directory).map(([k, v]) => [label(k), TIME_FIELDS.has(k) && typeof v === 'number' && v > 0
+        ? ctx.zone.format(v > 1e11 ? v / 1000 : v) : display(v)]);
+      this.body.append(el('h3', {}, 'Directory'), definitionList(/** @type {Array<[string, string]>} */ (pairs)));
     } else if (this.fetched) {
       this.body.append(el('p', { class: 'muted' }, this.fetched.missing && !contacts.length
         ? 'No such account: not in the directory and not registered.' : 'Not in the account directory.'));

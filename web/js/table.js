@@ -15,22 +15,13 @@ const DEFAULT_ROW_PX = 30;
  */
 
 /**
- * The class marking a column that kiosk displays leave out (to fit large type).
- * @param {import('./columns.js').Column} column
- * @returns {string}
- */
-function optional(column) {
-  return column.kiosk === false ? 'no-kiosk' : '';
-}
-
-/**
  * A body cell's base classes.
  * @param {import('./columns.js').Column} column
  * @returns {string}
  */
 function cellClass(column) {
   const numeric = column.kind === 'number' || column.kind === 'latency' ? 'num' : '';
-  return `${numeric} ${optional(column)}`.trim();
+  return `${numeric}`.trim();
 }
 
 /** The grid of one view. */
@@ -64,7 +55,7 @@ export class VirtualTable {
     this.spacerTop = this.spacer();
     this.spacerBottom = this.spacer();
     this.body = el('tbody', {}, this.spacerTop, this.spacerBottom);
-    const cols = this.columns.map((column) => el('col', { class: `w-${column.width ?? 'm'} ${optional(column)}` }));
+    const cols = this.columns.map((column) => el('col', { class: `w-${column.width ?? 'm'}` }));
     this.table = el('table', {
       class: 'grid', role: 'grid', tabindex: '0', 'aria-labelledby': labelId,
       'aria-colcount': String(this.columns.length), 'aria-rowcount': '1',
@@ -88,7 +79,7 @@ export class VirtualTable {
   header(column, onSort) {
     const button = el('button', { type: 'button', class: 'sort', onclick: () => onSort(column.key) },
       column.label, el('span', { class: 'sort-mark', 'aria-hidden': 'true' }));
-    return el('th', { scope: 'col', role: 'columnheader', 'aria-sort': 'none', 'data-key': column.key, class: optional(column) }, button);
+    return el('th', { scope: 'col', role: 'columnheader', 'aria-sort': 'none', 'data-key': column.key }, button);
   }
 
   /**

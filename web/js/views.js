@@ -50,8 +50,9 @@ export class ViewController {
     const exportButton = el('button', { type: 'button', class: 'btn', onclick: () => onExport(this) }, 'Export CSV');
     const labels = [...this.selects].map(([key, select]) => el('label', { class: 'column-filter' }, key[0].toUpperCase() + key.slice(1), select));
     this.toolbar = el('div', { class: 'toolbar chrome' }, this.search, ...labels, this.shown, exportButton);
+    this.empty = el('p', { class: 'empty', role: 'status', text: 'Loading…' });
     this.section = el('section', { class: 'view', id: `view-${def.name}`, 'aria-labelledby': titleId, hidden: true },
-      el('div', { class: 'view-head' }, this.title, this.toolbar), this.grid.scroller);
+      el('div', { class: 'view-head' }, this.title, this.toolbar), this.grid.scroller, this.empty);
     store.subscribe((change) => this.changed(change));
   }
 
@@ -195,6 +196,10 @@ export class ViewController {
       this.syncOptions(select, this.index.choices[key] ?? [], this.state.filters[key] ?? '');
     }
     const shown = this.index.ids.length;
+    this.empty.hidden = shown > 0;
+    if (!shown) {
+      setText(this.empty, !this.store.ready ? 'Loading…' : this.index.live ? 'No row matches the filters.' : this.def.empty);
+    }
     setText(this.shown, shown === this.index.live ? `${formatCount(shown)} rows`
       : `${formatCount(shown)} of ${formatCount(this.index.live)} rows`);
     const cost = performance.now() - started;
