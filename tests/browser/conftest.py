@@ -67,19 +67,21 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture
 def open_page(browser: Any) -> Iterator[OpenPage]:
-    """``open_page(server, "/?view=trunks", width=1440, height=900)`` → a loaded Page.
+    """``open_page(server, "/?view=trunks", width=1440, height=900, signed_in=True)`` → a Page.
 
-    Each call gets its own browser context with the server's cookies. At teardown, any dialog
+    Each call gets its own browser context, with the server's cookies unless signed_in=False. At teardown, any dialog
     or uncaught page error seen fails the test.
     """
     contexts: list[Any] = []
     problems: list[str] = []
 
-    def open_(server: RtmServer, path: str = "/", width: int = 1440, height: int = 900) -> Any:
+    def open_(
+        server: RtmServer, path: str = "/", width: int = 1440, height: int = 900, signed_in: bool = True
+    ) -> Any:
         context = browser.new_context(viewport={"width": width, "height": height}, accept_downloads=True)
         context.set_default_timeout(10 * MS)
         contexts.append(context)
-        if server.cookies:
+        if server.cookies and signed_in:
             context.add_cookies(cookies_for(server))
         if server.headers:
             context.set_extra_http_headers(server.headers)
