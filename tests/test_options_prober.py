@@ -418,3 +418,37 @@ def test_settings_from_env(tmp_path: Path) -> None:
             ProbeSettings.from_env(bad)
     with pytest.raises(ConfigError, match="RTM_OPTIONS_CA_FILE"):
         ProbeSettings.from_env({"RTM_OPTIONS_CA_FILE": str(tmp_path / "missing.pem")})
+
+
+def test_a_crashed_probe_loop_is_reported_once_and_restarted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # probe() never raises for network trouble; a bug is the only way to crash the loop.
+    from server.collectors import trunk_probes
+    from server.collectors.base import SourceError
+
+    async def broken(*_args: Any, **_kwargs: Any) -> ProbeResult:
+        raise RuntimeError("bug in the prober")
+
+    async def scenario() -> None:
+        async with responding(sip_reply()) as responder:
+            loop = ProbeLoop(ProbeSettings(interval=3600, timeout=1.0))
+            target = Target("127.0.0.1", responder.port, "UDP")
+            try:
+                with monkeypatch.context() as patch:
+                    patch.setattr(trunk_probes, "probe", broken)
+                    loop.track([target])
+                    task = loop._task
+                    assert task is not None
+                    with contextlib.suppress(RuntimeError):
+                        await task
+                with pytest.raises(SourceError, match="bug in the prober"):
+                    loop.track([target])
+                loop.track([target])  # restarted: no second report
+                async with asyncio.timeout(5):
+                    await loop.wait_rounds(1)
+                assert (loop.result(target) or ProbeResult()).reply == "200 OK"
+            finally:
+                await loop.close()
+
+    run(scenario())

@@ -13,10 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..sipuri import parse_uri
-from .trunk_probes import Target
+from .trunk_probes import DEFAULT_PORTS, Target
 
 SECRETS = ("auth_password", "auth_ha1")
-DEFAULT_PORTS = {"UDP": 5060, "TCP": 5060, "TLS": 5061}
 MAX_TEXT = 256
 
 

@@ -16,13 +16,12 @@ from typing import Any
 from ..config import Config
 from .base import Row, Rows
 from .sqlite_source import SqliteSource
-from .trunk_probes import ProbeLoop, ProbeSettings, Target
+from .trunk_probes import DEFAULT_PORTS, ProbeLoop, ProbeSettings, Target
 from .trunk_status import SinceTracker, probe_status
 
 TRUNKS_SQL = """
 SELECT name, host, port, transport, encryption, virtual_number, username FROM trunks
 """
-DEFAULT_PORTS = {"UDP": 5060, "TCP": 5060, "TLS": 5061}
 
 
 @dataclass(frozen=True)
@@ -48,7 +47,9 @@ def _configured(record: Any) -> ConfiguredTrunk:
     return ConfiguredTrunk(
         name=str(record["name"]),
         host=str(record["host"] or ""),
-        port=int(port) if isinstance(port, int) and 0 < port < 65536 else DEFAULT_PORTS[transport],
+        port=port
+        if isinstance(port, int) and 0 < port < 65536
+        else DEFAULT_PORTS.get(transport, 5060),
         transport=transport,
         encryption=bool(record["encryption"]),
         virtual_number=str(record["virtual_number"] or ""),

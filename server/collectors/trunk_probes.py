@@ -24,6 +24,10 @@ from .base import SourceError
 log = logging.getLogger("rtm.trunks.options")
 
 
+# Where SIP listens when a URI or the trunk table gives no port.
+DEFAULT_PORTS = {"UDP": 5060, "TCP": 5060, "TLS": 5061}
+
+
 class Target(NamedTuple):
     """Where a trunk answers SIP."""
 

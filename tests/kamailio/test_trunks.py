@@ -126,7 +126,7 @@ async def test_carrier_killed_leaves_ok_with_a_reason_and_comes_back(
     server = start_rtm(env={"RTM_TRUNKS": lab.kamailio.source_url, **PROBE_ENV}, seed=lab.seed)
     async with server.ws() as ws:
         mirror = await Mirror(ws).start()
-        await mirror.until(status_is("carrier-a", "OK"), 20 * UNIT)
+        await mirror.until(status_is("carrier-a", "OK"), 30 * UNIT)
         await mirror.until(status_is("carrier-x", "FAILED"), 20 * UNIT)
         await mirror.until(status_is("spare", "FAILED"), 10 * UNIT)
         row = trunk(mirror, "carrier-a")
@@ -163,7 +163,7 @@ async def test_two_minutes_of_healthy_refreshes_change_no_status(
     in_flight = FlagWatcher(lab.kamailio, "carrier-a")
     async with server.ws() as ws:
         mirror = await Mirror(ws).start()
-        await mirror.until(status_is("carrier-a", "OK"), 20 * UNIT)
+        await mirror.until(status_is("carrier-a", "OK"), 30 * UNIT)
         since = trunk(mirror, "carrier-a")["since"]
         start = len(mirror.frames)
         in_flight.start()

@@ -3,6 +3,9 @@ and ``RTM_TRUNKS=options:`` end to end through a real rtm."""
 
 from __future__ import annotations
 
+import contextlib
+import subprocess
+import time
 from typing import Any
 
 import pytest
@@ -18,18 +21,21 @@ from .conftest import Kamailio, Sipp, free_port
 pytestmark = [pytest.mark.asyncio, pytest.mark.kamailio]
 
 CARRIER = "carrier_uas.xml"  # answers REGISTER and OPTIONS with 200 OK
+DEADCALL = ["-deadcall_wait", "0"]
 
 
 @pytest.mark.parametrize("transport", ["UDP", "TCP"])
 async def test_probe_sipp_uas(sipp: Sipp, transport: str) -> None:
     port = free_port(udp=True)
-    sipp.start(CARRIER, None, port=port, transport=transport.lower(), extra=["-deadcall_wait", "0"])
-    result = None
-    for _ in range(50):  # until sipp listens: each probe waits up to 0.2 s for its reply
-        result = await probe("127.0.0.1", port, transport, within=0.2 * UNIT)
-        if result.code is not None:
+    uas = sipp.start(CARRIER, None, port=port, transport=transport.lower(), extra=DEADCALL)
+    deadline = time.monotonic() + 10 * UNIT
+    while True:  # until sipp listens
+        result = await probe("127.0.0.1", port, transport, within=0.5 * UNIT)
+        if result.code is not None or time.monotonic() > deadline:
             break
-    assert result is not None and (result.reply, result.error) == ("200 OK", None)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            uas.wait(timeout=0.05)  # paces the readiness poll; returns at once if sipp died
+    assert (result.reply, result.error) == ("200 OK", None)
     assert result.latency_ms is not None and 0 < result.latency_ms < 200 * UNIT
 
 
@@ -49,7 +55,7 @@ async def test_options_source_end_to_end(
     carrier_port, closed_port = free_port(udp=True), free_port()
 
     def start_carrier() -> Any:
-        return sipp.start(CARRIER, None, port=carrier_port, extra=["-deadcall_wait", "0"])
+        return sipp.start(CARRIER, None, port=carrier_port, extra=DEADCALL)
 
     def seed(db: str) -> None:
         conn = store.connect(db)
