@@ -24,9 +24,10 @@ POLICY_VIOLATION = 1008
 class SessionWatcher:
     """Runs WebSocket apps under a credential and ends them when it stops holding."""
 
-    def __init__(self, auth: Auth, interval: float = 1.0) -> None:
+    def __init__(self, auth: Auth, interval: float = 1.0, grace: float = 5.0) -> None:
         self.auth = auth
         self.interval = interval
+        self.grace = grace
         self._live: dict[str, set[asyncio.Event]] = {}
         self._task: asyncio.Task[None] | None = None
         self.closed_count = 0
@@ -34,34 +35,44 @@ class SessionWatcher:
     async def run(
         self, credential: str, app: ASGIApp, scope: Scope, receive: Receive, send: Send
     ) -> None:
-        """Run `app` for one socket; cancel it and close the socket if `credential` dies."""
+        """Run `app` for one socket. When `credential` dies, close the socket with 1008 and
+        hand the app a disconnect at its next receive; cancel it if it lingers past `grace`."""
         ended = asyncio.Event()
-        state = {"accepted": False, "closed": False}
+        closed = False
 
-        async def tracking_send(message: Message) -> None:
-            if message["type"] == "websocket.accept":
-                state["accepted"] = True
-            elif message["type"] in ("websocket.close", "websocket.http.response.start"):
-                state["closed"] = True
+        async def guarded_send(message: Message) -> None:
+            nonlocal closed
+            if closed:
+                return  # we closed the socket under the app: drop what it still sends
+            if message["type"] in ("websocket.close", "websocket.http.response.start"):
+                closed = True
             await send(message)
 
+        async def guarded_receive() -> Message:
+            incoming = asyncio.ensure_future(receive())
+            stop = asyncio.ensure_future(ended.wait())
+            try:
+                await asyncio.wait({incoming, stop}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                await _cancel(stop)
+                await _cancel(incoming)  # revoked, or the app itself is being cancelled
+            if incoming.cancelled():
+                return {"type": "websocket.disconnect", "code": POLICY_VIOLATION}
+            return incoming.result()
+
         self._register(credential, ended)
-        app_task = asyncio.ensure_future(app(scope, receive, tracking_send))
+        app_task = asyncio.ensure_future(app(scope, guarded_receive, guarded_send))
         ended_wait = asyncio.ensure_future(ended.wait())
         try:
             await asyncio.wait({app_task, ended_wait}, return_when=asyncio.FIRST_COMPLETED)
             if not app_task.done():
-                await _cancel(app_task)
-                if not state["closed"]:
+                if not closed:
+                    closed = True
                     self.closed_count += 1
-                    await send(
-                        {
-                            "type": "websocket.close",
-                            "code": POLICY_VIOLATION,
-                            "reason": "credentials revoked or expired",
-                        }
-                    )
-            else:
+                    await send({"type": "websocket.close", "code": POLICY_VIOLATION,
+                                "reason": "credentials revoked or expired"})  # fmt: skip
+                await asyncio.wait({app_task}, timeout=self.grace)
+            if app_task.done():
                 app_task.result()
         finally:
             self._unregister(credential, ended)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 import warnings
@@ -20,6 +21,7 @@ from server.auth import COOKIE_NAME, Auth
 from server.auth_routes import routes as auth_routes
 from server.auth_routes import safe_next
 from server.config import Config
+from server.revocation import SessionWatcher
 from server.security import SecurityMiddleware, role_allows
 
 with warnings.catch_warnings():
@@ -312,3 +314,31 @@ def test_allowed_origins_extend_our_own(auth: Auth) -> None:
         session(auth, client, "user", "olga")
         with client.websocket_connect("/ws", headers={"Origin": "https://noc.example"}) as ws:
             assert ws.receive_json()["user"]["name"] == "olga"
+
+
+def test_revocation_closes_sockets_and_stops_apps_that_linger(auth: Auth) -> None:
+    finished: list[str] = []
+
+    async def stubborn(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.send_json({"user": websocket.scope["user"]})
+        try:
+            await asyncio.Event().wait()  # never reads: only cancellation ends it
+        finally:
+            finished.append("cancelled")
+
+    app = Starlette(routes=[WebSocketRoute("/ws", stubborn)])
+    watcher = SessionWatcher(auth, interval=0.05, grace=0.1)
+    gated = SecurityMiddleware(app, auth, watcher)
+    token = auth.add_display("wall")
+    with TestClient(gated) as client:
+        client.cookies.set(COOKIE_NAME, auth.start_session("display", "wall"))
+        with client.websocket_connect("/ws") as ws:
+            assert ws.receive_json()["user"]["role"] == "display"
+            assert auth.revoke_display("wall") and token
+            assert ws.receive() == {
+                "type": "websocket.close",
+                "code": 1008,
+                "reason": "credentials revoked or expired",
+            }
+    assert finished == ["cancelled"] and watcher.closed_count == 1
