@@ -1,0 +1,153 @@
+"""The page's pure modules, imported and exercised inside the real browser (no Node needed)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from server import store
+
+from .. import credentials
+from ..live_server import RtmServer
+from .conftest import cookies_for
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def page(browser: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One signed-in page on one server for all the module tests (they only import modules)."""
+    server = RtmServer(tmp_path_factory.mktemp("modules"))
+    store.migrate(server.db)
+    credentials.grant(server)
+    server.start()
+    context = browser.new_context()
+    context.add_cookies(cookies_for(server))
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(server.url + "/")
+    yield page
+    context.close()
+    server.stop()
+    assert not errors, errors
+
+
+def run(page: Any, body: str) -> Any:
+    """Evaluate an async function body with `load(name)` importing /static/js/<name>.js."""
+    return page.evaluate(f"async () => {{ const load = (n) => import(`/static/js/${{n}}.js`); {body} }}")
+
+
+def test_zone_formats_like_the_original(page: Any) -> None:
+    result = run(page, """
+        const { Zone, formatDuration } = await load('format');
+        const rome = new Zone({ name: 'Europe/Rome', transitions: [
+            [1364691600, 7200, 'CEST'], [1382835600, 3600, 'CET']] });
+        return [rome.format(1381418482), rome.format(1389850837.105, true),
+                rome.format(1382835599), rome.format(1382835600), new Zone(null).format(0),
+                [5, 65, 3725, 90061].map(formatDuration)];
+    """)
+    assert result == [
+        "2013-10-10 17:21:22 CEST",
+        "2014-01-16 06:40:37.105 CET",
+        "2013-10-27 02:59:59 CEST",
+        "2013-10-27 02:00:00 CET",
+        "1970-01-01 00:00:00 UTC",
+        ["5s", "1m 05s", "1h 02m", "1d 1h"],
+    ]
+
+
+def test_store_snapshot_pages_and_diffs(page: Any) -> None:
+    result = run(page, """
+        const { TableStore } = await load('store');
+        const s = new TableStore('accounts');
+        const events = [];
+        s.subscribe((c) => events.push({ reset: c.reset, added: [...c.added], removed: [...c.removed],
+                                         changed: [...c.changed].map(([id, f]) => [id, [...f].sort()]) }));
+        s.applySnapshot({ seq: 7, rows: [{ id: 1, a: 1 }], final: false });
+        const midway = s.rows.size;
+        s.applySnapshot({ seq: 7, rows: [{ id: 2, a: 2 }, { id: 3, a: 3 }], final: true });
+        const r1 = s.applyDiff({ seq: 8, upsert: [{ id: 2, a: 20 }, { id: 4, a: 4 }, { id: 3, b: 9 }], delete: [3, 1] });
+        const replaced = s.rows.get('3');
+        const r2 = s.applyDiff({ seq: 8, upsert: [{ id: 2, a: 99 }], delete: [] });
+        const r3 = s.applyDiff({ seq: 10, upsert: [], delete: [] });
+        return { midway, r1, r2, r3, seq: s.seq, rows: [...s.rows.entries()], replaced, events };
+    """)
+    assert result["midway"] == 0  # a half-received snapshot is never shown
+    assert (result["r1"], result["r2"], result["r3"], result["seq"]) == ("applied", "old", "gap", 8)
+    # Deletes first, then upserts: id 3 deleted and upserted is a replacement, not a merge.
+    assert result["replaced"] == {"id": 3, "b": 9}
+    assert dict(result["rows"]) == {"2": {"id": 2, "a": 20}, "3": {"id": 3, "b": 9}, "4": {"id": 4, "a": 4}}
+    assert result["events"] == [
+        {"reset": True, "added": [], "removed": [], "changed": []},
+        {"reset": False, "added": ["4", "3"], "removed": ["1"], "changed": [["2", ["a"]], ["3", ["b", "id"]]]},
+    ]
+
+
+def test_csv_fields_are_quoted_and_defused(page: Any) -> None:
+    result = run(page, """
+        const { csvField } = await load('csv');
+        return ['plain', 'say "hi"', '=1+2', '+1', '-1', '@x', '\\tx', 'a,b\\nc', 42, -5].map(csvField);
+    """)
+    assert result == [
+        '"plain"', '"say ""hi"""', "\"'=1+2\"", "\"'+1\"", "\"'-1\"", "\"'@x\"", "\"'\tx\"",
+        '"a,b\nc"', "42", "-5",
+    ]
+
+
+def test_backoff_is_capped_full_jitter(page: Any) -> None:
+    result = run(page, """
+        const { backoffDelay } = await load('socket');
+        const first = Array.from({ length: 200 }, () => backoffDelay(0));
+        const late = Array.from({ length: 200 }, () => backoffDelay(30));
+        return [Math.min(...first), Math.max(...first), Math.min(...late), Math.max(...late)];
+    """)
+    low0, high0, low30, high30 = result
+    assert 100 <= low0 and high0 <= 500
+    assert 100 <= low30 < 4000 < high30 <= 8000  # spread over the whole capped range
+
+
+def test_url_state_round_trips_and_keeps_unknown_parameters(page: Any) -> None:
+    result = run(page, """
+        const { readState, queryFor } = await load('url-state');
+        const q = queryFor('?display=abc&kiosk=1&view=accounts', { view: 'trunks', sort: 'status', dir: 'desc',
+            q: 'a b&c', filters: { status: 'FAILED', transport: '' }, details: null });
+        const back = readState(q);
+        const plain = queryFor('', { view: 'accounts', sort: 'username', dir: 'asc', q: '', filters: {}, details: null });
+        return { q, back, plain, bad: readState('?view=nope&sort=evil&dir=sideways&rotate=-3&queue_alarm=x') };
+    """)
+    assert result["q"] == "?display=abc&kiosk=1&view=trunks&sort=status&dir=desc&q=a+b%26c&status=FAILED"
+    back = result["back"]
+    assert (back["view"], back["sort"], back["dir"], back["q"], back["kiosk"]) == ("trunks", "status", "desc", "a b&c", True)
+    assert back["filters"] == {"status": "FAILED", "transport": ""}
+    assert result["plain"] == ""
+    bad = result["bad"]
+    assert (bad["view"], bad["sort"], bad["dir"], bad["rotate"], bad["queueAlarm"]) == ("accounts", None, None, 0, 300)
+
+
+def test_index_drops_expired_rows_filters_and_sorts(page: Any) -> None:
+    result = run(page, """
+        const { buildIndex } = await load('rowindex');
+        const { viewByName } = await load('columns');
+        const iso = (t) => new Date(t * 1000).toISOString();
+        const now = 1_000_000;
+        const rows = new Map([
+            ['a', { id: 'a', username: 'zed', group: 'NOC', transport: 'UDP', port: 1, expires: iso(now + 60) }],
+            ['b', { id: 'b', username: 'amy', group: 'NOC', transport: 'TCP', port: 3, expires: iso(now + 30) }],
+            ['c', { id: 'c', username: 'bob', group: 'Ops', transport: 'UDP', port: 2, expires: iso(now - 5) }],
+            ['d', { id: 'd', username: 'cal', group: 'NOC', transport: 'UDP', port: 2, expires: null }],
+        ]);
+        const view = viewByName('accounts');
+        const all = buildIndex(rows, view, { sort: 'username', dir: 'asc', q: '', filters: {} }, now);
+        const noc = buildIndex(rows, view, { sort: 'port', dir: 'desc', q: '', filters: { group: 'NOC', transport: '' } }, now);
+        const text = buildIndex(rows, view, { sort: 'expires', dir: 'asc', q: 'A', filters: {} }, now);
+        return { all, noc: noc.ids, text: text.ids };
+    """)
+    assert result["all"]["ids"] == ["b", "d", "a"]  # bob expired: gone
+    assert result["all"]["live"] == 3
+    assert result["all"]["nextChange"] == 1_000_031
+    assert result["all"]["choices"] == {"group": ["NOC"], "transport": ["TCP", "UDP"]}
+    assert result["noc"] == ["b", "d", "a"]
+    assert result["text"] == ["b", "d"]  # "amy" and "cal"; never-expiring sorts last
