@@ -9,6 +9,7 @@ them in a worker thread (argon2 takes tens of milliseconds on purpose).
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import re
 import secrets
 import sqlite3
@@ -60,6 +61,13 @@ class LoginOutcome:
     principal: Principal | None
     locked: bool
     failures: int
+
+
+def is_loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
 
 
 def token_hash(token: str) -> str:
@@ -311,9 +319,14 @@ class Auth:
     # -- throttling --------------------------------------------------------------------------
 
     @staticmethod
-    def _attempt_keys(name: str, address: str) -> tuple[str, str]:
+    def _attempt_keys(name: str, address: str) -> tuple[str, ...]:
         # Case-folded so "Admin" and "admin" share one counter.
-        return ("user:" + name[:128].casefold(), "addr:" + address)
+        user = "user:" + name[:128].casefold()
+        if is_loopback(address):
+            # A local reverse proxy makes every client 127.0.0.1: locking that address would
+            # let one guesser lock everybody out. Per-user locks still apply.
+            return (user,)
+        return (user, "addr:" + address)
 
     def _locked(self, keys: tuple[str, ...]) -> bool:
         with self._db() as db:

@@ -8,7 +8,6 @@ only `DISPLAY_ALLOWED`, and `ADMIN_ONLY` prefixes need an admin. docs/security.m
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import json
 import re
 import secrets
@@ -20,7 +19,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .auth import COOKIE_NAME, DISPLAY_COOKIE_MAX_AGE, Auth, Principal
+from .auth import COOKIE_NAME, DISPLAY_COOKIE_MAX_AGE, Auth, Principal, is_loopback
 from .config import Config
 from .revocation import SessionWatcher
 
@@ -151,13 +150,6 @@ def _bearer(scope: Scope) -> str:
     return token.strip() if scheme.lower() == "bearer" else ""
 
 
-def _is_loopback(address: str) -> bool:
-    try:
-        return ipaddress.ip_address(address).is_loopback
-    except ValueError:
-        return False
-
-
 class SecurityMiddleware:
     """Authenticate, authorise and decorate every HTTP request and WebSocket handshake."""
 
@@ -223,7 +215,7 @@ class SecurityMiddleware:
             return True
         if principal is not None and principal.role in ("admin", "operator"):
             return True
-        return _is_loopback(client_address(scope, self.config))
+        return is_loopback(client_address(scope, self.config))
 
     async def _principal(self, scope: Scope) -> Principal | None:
         bearer, cookie = _bearer(scope), _cookie(scope)

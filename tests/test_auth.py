@@ -167,3 +167,11 @@ def test_display_tokens_are_hashed_and_revocable(auth: Auth, clock: Clock) -> No
     assert auth.valid_credentials([principal.credential, display.credential]) == set()
     with pytest.raises(AuthError, match="names"):
         auth.add_display("bad name")
+
+
+def test_loopback_is_not_locked_as_an_address(auth: Auth) -> None:
+    # Behind a local proxy every client is 127.0.0.1; one guesser must not lock out all.
+    for name in ("u1", "u2", "u3", "u4"):
+        auth.check_login(name, "guess", "127.0.0.1")
+    assert auth.check_login("alice", PASSWORD, "127.0.0.1").principal is not None
+    assert auth.check_login("alice", PASSWORD, "::1").principal is not None

@@ -204,3 +204,13 @@ async def test_tls_serves_https_and_wss_with_hsts_and_secure_cookies(tmp_path: P
                 pass
     finally:
         server.stop()
+
+
+async def test_forwarded_headers_from_loopback_are_not_believed(rtm_server: RtmServer) -> None:
+    # uvicorn trusts X-Forwarded-* from 127.0.0.1 by default; rtm turns that off, so a
+    # local client cannot pose as HTTPS or as another address unless configured.
+    spoof = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.9"}
+    answer = await fetch("GET", rtm_server.url + "/healthz", headers=spoof)
+    assert "strict-transport-security" not in answer.headers
+    assert "wss://" in answer.headers["content-security-policy"]
+    assert "ws://127.0.0.1" in answer.headers["content-security-policy"]
