@@ -239,6 +239,17 @@ class Auth:
         session_id = secrets.token_urlsafe(32)
         now = self.clock()
         with self._db() as db:
+            # Sessions nobody can use any more go when new ones come, so the table stays small.
+            db.execute(
+                """DELETE FROM sessions WHERE
+                   (kind = 'user' AND (created < ? OR seen < ?))
+                   OR (kind = 'display' AND seen < ?)""",
+                (
+                    now - self.config.session_max,
+                    now - self.config.session_idle,
+                    now - DISPLAY_COOKIE_MAX_AGE,
+                ),
+            )
             db.execute(
                 "INSERT INTO sessions (id_hash, kind, name, created, seen) VALUES (?, ?, ?, ?, ?)",
                 (token_hash(session_id), kind, name, now, now),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -175,3 +177,20 @@ def test_loopback_is_not_locked_as_an_address(auth: Auth) -> None:
         auth.check_login(name, "guess", "127.0.0.1")
     assert auth.check_login("alice", PASSWORD, "127.0.0.1").principal is not None
     assert auth.check_login("alice", PASSWORD, "::1").principal is not None
+
+
+def test_dead_sessions_are_purged_when_new_ones_start(auth: Auth, clock: Clock) -> None:
+    auth.start_session("user", "alice")
+    auth.add_display("wall")
+    auth.start_session("display", "wall")
+    clock.now += auth.config.session_max + 1
+    auth.start_session("user", "alice")
+    assert _session_kinds(auth) == ["display", "user"]
+    clock.now += 401 * 24 * 3600  # longer than any display cookie lives
+    auth.start_session("user", "alice")
+    assert _session_kinds(auth) == ["user"]
+
+
+def _session_kinds(auth: Auth) -> list[str]:
+    with closing(sqlite3.connect(auth.config.db)) as db:
+        return [kind for (kind,) in db.execute("SELECT kind FROM sessions ORDER BY kind")]
