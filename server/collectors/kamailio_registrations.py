@@ -11,7 +11,6 @@ becomes a slow reconcile.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -20,13 +19,10 @@ from typing import Any
 from ..config import Config
 from ..sipuri import contact_address
 from ..times import iso
+from .account_directory import AccountDirectory
 from .base import Row, Rows
 from .evapi import Replace, watch_events
 from .kamailio_rpc import KamailioRpc, RpcError, http_url
-from .registrations import DIRECTORY_SQL, Directory, directory_entry
-from .sqlite_source import SqliteSource
-
-log = logging.getLogger("rtm.collectors.kamailio")
 
 NOT_SET = "[not set]"
 AOR_NOT_FOUND = 500
@@ -78,17 +74,23 @@ def contacts_in_lookup(info: Any) -> Iterator[tuple[str, Mapping[str, Any]]]:
             yield aor, contact
 
 
-def expires_at(contact: Mapping[str, Any], now: float, held: Held | None) -> int | None | bool:
-    """Unix expiry from seconds left; None = permanent; False = expired/deleted (drop it).
+def is_gone(contact: Mapping[str, Any]) -> bool:
+    """True for "expired" / "deleted" (kept by Kamailio until its timer sweeps) or nonsense."""
+    left = contact.get("Expires")
+    if left == "permanent":
+        return False
+    return not isinstance(left, int) or isinstance(left, bool)
+
+
+def expires_at(contact: Mapping[str, Any], now: float, held: Held | None) -> int | None:
+    """Unix expiry from the seconds left (None: permanent) of a contact that is not gone.
 
     Seconds left are whole, so two polls can compute expiries a second apart for the same
     registration; the previous value is kept unless the registration itself changed.
     """
     left = contact.get("Expires")
-    if left == "permanent":
-        return None
     if not isinstance(left, int) or isinstance(left, bool):
-        return False
+        return None
     value = int(now) + left
     same = held is not None and (held.call_id, held.cseq) == (
         _text(contact, "Call-ID"),
@@ -123,47 +125,6 @@ def contact_row(
         "contact": address,
         "node": node if isinstance(node, int) and not isinstance(node, bool) else None,
     }
-
-
-class AccountDirectory:
-    """rtm's ``accounts`` table, read-only; empty when the store does not exist (yet)."""
-
-    def __init__(self, path: str) -> None:
-        self._source = SqliteSource(path)
-        self._entries: Directory = {}
-        self._by_user: dict[str, dict[str, str]] = {}
-
-    async def refresh(self) -> None:
-        try:
-            if not await self._source.changed():
-                return
-            records = await self._source.query(DIRECTORY_SQL)
-        except FileNotFoundError:
-            self._entries, self._by_user = {}, {}
-            return
-        except Exception as exc:  # noqa: BLE001 - keep the last directory; contacts still show
-            log.warning("accounts directory unreadable: %s", exc)
-            return
-        entries: Directory = {}
-        for entry in records:
-            entries[(entry["username"], entry["domain"] or "")] = {
-                "owner": entry["owner"] or "",
-                "caller_id": entry["caller_id"] or "",
-                "caller_id_2": entry["caller_id_2"] or "",
-                "group": entry["group"] or "",
-            }
-        self._entries = entries
-        self._by_user = {user: fields for (user, _domain), fields in entries.items()}
-
-    def account(self, username: str, domain: str) -> Mapping[str, str]:
-        """Exact (user, domain), then domain-less; a domain-less AoR matches by user alone."""
-        found = directory_entry(self._entries, username, domain)
-        if not found and not domain:
-            found = self._by_user.get(username, {})
-        return found
-
-    async def close(self) -> None:
-        await self._source.close()
 
 
 class KamailioRegistrations:
@@ -210,13 +171,13 @@ class KamailioRegistrations:
         held: dict[str, Held] = {}
         for aor, contact in contacts:
             key = _text(contact, "Ruid") or f"{aor}|{_text(contact, 'Address') or ''}"
-            expiry = expires_at(contact, now, self._held.get(key))
-            if expiry is False:
+            if is_gone(contact):
                 continue
+            expiry = expires_at(contact, now, self._held.get(key))
             account = self.directory.account(*split_aor(aor))
-            row = contact_row(aor, contact, account, expiry if isinstance(expiry, int) else None)
+            row = contact_row(aor, contact, account, expiry)
             rows[row["id"]] = row
-            if isinstance(expiry, int):
+            if expiry is not None:
                 held[row["id"]] = Held(expiry, _text(contact, "Call-ID"), contact.get("CSeq"))
         if replace_held:
             self._held = held

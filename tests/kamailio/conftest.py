@@ -38,6 +38,7 @@ Every instance has its own directory under ``tmp_path`` (log in ``kamailio.log``
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -48,20 +49,21 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from ..live_server import UNIT
 
 LAB = Path(__file__).resolve().parents[2] / "lab"
 KAMAILIO_CFG = LAB / "kamailio.cfg"
 SIPP_DIR = LAB / "sipp"
 SCHEMA_DIR = Path("/usr/share/kamailio/db_sqlite")
 SCHEMAS = ("standard", "usrloc", "msilo", "uac")
-# Time limits, seconds; one scalable unit for slow machines.
-UNIT = float(os.environ.get("RTM_TEST_TIME_UNIT", "1"))
 READY_WITHIN = 10 * UNIT
+POLL_INTERVAL = 0.02
 STOP_WITHIN = 5 * UNIT
 
 
@@ -283,6 +285,19 @@ class Kamailio:
         return found
 
 
+# kamailio_factory(uacreg=..., dispatcher=..., defines=..., start=True) -> Kamailio
+StartKamailio = Callable[..., Kamailio]
+
+
+async def eventually(condition: Callable[[], bool], within: float, what: str) -> None:
+    """Poll ``condition`` every 20 ms until it holds, at most ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: not within {within} s")
+        await asyncio.sleep(POLL_INTERVAL)
+
+
 class Sipp:
     """Runs lab/sipp scenarios against a Kamailio; every run in its own working directory."""
 
@@ -393,7 +408,7 @@ def require_lab() -> None:
 
 
 @pytest.fixture
-def kamailio_factory(tmp_path: Path, require_lab: None) -> Iterator[Any]:
+def kamailio_factory(tmp_path: Path, require_lab: None) -> Iterator[StartKamailio]:
     started: list[Kamailio] = []
 
     def start_kamailio(
@@ -420,9 +435,8 @@ def kamailio_factory(tmp_path: Path, require_lab: None) -> Iterator[Any]:
 
 
 @pytest.fixture
-def kamailio(kamailio_factory: Any) -> Kamailio:
-    instance: Kamailio = kamailio_factory()
-    return instance
+def kamailio(kamailio_factory: StartKamailio) -> Kamailio:
+    return kamailio_factory()
 
 
 @pytest.fixture

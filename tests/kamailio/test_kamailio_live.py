@@ -9,6 +9,7 @@ import socket
 import statistics
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ import pytest
 from ..conftest import StartRtm
 from ..live_server import UNIT
 from ..mirror import Mirror
-from .conftest import Kamailio, Sipp, free_port
+from .conftest import Kamailio, Sipp, StartKamailio, eventually, free_port
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.kamailio]
 
@@ -41,10 +42,10 @@ async def test_expires_0_removes_the_row_within_2_s(
 
 
 async def test_a_15_s_registration_leaves_at_its_expiry_before_kamailio_sweeps_it(
-    kamailio_factory: object, sipp: Sipp, start_rtm: StartRtm
+    kamailio_factory: StartKamailio, sipp: Sipp, start_rtm: StartRtm
 ) -> None:
     # Kamailio's usrloc timer runs every 60 s here: only rtm's own expiry can remove the row.
-    kamailio: Kamailio = kamailio_factory(defines={"ULTIMER": 60})  # type: ignore[operator]
+    kamailio: Kamailio = kamailio_factory(defines={"ULTIMER": 60})
     server = start_rtm(env={"RTM_REGISTRATIONS": kamailio.source_url})
     async with server.ws() as ws:
         mirror = await Mirror(ws).start()
@@ -100,9 +101,9 @@ def udp_port_taken(port: int) -> bool:
 
 
 async def test_a_message_to_an_offline_user_is_queued_then_delivered(
-    kamailio_factory: object, sipp: Sipp, start_rtm: StartRtm
+    kamailio_factory: StartKamailio, sipp: Sipp, start_rtm: StartRtm
 ) -> None:
-    kamailio: Kamailio = kamailio_factory(defines={"MSILO_CHECK": 1})  # type: ignore[operator]
+    kamailio: Kamailio = kamailio_factory(defines={"MSILO_CHECK": 1})
     server = start_rtm(env={"RTM_QUEUE": kamailio.msilo_url, "RTM_POLL_QUEUE": "0.3"})
     secret = f"SECRET-BODY-{uuid.uuid4().hex}"
     async with server.ws() as ws:
@@ -120,15 +121,16 @@ async def test_a_message_to_an_offline_user_is_queued_then_delivered(
         # carol comes online: a sipp UAS answers the MESSAGE msilo delivers to her contact
         uas_port = free_port(udp=True)
         sipp.start("message_recv.xml", port=uas_port, calls=1)
-        deadline = time.monotonic() + 5 * UNIT
-        while not udp_port_taken(uas_port):
-            assert time.monotonic() < deadline, "sipp UAS did not bind"
-            await mirror.until(lambda m: True, 0)  # yield to the loop while sipp starts
+        await eventually(lambda: udp_port_taken(uas_port), 5 * UNIT, "sipp UAS bound")
         sipp.run(
             "register_contact.xml", kamailio, rows=[("carol", 300)], keys={"contact_port": uas_port}
         )
         await mirror.until(lambda m: not m.tables["queue"], 15 * UNIT)
     assert not any(secret in frame for frame in mirror.raw)
+
+
+def has_user(user: str) -> Callable[[Mirror], bool]:
+    return lambda mirror: user in accounts_by_user(mirror)
 
 
 def register_request(user: str, sip_port: int, local_port: int) -> bytes:
@@ -173,7 +175,7 @@ async def test_evapi_hints_bring_a_register_to_the_client_at_once(
                 user = f"fast{n:03d}"
                 sent = time.monotonic()
                 phone.sendto(register_request(user, kamailio.sip_port, local_port), target)
-                await mirror.until(lambda m, u=user: u in accounts_by_user(m), 5 * UNIT)
+                await mirror.until(has_user(user), 5 * UNIT)
                 latencies.append(time.monotonic() - sent)
     latencies.sort()
     p50 = statistics.median(latencies) * 1000

@@ -5,13 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from server.collectors.evapi import EvapiFramer, evapi_address
 from server.collectors.kamailio_registrations import (
     Held,
+    KamailioRegistrations,
     contact_row,
     contacts_in_dump,
+    contacts_in_lookup,
     expires_at,
+    is_gone,
     split_aor,
 )
 from server.collectors.kamailio_rpc import http_url
@@ -87,8 +92,9 @@ def test_contact_row_uses_received_and_socket_and_keeps_strings_literal() -> Non
 
 
 def test_expiry_strings_and_jitter() -> None:
-    assert expires_at(contact(Expires="expired"), 1000.0, None) is False
-    assert expires_at(contact(Expires="deleted"), 1000.0, None) is False
+    assert is_gone(contact(Expires="expired")) and is_gone(contact(Expires="deleted"))
+    assert is_gone(contact(Expires=True)) and is_gone(contact(Expires=None))
+    assert not is_gone(contact(Expires="permanent")) and not is_gone(contact(Expires=0))
     assert expires_at(contact(Expires="permanent"), 1000.0, None) is None
     assert expires_at(contact(Expires=60), 1000.9, None) == 1060
     held = Held(1061, "c1", 2)
@@ -119,3 +125,43 @@ def test_silo_row_never_needs_the_body() -> None:
     assert (row["status"], row["sent"], row["managed"]) == ("ENQUEUED", 0, False)
     assert uri_user('"Bob" <sip:bob@x;user=phone>') == "bob"
     assert uri_user("garbage") == ""
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+hostile_contact = st.fixed_dictionaries(
+    {},
+    optional={
+        name: json_values | st.text()
+        for name in ("Address", "Expires", "Call-ID", "CSeq", "User-Agent", "Received")
+        + ("Socket", "Ruid", "Server-Id")
+    },
+)
+
+
+class NoDirectory:
+    def account(self, username: str, domain: str) -> dict[str, str]:
+        return {}
+
+
+@given(
+    aor=st.text(),
+    contacts=st.lists(hostile_contact | json_values, max_size=5),
+    noise=json_values,
+)
+def test_hostile_rpc_replies_give_rows_or_nothing_never_an_exception(
+    aor: str, contacts: list[Any], noise: Any
+) -> None:
+    source = KamailioRegistrations(None, NoDirectory())  # type: ignore[arg-type]
+    info = {"AoR": aor, "Contacts": [{"Contact": c} for c in contacts] + [noise]}
+    dump = {"Domains": [{"Domain": {"AoRs": [{"Info": info}, noise]}}, noise]}
+    for pairs in (contacts_in_dump(dump), contacts_in_lookup(info), contacts_in_dump(noise)):
+        rows = source._rows(pairs, replace_held=True)
+        for key, row in rows.items():
+            assert key == row["id"] and isinstance(row["user_agent"], str)
+            assert row["port"] is None or 0 < row["port"] < 65536
