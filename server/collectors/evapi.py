@@ -87,8 +87,9 @@ def evapi_address(url: str) -> tuple[str, int]:
     return parts.hostname, parts.port
 
 
-async def watch_events(url: str) -> AsyncIterator[dict[str, Any]]:
-    """Yield each event object Kamailio sends; raise SourceError when the link fails."""
+async def watch_events(url: str) -> AsyncIterator[list[dict[str, Any]]]:
+    """Yield the event objects of each read (a burst arrives as one batch); raise SourceError
+    when the link fails."""
     host, port = evapi_address(url)
     try:
         async with asyncio.timeout(CONNECT_TIMEOUT):
@@ -105,10 +106,9 @@ async def watch_events(url: str) -> AsyncIterator[dict[str, Any]]:
                 messages = framer.feed(data)
             except ValueError as exc:
                 raise SourceError(f"evapi {url}: {exc}") from exc
-            for message in messages:
-                event = _decode(message)
-                if event is not None:
-                    yield event
+            events = [e for e in map(_decode, messages) if e is not None]
+            if events:
+                yield events
     finally:
         writer.close()
         try:

@@ -198,16 +198,19 @@ class HintedKamailioRegistrations(KamailioRegistrations):
         self.evapi_url = evapi_url
 
     async def watch(self, replace: Replace) -> None:
-        """Refresh one AoR per evapi event; returns or raises when the connection is lost."""
-        async for event in watch_events(self.evapi_url):
-            aor = event.get("aor")
-            if not isinstance(aor, str) or not aor:
-                continue
+        """Refresh each AoR named by evapi events; returns or raises when the link is lost.
+
+        Events that arrive together are merged, so a burst (every phone re-registering after
+        a restart) costs one ``ul.lookup`` per AoR, not one per event.
+        """
+        async for events in watch_events(self.evapi_url):
+            aors = dict.fromkeys(e["aor"] for e in events if isinstance(e.get("aor"), str))
             await self.directory.refresh()
-            rows = await self.lookup(aor)
-            user, domain = split_aor(aor)
-            self._hinted[(user, domain)] = (time.monotonic(), rows)
-            replace(_same_aor(user, domain), rows)
+            for aor in filter(None, aors):
+                rows = await self.lookup(aor)
+                user, domain = split_aor(aor)
+                self._hinted[(user, domain)] = (time.monotonic(), rows)
+                replace(_same_aor(user, domain), rows)
 
 
 def _same_aor(user: str, domain: str) -> Callable[[Row], bool]:
