@@ -24,6 +24,8 @@ from .base import SourceError
 log = logging.getLogger("rtm.trunks.options")
 
 
+# A bound on one source's probing work: beyond it, the rest stay unprobed (PENDING).
+MAX_TARGETS = 2000
 # Where SIP listens when a URI or the trunk table gives no port.
 DEFAULT_PORTS = {"UDP": 5060, "TCP": 5060, "TLS": 5061}
 
@@ -86,7 +88,7 @@ class ProbeLoop:
 
     def track(self, targets: Iterable[Target]) -> None:
         """Probe exactly these targets from now on; raises SourceError once after a crash."""
-        wanted = frozenset(targets)
+        wanted = frozenset(sorted(set(targets))[:MAX_TARGETS])
         if wanted - self._targets:
             self._wake.set()
         self._targets = wanted
