@@ -151,3 +151,54 @@ def test_index_drops_expired_rows_filters_and_sorts(page: Any) -> None:
     assert result["all"]["choices"] == {"group": ["NOC"], "transport": ["TCP", "UDP"]}
     assert result["noc"] == ["b", "d", "a"]
     assert result["text"] == ["b", "d"]  # "amy" and "cal"; never-expiring sorts last
+
+
+def test_live_index_matches_a_full_rebuild_after_random_diffs(page: Any) -> None:
+    """Incremental upkeep (inserts, deletes, key changes, expiries) always equals filter + sort."""
+    mismatches = run(page, """
+        const { LiveIndex, buildIndex } = await load('rowindex');
+        const { TableStore } = await load('store');
+        const { viewByName } = await load('columns');
+        let seed = 42;
+        const rand = (n) => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed % n; };
+        const iso = (t) => new Date(t * 1000).toISOString();
+        let now = 1_000_000;
+        const row = (i) => ({ id: `r${i}`, username: `u${rand(50)}`, group: ['NOC', 'Ops', ''][rand(3)],
+            transport: ['UDP', 'TCP'][rand(2)], port: rand(20), user_agent: `ua${rand(5)}`,
+            expires: rand(10) === 0 ? null : iso(now + rand(40)) });
+        const view = viewByName('accounts');
+        const states = [
+            { sort: 'username', dir: 'asc', q: '', filters: { group: '', transport: '' } },
+            { sort: 'port', dir: 'desc', q: '', filters: { group: 'NOC', transport: '' } },
+            { sort: 'expires', dir: 'asc', q: 'u1', filters: { group: '', transport: 'UDP' } },
+        ];
+        const bad = [];
+        for (const state of states) {
+            const store = new TableStore('accounts');
+            store.applySnapshot({ seq: 1, rows: Array.from({ length: 300 }, (_, i) => row(i)), final: true });
+            const index = new LiveIndex(view);
+            index.rebuild(store.rows, state, now);
+            store.subscribe((change) => { if (!change.reset) index.apply(change, store.rows, state, now); });
+            let next = 300;
+            for (let step = 0; step < 150; step++) {
+                const ids = [...store.rows.keys()];
+                const upsert = [];
+                for (let k = 0; k < 5; k++) upsert.push(row(next++));
+                for (let k = 0; k < 5; k++) {
+                    const id = ids[rand(ids.length)];
+                    const fresh = row(0);
+                    const field = ['username', 'group', 'port', 'expires', 'user_agent', 'transport'][rand(6)];
+                    upsert.push({ id, [field]: fresh[field] });
+                }
+                const del = Array.from({ length: 4 }, () => ids[rand(ids.length)]);
+                for (const u of upsert) u.id = String(u.id);
+                store.applyDiff({ seq: store.seq + 1, upsert, delete: del });
+                now += 1;
+                index.prune(store.rows, now);
+                const full = buildIndex(store.rows, view, state, now).ids;
+                if (full.join() !== index.ids.join()) { bad.push({ sort: state.sort, step }); break; }
+            }
+        }
+        return bad;
+    """)
+    assert mismatches == []

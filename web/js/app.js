@@ -72,6 +72,7 @@ export class App {
       def, store: /** @type {TableStore} */ (this.stores.get(def.table)), state, schedule: this.schedule,
       onStateChange: () => this.saveUrl(), onOpen: (column, row) => this.openDetails(targetOf(column, row)),
       onExport: (view) => this.exportCsv(view), linkFor: (column, row) => this.linkFor(def.name, column, row),
+      now: () => this.clock.now(),
     });
   }
 

@@ -101,7 +101,8 @@ export class TableStore {
       if (deleted.has(id)) change.changed.set(id, new Set(Object.keys(row)));
       return;
     }
-    const fields = new Set();
+    // The same id twice in one diff: keep every field either upsert changed.
+    const fields = change.changed.get(id) ?? new Set();
     for (const [key, value] of Object.entries(row)) {
       if (existing[key] !== value) {
         existing[key] = value;

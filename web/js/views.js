@@ -3,7 +3,7 @@
 
 import { el, setText } from './dom.js';
 import { formatCount } from './format.js';
-import { affectsIndex, buildIndex } from './rowindex.js';
+import { LiveIndex } from './rowindex.js';
 import { VirtualTable } from './table.js';
 
 // Rebuilding a 100k-row index takes tens of ms; when it is that slow, leave the frame budget
@@ -17,9 +17,9 @@ export class ViewController {
    *   state: import('./rowindex.js').ViewState, schedule: () => void,
    *   onStateChange: () => void, onOpen: (column: any, row: any) => void,
    *   onExport: (view: ViewController) => void,
-   *   linkFor: (column: any, row: any) => string}} options
+   *   linkFor: (column: any, row: any) => string, now: () => number}} options now: server time
    */
-  constructor({ def, store, state, schedule, onStateChange, onOpen, onExport, linkFor }) {
+  constructor({ def, store, state, schedule, onStateChange, onOpen, onExport, linkFor, now }) {
     this.def = def;
     this.store = store;
     this.state = state;
@@ -27,9 +27,10 @@ export class ViewController {
     this.onStateChange = onStateChange;
     this.active = false;
     this.dirty = true;
+    this.indexChanged = false;
+    this.now = now;
     this.nextRebuildAt = 0;
-    /** @type {import('./rowindex.js').RowIndex} */
-    this.index = { ids: [], live: 0, nextChange: Number.POSITIVE_INFINITY, choices: {} };
+    this.index = new LiveIndex(def);
     /** @type {Map<string, Set<string>|null>} */
     this.flashes = new Map();
     const titleId = `${def.name}-title`;
@@ -92,14 +93,15 @@ export class ViewController {
    * @param {import('./store.js').Change} change
    */
   changed(change) {
-    if (change.reset) {
-      this.flashes.clear();
-      this.dirty = true;
-    } else {
-      if (change.added.size || change.removed.size) this.dirty = true;
+    if (change.reset || !this.active) this.dirty = true;
+    if (change.reset) this.flashes.clear();
+    else {
+      if (!this.dirty && !this.index.apply(change, this.store.rows, this.state, this.now())) {
+        this.dirty = true;
+      }
+      this.indexChanged = true;
       for (const id of change.added) this.flashes.set(id, null);
       for (const [id, fields] of change.changed) {
-        if (!this.dirty && affectsIndex(fields, this.def, this.state)) this.dirty = true;
         if (this.flashes.get(id) === null) continue;
         const known = this.flashes.get(id);
         this.flashes.set(id, known ? new Set([...known, ...fields]) : fields);
@@ -141,7 +143,7 @@ export class ViewController {
   setColumnFilter(key, value) {
     this.state.filters[key] = value;
     const select = this.selects.get(key);
-    if (select && select.value !== value) this.syncOptions(select, this.index.choices[key] ?? [], value);
+    if (select && select.value !== value) this.syncOptions(select, [...(this.index.choices[key] ?? [])].sort(), value);
     this.invalidate();
   }
 
@@ -176,6 +178,7 @@ export class ViewController {
       if (wait <= 0) this.rebuild(ctx.now);
       else setTimeout(this.schedule, wait);
     }
+    else if (this.indexChanged) this.showIndex();
     this.grid.render(ctx);
     if (this.flashes.size) {
       this.grid.flash(this.flashes);
@@ -189,29 +192,38 @@ export class ViewController {
    */
   rebuild(now) {
     const started = performance.now();
-    this.index = buildIndex(this.store.rows, this.def, this.state, now);
+    this.index.rebuild(this.store.rows, this.state, now);
     this.dirty = false;
-    this.grid.setIndex(this.index.ids, this.store.rows);
-    for (const [key, select] of this.selects) {
-      this.syncOptions(select, this.index.choices[key] ?? [], this.state.filters[key] ?? '');
-    }
-    const shown = this.index.ids.length;
-    this.empty.hidden = shown > 0;
-    if (!shown) {
-      setText(this.empty, !this.store.ready ? 'Loading…' : this.index.live ? 'No row matches the filters.' : this.def.empty);
-    }
-    setText(this.shown, shown === this.index.live ? `${formatCount(shown)} rows`
-      : `${formatCount(shown)} of ${formatCount(this.index.live)} rows`);
+    this.showIndex();
     const cost = performance.now() - started;
     this.nextRebuildAt = cost > 16 ? performance.now() + cost * REBUILD_SPACING : 0;
   }
 
+  /** Hand the current order to the grid and update the counts, options and empty state. */
+  showIndex() {
+    this.indexChanged = false;
+    this.grid.setIndex(this.index.ids, this.store.rows);
+    for (const [key, select] of this.selects) {
+      this.syncOptions(select, [...(this.index.choices[key] ?? [])].sort(), this.state.filters[key] ?? '');
+    }
+    const shown = this.index.ids.length;
+    const filtered = this.state.q.trim() !== '' || Object.values(this.state.filters).some(Boolean);
+    this.empty.hidden = shown > 0;
+    if (!shown) {
+      setText(this.empty, !this.store.ready ? 'Loading…' : filtered ? 'No row matches the filters.' : this.def.empty);
+    }
+    setText(this.shown, filtered ? `${formatCount(shown)} of ${formatCount(this.store.rows.size)} rows`
+      : `${formatCount(shown)} rows`);
+  }
+
   /**
-   * Once a second: rows whose expiry passed leave the index; countdowns re-render.
+   * Once a second: rows whose expiry passed leave the index (countdowns re-render anyway).
    * @param {number} now
    */
   tick(now) {
-    if (now >= this.index.nextChange) this.dirty = true;
+    if (!this.dirty && now >= this.index.nextChange && this.index.prune(this.store.rows, now)) {
+      this.indexChanged = true;
+    }
   }
 
   /**
