@@ -17,8 +17,9 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
+from . import admin_page
 from .auth import COOKIE_NAME, Auth, AuthError
-from .security import client_address, own_origin, require_role, session_cookie
+from .security import client_address, own_origin, read_capped, require_role, session_cookie
 
 MAX_FORM_BYTES = 16 * 1024
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
@@ -36,16 +37,6 @@ def safe_next(target: str) -> str:
     ):
         return "/"
     return target[:2048]
-
-
-async def read_capped(request: Request, limit: int = MAX_FORM_BYTES) -> bytes | None:
-    """The request body, or None when it is larger than `limit` bytes."""
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            return None
-    return body
 
 
 def routes(auth: Auth) -> list[Route]:
@@ -135,4 +126,5 @@ def routes(auth: Auth) -> list[Route]:
         Route("/api/displays", add_display, methods=["POST"]),
         Route("/api/displays/{name}", revoke_display, methods=["DELETE"]),
         Route("/api/users", list_users, methods=["GET"]),
+        *admin_page.routes(auth, templates),
     ]

@@ -16,7 +16,7 @@ from http.cookies import SimpleCookie
 from urllib.parse import parse_qsl, quote, urlencode
 
 from starlette.exceptions import HTTPException
-from starlette.requests import HTTPConnection
+from starlette.requests import HTTPConnection, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .auth import COOKIE_NAME, DISPLAY_COOKIE_MAX_AGE, Auth, Principal, is_loopback
@@ -25,7 +25,7 @@ from .revocation import SessionWatcher
 
 PUBLIC_EXACT = frozenset({"/login", "/logout", "/healthz"})
 PUBLIC_PREFIXES = ("/static/",)
-ADMIN_ONLY = ("/api/displays", "/api/users")
+ADMIN_ONLY = ("/admin", "/api/displays", "/api/users")
 # What a wall display may open: the page, its live feed and the list endpoints behind the
 # three tables; not details (which carry IPs and message metadata), not admin, no writes.
 DISPLAY_ALLOWED = frozenset({"/", "/ws", "/api/accounts", "/api/trunks", "/api/queue", "/api/me"})
@@ -57,6 +57,16 @@ def require_role(conn: HTTPConnection, *roles: str) -> dict[str, str]:
     if not isinstance(user, dict) or user.get("role") not in roles:
         raise HTTPException(403, "forbidden")
     return user
+
+
+async def read_capped(request: Request, limit: int = 16 * 1024) -> bytes | None:
+    """The request body, or None when it is larger than `limit` bytes."""
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            return None
+    return body
 
 
 def client_address(scope: Scope, config: Config) -> str:

@@ -342,3 +342,25 @@ def test_revocation_closes_sockets_and_stops_apps_that_linger(auth: Auth) -> Non
                 "reason": "credentials revoked or expired",
             }
     assert finished == ["cancelled"] and watcher.closed_count == 1
+
+
+def test_admin_page_adds_and_revokes_displays(client: TestClient, auth: Auth) -> None:
+    assert client.get("/admin").status_code == 303
+    session(auth, client, "user", "olga")
+    assert client.get("/admin").status_code == 403
+    session(auth, client, "user", "alice")
+    page = client.get("/admin")
+    assert page.status_code == 200 and "No displays." in page.text and "olga" in page.text
+    added = client.post("/admin/displays", data={"name": "lobby"})
+    assert added.status_code == 201
+    url = re.search(r'value="(http://testserver/\?display=[^"]+)"', added.text)
+    assert url is not None and auth.display_for_token(url[1].rpartition("=")[2]) is not None
+    assert url[1] not in client.get("/admin").text  # shown once
+    again = client.post("/admin/displays", data={"name": "lobby"})
+    assert again.status_code == 400 and "exists" in again.text
+    hostile = client.post("/admin/displays", data={"name": "<b>x</b>"})
+    assert hostile.status_code == 400 and "<b>x</b>" not in hostile.text
+    revoked = client.post("/admin/displays/lobby/revoke")
+    assert revoked.status_code == 303 and revoked.headers["location"] == "/admin"
+    assert auth.list_displays() == []
+    assert "<script" not in page.text

@@ -129,3 +129,22 @@ def test_kiosk_url_opens_the_wall_and_revocation_sends_it_to_login(
         env=env, capture_output=True, check=True,
     )  # fmt: skip
     expect(page).to_have_url(re.compile(r"/login"), timeout=10 * MS)
+
+
+def test_admin_adds_a_display_on_the_page_and_revokes_it(
+    rtm_server: RtmServer, open_page: OpenPage, fresh_page: Any
+) -> None:
+    admin = open_page(rtm_server, "/admin")
+    admin.fill("#name", "lobby")
+    admin.click("text=Add display")
+    url = admin.locator(".display-url").input_value()
+    assert url.startswith(rtm_server.url + "/?display=")
+    wall = fresh_page
+    wall.goto(url)
+    expect(wall).to_have_url(rtm_server.url + "/?kiosk=1")
+    expect(wall.locator(".link")).to_have_attribute("data-state", "live")
+    admin.goto(rtm_server.url + "/admin")
+    expect(admin.locator('tr[data-display="lobby"] td').nth(2)).not_to_have_text("never")
+    admin.locator('tr[data-display="lobby"] button.revoke').click()
+    expect(admin.locator('tr[data-display="lobby"]')).to_have_count(0)
+    expect(wall).to_have_url(re.compile(r"/login"), timeout=10 * MS)
