@@ -42,7 +42,7 @@ def _open(db_path: str) -> sqlite3.Connection:
     return conn
 
 
-def _write(conn: sqlite3.Connection, statements: Sequence[Statement]) -> None:
+def write_statements(conn: sqlite3.Connection, statements: Sequence[Statement]) -> None:
     """Run ``statements`` in one short write transaction."""
     if not statements:
         return
@@ -88,11 +88,11 @@ async def run_demo(
         traffic = DemoTraffic(random.Random(seed), accounts, time.time())
         log.info("demo traffic: %d accounts, seed %d, store %s", accounts, seed, db_path)
         for batch in traffic.setup(time.time()):
-            await in_thread(_write, conn, batch)
+            await in_thread(write_statements, conn, batch)
         while not stop.is_set():
             statements = traffic.tick(time.time())
             try:
-                await in_thread(_write, conn, statements)
+                await in_thread(write_statements, conn, statements)
             except sqlite3.Error as exc:
                 # A writer holding the store past our busy timeout (or a vanished table)
                 # costs one tick, not the demo; the message never carries row values.

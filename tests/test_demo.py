@@ -65,7 +65,7 @@ def test_simulated_minutes_look_like_a_pbx(tmp_path: Path) -> None:
     conn = _store(tmp_path)
     traffic = DemoTraffic(random.Random(11), 200, START)
     for batch in traffic.setup(START):
-        demo._write(conn, batch)
+        demo.write_statements(conn, batch)
     assert conn.execute("SELECT count(*) FROM accounts").fetchone()[0] == 200
     first = _rows(conn, "SELECT ruid, cseq, expires FROM location")
     trunks_first = _rows(conn, "SELECT trunk, status, since FROM trunk_status")
@@ -75,7 +75,7 @@ def test_simulated_minutes_look_like_a_pbx(tmp_path: Path) -> None:
     now = START
     for _ in range(1200):
         now += 0.5
-        demo._write(conn, traffic.tick(now))
+        demo.write_statements(conn, traffic.tick(now))
         present = _rows(conn, "SELECT ruid, cseq, expires FROM location")
         for ruid, (_, expires) in present.items():
             if expires < julian(now):  # type: ignore[operator]
