@@ -1,0 +1,77 @@
+"""A collector cycle on an unchanged store, against a full fetch of the same store.
+
+The store holds about 10k registered contacts written by the demo generator. An
+unchanged store should cost one ``PRAGMA data_version`` per cycle; the runner's whole
+cycle (fetch, then republish the rows it holds so expiries are applied) is measured too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import sqlite3
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from server.collectors.registrations import RegistrationCollector
+from server.collectors.runner import CollectorRunner
+from server.demo import write_statements
+from server.demo_traffic import DemoTraffic
+from server.hub import Hub
+from server.store import migrate
+
+from .measure import Figure, compared
+
+ACCOUNTS = 15_000  # about 10k of them online
+
+
+async def _best(run: Callable[[], Awaitable[object]], repeat: int = 5, number: int = 20) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        started = time.perf_counter()
+        for _ in range(number):
+            await run()
+        best = min(best, (time.perf_counter() - started) / number)
+    return best
+
+
+def _fill(path: str) -> int:
+    migrate(path)
+    traffic = DemoTraffic(random.Random(1), ACCOUNTS, time.time())
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        for batch in traffic.setup(time.time()):
+            write_statements(conn, batch)
+        return int(conn.execute("SELECT count(*) FROM location").fetchone()[0])
+    finally:
+        conn.close()
+
+
+async def _measure(path: str) -> tuple[float, float, float]:
+    collector = RegistrationCollector(path)
+    runner = CollectorRunner(collector, Hub(["accounts"]), expires_field="expires")
+    await runner.poll_once()
+
+    async def full() -> None:
+        collector.source._version = None  # forget the version: the next fetch reads it all
+        await collector.fetch()
+
+    try:
+        full_fetch = await _best(full, number=3)
+        return full_fetch, await _best(collector.fetch), await _best(runner.poll_once)
+    finally:
+        await collector.close()
+
+
+def run() -> list[Figure]:
+    with tempfile.TemporaryDirectory(prefix="rtm-bench-") as workdir:
+        path = str(Path(workdir) / "rtm.db")
+        contacts = _fill(path)
+        full, unchanged, cycle = asyncio.run(_measure(path))
+    against = f"a full fetch of {contacts} contacts"
+    return [
+        compared("collector", "fetch, unchanged store", unchanged, full, against),
+        compared("collector", "runner cycle, unchanged store", cycle, full, against),
+    ]

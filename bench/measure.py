@@ -1,0 +1,62 @@
+"""Timing and the result row every benchmark returns.
+
+The machines are shared and noisy, so a figure is the best of several repeats (the least
+disturbed run) and is reported next to a baseline measured the same way in the same run.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One line of the table: what was measured, its absolute value and its ratio."""
+
+    benchmark: str
+    what: str
+    value: str
+    ratio: str
+
+
+def best_seconds(run: Callable[[], object], *, repeat: int = 5, number: int = 1) -> float:
+    """Seconds per call of ``run``: best of ``repeat`` rounds of ``number`` calls."""
+    best = float("inf")
+    for _ in range(repeat):
+        started = time.perf_counter()
+        for _ in range(number):
+            run()
+        best = min(best, (time.perf_counter() - started) / number)
+    return best
+
+
+def seconds(value: float) -> str:
+    """12.3 ms, 45.6 µs: a duration in the unit that keeps three significant digits."""
+    if value >= 1:
+        return f"{value:.2f} s"
+    if value >= 1e-3:
+        return f"{value * 1e3:.3g} ms"
+    return f"{value * 1e6:.3g} µs"
+
+
+def size(value: float) -> str:
+    for unit in ("B", "KiB", "MiB"):
+        if abs(value) < 1024:
+            return f"{value:.3g} {unit}"
+        value /= 1024
+    return f"{value:.3g} GiB"
+
+
+def compared(
+    benchmark: str,
+    what: str,
+    value: float,
+    baseline: float,
+    against: str,
+    unit: Callable[[float], str] = seconds,
+) -> Figure:
+    """A figure with its ratio to ``baseline``: ``4.2× dict(rows) (1.4 ms)``."""
+    ratio = f"{value / baseline:.3g}× {against} ({unit(baseline)})"
+    return Figure(benchmark, what, unit(value), ratio)
