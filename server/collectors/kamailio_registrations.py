@@ -26,6 +26,10 @@ from .kamailio_rpc import KamailioRpc, RpcError, http_url
 
 NOT_SET = "[not set]"
 AOR_NOT_FOUND = 500
+# One AoR is tiny: a lookup slower than this means Kamailio is in trouble; the poll goes on.
+LOOKUP_TIMEOUT = 5.0
+# Even with a long poll interval a dump never holds the source longer than this.
+MAX_DUMP_TIMEOUT = 30.0
 
 
 @dataclass(frozen=True)
@@ -156,7 +160,7 @@ class KamailioRegistrations:
     async def lookup(self, aor: str) -> dict[str, Row]:
         """The AoR's current rows (empty when Kamailio has none)."""
         try:
-            info = await self.rpc.call("ul.lookup", "location", aor)
+            info = await self.rpc.call("ul.lookup", "location", aor, within=LOOKUP_TIMEOUT)
         except RpcError as exc:
             if exc.code == AOR_NOT_FOUND:
                 return {}
@@ -223,7 +227,8 @@ def _same_aor(user: str, domain: str) -> Callable[[Row], bool]:
 def open_source(table: str, url: str, config: Config) -> KamailioRegistrations:
     # Answer a little before the runner gives up, so the operator sees our clearer error.
     interval = config.poll.get(table, 1.0)
-    rpc = KamailioRpc(http_url(url), timeout=max(5.0, 3 * interval) * 0.9)
+    timeout = min(max(5.0, 3 * interval) * 0.9, MAX_DUMP_TIMEOUT)
+    rpc = KamailioRpc(http_url(url), timeout=timeout)
     directory = AccountDirectory(config.db)
     if config.kamailio_evapi:
         return HintedKamailioRegistrations(rpc, directory, config.kamailio_evapi)

@@ -56,8 +56,12 @@ class KamailioRpc:
             limits=httpx.Limits(max_connections=2, max_keepalive_connections=1),
         )
 
-    async def call(self, method: str, *params: Any) -> Any:
-        """Call ``method``; return its ``result``. Raises RpcError or SourceError."""
+    async def call(self, method: str, *params: Any, within: float | None = None) -> Any:
+        """Call ``method``; return its ``result``. Raises RpcError or SourceError.
+
+        ``within`` seconds (default: the client's timeout) bound the whole call, body included.
+        """
+        limit = self.timeout if within is None else within
         request: dict[str, Any] = {
             "jsonrpc": "2.0",
             "method": method,
@@ -65,10 +69,10 @@ class KamailioRpc:
             "id": next(self._ids),
         }
         try:
-            async with asyncio.timeout(self.timeout):
+            async with asyncio.timeout(limit):
                 reply = await self._post(request)
         except TimeoutError as exc:
-            raise SourceError(f"Kamailio {method}: no reply within {self.timeout:g} s") from exc
+            raise SourceError(f"Kamailio {method}: no reply within {limit:g} s") from exc
         except httpx.HTTPError as exc:
             raise SourceError(f"Kamailio {method} at {self.url}: {_describe(exc)}") from exc
         error = reply.get("error")
