@@ -7,12 +7,13 @@
 # MESSAGEs to offline users; then serves rtm wired to all of it. Ctrl-C stops everything this
 # script started, by PID. State and logs: var/lab/. Ports (override via the environment):
 #   LAB_SIP_PORT 5060  LAB_HTTP_PORT 8088  LAB_EVAPI_PORT 8448  LAB_UPSTREAM_PORT 5070
-#   LAB_CARRIER_PORT 5072  RTM_PORT 8080  LAB_USERS 300
+#   LAB_CARRIER_PORT 5072  RTM_PORT 8080  LAB_USERS 300  LAB_STATE var/lab
+#   LAB_CLIENT_PORTS "5160 5161 5162 5163" (sipp's own: UDP clients, TCP clients, sender, phone)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 LAB=$ROOT/lab
-STATE=$ROOT/var/lab
+STATE=${LAB_STATE:-$ROOT/var/lab}
 SIP_PORT=${LAB_SIP_PORT:-5060}
 HTTP_PORT=${LAB_HTTP_PORT:-8088}
 EVAPI_PORT=${LAB_EVAPI_PORT:-8448}
@@ -21,8 +22,8 @@ CARRIER_PORT=${LAB_CARRIER_PORT:-5072}
 RTM_PORT=${RTM_PORT:-8080}
 USERS=${LAB_USERS:-300}
 # sipp's own local ports (lab/traffic.sh): UDP clients, TCP clients, senders, receiving phone
-UAC_PORT=$((SIP_PORT + 100)); TCP_PORT=$((SIP_PORT + 101))
-SENDER_PORT=$((SIP_PORT + 102)); PHONE_PORT=$((SIP_PORT + 103))
+read -r UAC_PORT TCP_PORT SENDER_PORT PHONE_PORT <<< "${LAB_CLIENT_PORTS:-$((SIP_PORT + 100)) \
+	$((SIP_PORT + 101)) $((SIP_PORT + 102)) $((SIP_PORT + 103))}"
 SCHEMA=/usr/share/kamailio/db_sqlite
 DB=$STATE/kamailio.sqlite
 PIDS=()
@@ -38,7 +39,7 @@ stop_all() {
 	# A negative entry is a process group we created (the traffic loop and its sipp runs).
 	for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do kill -TERM -- "${PIDS[i]}" 2>/dev/null || true; done
 	for pid in "${PIDS[@]}"; do wait "${pid#-}" 2>/dev/null || true; done
-	echo "lab: stopped; state and logs are in var/lab/"
+	echo "lab: stopped; state and logs are in $STATE/"
 }
 trap stop_all EXIT
 trap 'exit 130' INT TERM
@@ -52,7 +53,7 @@ rpc() {
 wait_for() {
 	local what=$1; shift
 	for _ in $(seq 1 200); do "$@" >/dev/null 2>&1 && return 0; sleep 0.05; done
-	echo "lab: $what did not come up; see var/lab/*.log" >&2; exit 1
+	echo "lab: $what did not come up; see $STATE/*.log" >&2; exit 1
 }
 
 fresh_state() {

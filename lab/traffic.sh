@@ -5,7 +5,7 @@
 # when such a user registers). Needs SIP_PORT STATE LAB USERS UAC_PORT TCP_PORT SENDER_PORT
 # PHONE_PORT in the environment.
 set -uo pipefail
-# One sipp run as a client; CSV rows on stdin. Quiet: failures go to var/lab/sipp-failures.log.
+# One sipp run as a client; CSV rows on stdin. Quiet: failures go to $STATE/sipp-failures.log.
 client() {
 	local scenario=$1 port=$2; shift 2
 	local csv; csv=$(mktemp "$STATE/sipp/csv.XXXXXX")
