@@ -71,21 +71,35 @@ async def test_a_15_s_registration_leaves_at_its_expiry_before_kamailio_sweeps_i
 async def test_kamailio_killed_is_stale_then_recovers_with_kamailios_rows(
     kamailio: Kamailio, sipp: Sipp, start_rtm: StartRtm
 ) -> None:
-    server = start_rtm(env={"RTM_REGISTRATIONS": kamailio.source_url, "RTM_POLL": "0.3"})
+    server = start_rtm(
+        env={
+            "RTM_REGISTRATIONS": kamailio.source_url,
+            "RTM_TRUNKS": kamailio.source_url,
+            "RTM_QUEUE": kamailio.msilo_url,
+            "RTM_POLL": "0.3",
+        }
+    )
     async with server.ws() as ws:
         mirror = await Mirror(ws).start()
         sipp.run("register.xml", kamailio, rows=[(f"before{n}", 300) for n in range(3)])
         await mirror.until(lambda m: len(m.tables["accounts"]) == 3, 5 * UNIT)
         kamailio.kill()
-        await mirror.until(lambda m: m.sources["accounts"]["ok"] is False, 5 * UNIT)
-        error = mirror.sources["accounts"]["error"]
-        assert error and "Kamailio" in error
+        await mirror.until(
+            lambda m: not m.sources["accounts"]["ok"] and not m.sources["trunks"]["ok"], 5 * UNIT
+        )
+        for table in ("accounts", "trunks"):
+            assert "Kamailio" in str(mirror.sources[table]["error"]), mirror.sources[table]
         assert len(mirror.tables["accounts"]) == 3  # last good rows stay, marked stale
+        # msilo's queue is Kamailio's SQLite file, still there and still right
+        assert mirror.sources["queue"]["ok"] is True
         kamailio.start()
         sipp.run("register.xml", kamailio, rows=[(f"after{n}", 300) for n in range(2)])
         live = {c["Ruid"] for c in kamailio.contacts()}
         await mirror.until(
-            lambda m: m.sources["accounts"]["ok"] is True and set(m.tables["accounts"]) == live,
+            lambda m: (
+                all(m.sources[t]["ok"] for t in ("accounts", "trunks"))
+                and set(m.tables["accounts"]) == live
+            ),
             5 * UNIT,
         )
     assert set(accounts_by_user(mirror)) == {"after0", "after1"}
