@@ -5,7 +5,7 @@ from __future__ import annotations
 from server.diff import apply, diff
 
 from . import rows
-from .measure import Figure, best_seconds, compared
+from .measure import Figure, compared, interleaved
 
 ROWS = 100_000
 
@@ -13,13 +13,15 @@ ROWS = 100_000
 def run() -> list[Figure]:
     old = rows.table(ROWS)
     new = rows.refetched(old, 0.01)
-    copy = best_seconds(lambda: dict(new))
-    # What a collector's new fetch costs to diff: every row a fresh, mostly equal dict.
-    changed = best_seconds(lambda: diff(old, new))
-    # The runner republishing the rows it already holds: identical objects short-circuit.
-    same = best_seconds(lambda: diff(new, dict(new)))
     changes = diff(old, new)
-    applied = best_seconds(lambda: apply(old, changes))
+    copy, changed, same, applied = interleaved(
+        (lambda: dict(new), 10),
+        # What a collector's new fetch costs to diff: every row a fresh, mostly equal dict.
+        (lambda: diff(old, new), 1),
+        # The runner republishing the rows it already holds: identical objects short-circuit.
+        (lambda: diff(new, dict(new)), 1),
+        (lambda: apply(old, changes), 1),
+    )
     label = f"{ROWS // 1000}k rows"
     return [
         compared("diff", f"diff, {label}, 1% changed", changed, copy, "dict(rows)"),

@@ -6,20 +6,25 @@ fan-out should cost a small fraction of one encode however many clients there ar
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from server import protocol
 from server.diff import diff
 from server.hub import Hub
 
 from . import rows
-from .measure import Figure, best_seconds, compared
+from .measure import Figure, compared, interleaved
 
-TABLE_ROWS = 1_000
-CHANGED = 0.01  # 10 rows per diff, what a busy PBX changes in one poll
+# A small table, so that the diff inside each publish does not drown the fan-out; 10 rows
+# per diff is what a busy PBX changes in one poll.
+TABLE_ROWS = 40
+CHANGED = 0.25
 CLIENTS = 100
 BATCH = 100  # publishes between drains, under the outbox's 256-frame limit
 
 
-def _publish_cost(clients: int) -> float:
+def _publisher(clients: int) -> Callable[[], None]:
+    """A batch of BATCH publishes to a hub with ``clients`` clients, outboxes drained after."""
     hub = Hub(["accounts"])
     outboxes = [hub.connect(None)[0] for _ in range(clients)]
     states = [rows.table(TABLE_ROWS), rows.refetched(rows.table(TABLE_ROWS), CHANGED)]
@@ -31,21 +36,24 @@ def _publish_cost(clients: int) -> float:
         for client in outboxes:
             client.take()
 
-    return best_seconds(publish_batch, repeat=7) / BATCH
+    return publish_batch
 
 
 def run() -> list[Figure]:
     old = rows.table(TABLE_ROWS)
-    new = rows.refetched(old, CHANGED)
-    changes = diff(old, new)
+    changes = diff(old, rows.refetched(old, CHANGED))
     message = protocol.Diff("accounts", 1, changes.upsert, changes.delete)
-    encode = best_seconds(lambda: protocol.encode(message), repeat=7, number=200)
-    alone = _publish_cost(0)
-    fanned = _publish_cost(CLIENTS)
-    per_diff = max(fanned - alone, 0.0)
+    encode, alone, fanned = interleaved(
+        (lambda: protocol.encode(message), BATCH),
+        (_publisher(0), 1),
+        (_publisher(CLIENTS), 1),
+        repeat=40,
+    )
+    alone, fanned = alone / BATCH, fanned / BATCH
     against = "encoding the frame once"
     return [
         compared("fan-out", f"publish a {len(changes.upsert)}-row diff, 0 clients", alone,
                  encode, against),
-        compared("fan-out", f"extra for fan-out to {CLIENTS} clients", per_diff, encode, against),
+        compared("fan-out", f"extra for fan-out to {CLIENTS} clients", max(fanned - alone, 0.0),
+                 encode, against),
     ]  # fmt: skip

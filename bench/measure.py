@@ -1,7 +1,8 @@
 """Timing and the result row every benchmark returns.
 
 The machines are shared and noisy, so a figure is the best of several repeats (the least
-disturbed run) and is reported next to a baseline measured the same way in the same run.
+disturbed run), interleaved with a baseline measured the same way in the same run, and
+reported as a ratio to it.
 """
 
 from __future__ import annotations
@@ -23,12 +24,22 @@ class Figure:
 
 def best_seconds(run: Callable[[], object], *, repeat: int = 5, number: int = 1) -> float:
     """Seconds per call of ``run``: best of ``repeat`` rounds of ``number`` calls."""
-    best = float("inf")
+    return interleaved((run, number), repeat=repeat)[0]
+
+
+def interleaved(*runs: tuple[Callable[[], object], int], repeat: int = 5) -> list[float]:
+    """Seconds per call of each ``(run, number)``, best of ``repeat`` interleaved rounds.
+
+    Rounds alternate between the runs, so a burst of load from a neighbour slows them
+    alike and their ratio survives it.
+    """
+    best = [float("inf")] * len(runs)
     for _ in range(repeat):
-        started = time.perf_counter()
-        for _ in range(number):
-            run()
-        best = min(best, (time.perf_counter() - started) / number)
+        for i, (run, number) in enumerate(runs):
+            started = time.perf_counter()
+            for _ in range(number):
+                run()
+            best[i] = min(best[i], (time.perf_counter() - started) / number)
     return best
 
 

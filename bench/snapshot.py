@@ -12,7 +12,7 @@ from server import protocol
 from server.hub import Hub
 
 from . import rows
-from .measure import Figure, best_seconds, compared, size
+from .measure import Figure, compared, interleaved, size
 
 ROWS = 100_000
 
@@ -20,12 +20,15 @@ ROWS = 100_000
 def run() -> list[Figure]:
     table = rows.table(ROWS)
     listed = list(table.values())
-    plain = best_seconds(lambda: json.dumps(listed, separators=(",", ":"), ensure_ascii=False))
-    pages = protocol.snapshot_pages("accounts", 1, listed)
-    encoded = best_seconds(lambda: protocol.snapshot_pages("accounts", 1, listed), repeat=3)
     hub = Hub(["accounts", "trunks", "queue"])
     hub.publish_state("accounts", table)
-    connect = best_seconds(lambda: hub.disconnect(hub.connect(None)[0]), repeat=3)
+    plain, encoded, connect = interleaved(
+        (lambda: json.dumps(listed, separators=(",", ":"), ensure_ascii=False), 1),
+        (lambda: protocol.snapshot_pages("accounts", 1, listed), 1),
+        (lambda: hub.disconnect(hub.connect(None)[0]), 1),
+        repeat=3,
+    )
+    pages = protocol.snapshot_pages("accounts", 1, listed)
     total = sum(len(page.encode()) for page in pages)
     against = "json.dumps of the rows"
     return [
