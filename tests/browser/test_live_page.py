@@ -138,3 +138,35 @@ def test_page_recovers_after_server_restart(rtm_server: Any, open_page: OpenPage
     expect(row_with(page, "before")).to_have_count(0)
     expect(headline(page)).to_have_text(" - 1 registered user")
     expect(page.locator(".banner-connection")).to_be_hidden()
+
+
+# Counts oscillators the page starts (three per beep), without touching the page's code.
+COUNT_BEEPS = """
+window.__oscillators = 0;
+const original = AudioContext.prototype.createOscillator;
+AudioContext.prototype.createOscillator = function () { window.__oscillators += 1; return original.call(this); };
+"""
+
+
+def test_sound_beeps_on_trunk_down_and_choices_are_remembered(rtm_server: Any, open_page: OpenPage) -> None:
+    add_trunk(rtm_server.db, "carrier-a")
+    set_trunk_status(rtm_server.db, "carrier-a", "OK")
+    page = open_page(rtm_server)
+    page.context.add_init_script(COUNT_BEEPS)
+    page.reload()
+    sound = page.locator("button.sound")
+    expect(sound).to_have_text("Sound off")
+    expect(tile(page, "trunks")).to_have_attribute("data-level", "ok")
+    sound.click()  # the click is the gesture that lets audio start; it beeps once to confirm
+    expect(sound).to_have_attribute("aria-pressed", "true")
+    assert page.evaluate("window.__oscillators") == 3
+    set_trunk_status(rtm_server.db, "carrier-a", "FAILED", reason="503")
+    expect(tile(page, "trunks")).to_have_attribute("data-level", "alarm", timeout=2 * MS)
+    page.wait_for_function("window.__oscillators === 6")
+    theme = page.evaluate("document.documentElement.dataset.theme")
+    page.locator("button", has_text="Theme").click()
+    flipped = "light" if theme == "dark" else "dark"
+    assert page.evaluate("document.documentElement.dataset.theme") == flipped
+    page.reload()
+    expect(page.locator("button.sound")).to_have_text("Sound on")
+    assert page.evaluate("document.documentElement.dataset.theme") == flipped

@@ -37,6 +37,7 @@ export class App {
       trunksPending: [], trunksDisabled: 0, queueDepth: 0, oldestReceived: null };
     this.detailsDirty = false;
     this.tilesDirty = true;
+    this.statsPending = false;
     this.views = new Map(VIEWS.map((def) => [def.name, this.makeView(def)]));
     this.active = viewByName(this.page.view).name;
     this.sound = new Sound();
@@ -130,11 +131,12 @@ export class App {
     this.schedule();
   }
 
-  /** The per-frame render: active view, stats and tiles, details. */
+  /** The per-frame render: active view, tiles, details; stats are recounted in idle time. */
   render() {
     const ctx = { zone: this.zone, now: this.clock.now() };
     this.views.get(this.active)?.frame(ctx);
-    this.refreshStats(ctx.now);
+    if (Object.values(this.statsDirty).some(Boolean)) this.requestStats();
+    if (this.tilesDirty) this.showStats(ctx.now);
     if (this.detailsDirty) {
       this.detailsDirty = false;
       this.details.render(ctx);
@@ -142,17 +144,39 @@ export class App {
   }
 
   /**
-   * Recompute the stats whose table changed, then tiles and headlines.
+   * Recount the changed tables when the browser is idle (at most 0.5 s later): at 100k
+   * contacts a recount costs ~10 ms, which must not land in a scrolling frame.
+   */
+  requestStats() {
+    if (this.statsPending) return;
+    this.statsPending = true;
+    const run = () => {
+      this.statsPending = false;
+      this.recount(this.clock.now());
+      this.tilesDirty = true;
+      this.schedule();
+    };
+    if (typeof requestIdleCallback === 'function') requestIdleCallback(run, { timeout: 500 });
+    else setTimeout(run, 50);
+  }
+
+  /**
+   * Recompute the stats of the tables that changed.
    * @param {number} now
    */
-  refreshStats(now) {
+  recount(now) {
     const rows = (/** @type {string} */ name) => /** @type {TableStore} */ (this.stores.get(name)).rows;
-    const changed = Object.values(this.statsDirty).some(Boolean);
     if (this.statsDirty.accounts) Object.assign(this.stats, accountStats(rows('accounts'), now));
     if (this.statsDirty.trunks) Object.assign(this.stats, trunkStats(rows('trunks')));
     if (this.statsDirty.queue) Object.assign(this.stats, queueStats(rows('queue')));
     this.statsDirty = { accounts: false, trunks: false, queue: false };
-    if (!changed && !this.tilesDirty) return;
+  }
+
+  /**
+   * Show the stats in the tiles and view headlines.
+   * @param {number} now
+   */
+  showStats(now) {
     this.tilesDirty = false;
     /** @type {Record<string, boolean>} */
     const ready = {};

@@ -31,7 +31,7 @@ export const VIEWS = [
       { key: 'caller_id_2', label: 'Caller Id 2', width: 'phone', kiosk: false },
       { key: 'group', label: 'Group', width: 's' },
       { key: 'ip', label: 'IpAddr', width: 'ip' },
-      { key: 'port', label: 'Port', kind: 'number', width: 'xs', kiosk: false },
+      { key: 'port', label: 'Port', kind: 'number', width: 'port', kiosk: false },
       { key: 'transport', label: 'Transport', width: 'xs' },
       { key: 'expires', label: 'Registration Expires', kind: 'time', width: 'l', kiosk: false },
       { key: 'remaining', label: 'Remaining', kind: 'remaining', from: 'expires', width: 's' },
