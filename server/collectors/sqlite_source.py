@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -34,6 +33,8 @@ class SqliteSource:
 
     def __init__(self, path: str) -> None:
         self.path = path
+        # Read-only: rtm never writes a source's file (and cannot corrupt Kamailio's).
+        self._uri = f"file:{quote(os.path.abspath(path))}?mode=ro"
         self._conn: aiosqlite.Connection | None = None
         self._version: int | None = None
         self._inode: tuple[int, int] | None = None
@@ -50,8 +51,7 @@ class SqliteSource:
         if self._conn is not None and inode != self._inode:
             await self.close()  # replaced under us: read the new file from now on
         if self._conn is None:
-            uri = f"file:{quote(str(Path(self.path).resolve()))}?mode=ro"
-            conn = await aiosqlite.connect(uri, uri=True, timeout=2.0)
+            conn = await aiosqlite.connect(self._uri, uri=True, timeout=2.0)
             conn.row_factory = sqlite3.Row
             self._conn = conn
             self._version = None
