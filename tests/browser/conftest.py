@@ -69,16 +69,22 @@ def browser() -> Iterator[Any]:
 def open_page(browser: Any) -> Iterator[OpenPage]:
     """``open_page(server, "/?view=trunks", width=1440, height=900, signed_in=True)`` → a Page.
 
-    Each call gets its own browser context, with the server's cookies unless signed_in=False. At teardown, any dialog
-    or uncaught page error seen fails the test.
+    Each call gets its own browser context, with the server's cookies unless signed_in=False.
+    At teardown, any dialog or uncaught page error seen fails the test.
     """
     contexts: list[Any] = []
     problems: list[str] = []
 
     def open_(
-        server: RtmServer, path: str = "/", width: int = 1440, height: int = 900, signed_in: bool = True
+        server: RtmServer,
+        path: str = "/",
+        width: int = 1440,
+        height: int = 900,
+        signed_in: bool = True,
     ) -> Any:
-        context = browser.new_context(viewport={"width": width, "height": height}, accept_downloads=True)
+        context = browser.new_context(
+            viewport={"width": width, "height": height}, accept_downloads=True
+        )
         context.set_default_timeout(10 * MS)
         contexts.append(context)
         if server.cookies and signed_in:

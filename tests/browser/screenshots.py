@@ -33,7 +33,9 @@ def wait_for_data(page: Any, view: str) -> None:
         expect(page.locator(f'.tile[data-tile="{name}"] .tile-value')).not_to_have_text("–")
 
 
-def shoot(browser: Any, server: RtmServer, name: str, query: str, viewport: dict[str, int], theme: str) -> Path:
+def shoot(
+    browser: Any, server: RtmServer, name: str, query: str, viewport: dict[str, int], theme: str
+) -> Path:
     """Open the page with `query` and save a screenshot as docs/screenshots/<name>.png."""
     context = browser.new_context(viewport=viewport, device_scale_factor=1)
     context.add_cookies(cookies_for(server))

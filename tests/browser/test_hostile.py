@@ -40,8 +40,8 @@ def seed_hostile(db: str) -> None:
         for i, agent in enumerate(HOSTILE_AGENTS):
             username = IMG if i == 0 else "mallory"
             conn.execute(
-                "INSERT INTO location (ruid, username, contact, expires, last_modified, user_agent, socket)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO location (ruid, username, contact, expires, last_modified,"
+                " user_agent, socket) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
                     f"evil-{i}-{uuid.uuid4().hex[:6]}",
                     username,
@@ -61,14 +61,22 @@ def test_hostile_strings_are_text_only(start_rtm: Any, open_page: OpenPage, tmp_
     server = start_rtm(seed=seed_hostile)
     page = open_page(server)
     expect(rows(page)).to_have_count(len(HOSTILE_AGENTS))
-    texts = page.eval_on_selector_all("#view-accounts tr.row td", "cells => cells.map(c => c.textContent)")
+    texts = page.eval_on_selector_all(
+        "#view-accounts tr.row td", "cells => cells.map(c => c.textContent)"
+    )
     for value in [*HOSTILE_AGENTS, IMG, SCRIPT, JS_URI]:
         assert value in texts, f"{value[:40]!r} not shown literally"
     # Nothing the data carried became markup: no element from the strings exists anywhere.
-    assert page.evaluate("document.querySelectorAll('body img, body script, body iframe').length") == 0
-    assert page.evaluate("[...document.querySelectorAll('a[href]')].every(a => !a.href.startsWith('javascript:'))")
+    assert (
+        page.evaluate("document.querySelectorAll('body img, body script, body iframe').length") == 0
+    )
+    assert page.evaluate(
+        "[...document.querySelectorAll('a[href]')].every(a => !a.href.startsWith('javascript:'))"
+    )
     # The 10 KB agent is trimmed by CSS, not by cutting the text; the row keeps its height.
-    heights = page.eval_on_selector_all("#view-accounts tr.row", "rows => rows.map(r => r.offsetHeight)")
+    heights = page.eval_on_selector_all(
+        "#view-accounts tr.row", "rows => rows.map(r => r.offsetHeight)"
+    )
     assert max(heights) == min(heights)
 
     # Details of the account whose username is itself markup: shown literally too.

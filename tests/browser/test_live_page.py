@@ -3,20 +3,32 @@
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import pytest
 from playwright.sync_api import expect
 
-from ..store_rows import add_account, add_contact, add_trunk, delete_contact, set_trunk_status
+from server import store
+
+from ..store_rows import (
+    add_account,
+    add_contact,
+    add_message,
+    add_trunk,
+    delete_contact,
+    set_trunk_status,
+)
 from .conftest import MS, OpenPage
 from .page import column_texts, headline, row_with, rows, tile
 
 pytestmark = pytest.mark.browser
 
 
-def test_inserted_contact_appears_within_2s_and_counts_go_up(rtm_server: Any, open_page: OpenPage) -> None:
+def test_inserted_contact_appears_within_2s_and_counts_go_up(
+    rtm_server: Any, open_page: OpenPage
+) -> None:
     page = open_page(rtm_server)
     expect(headline(page)).to_have_text(" - 0 registered users")
     add_contact(rtm_server.db, "alice", ip="192.0.2.10", user_agent="PrivateGSM/4.0")
@@ -46,7 +58,9 @@ def test_contact_leaves_at_expiry_without_any_write(rtm_server: Any, open_page: 
 
 
 def test_trunk_going_failed_turns_its_tile_red(rtm_server: Any, open_page: OpenPage) -> None:
-    add_trunk(rtm_server.db, "carrier-a", host="sip.carrier-a.example", transport="TLS", encryption=1)
+    add_trunk(
+        rtm_server.db, "carrier-a", host="sip.carrier-a.example", transport="TLS", encryption=1
+    )
     add_trunk(rtm_server.db, "carrier-b", host="sip.carrier-b.example")
     set_trunk_status(rtm_server.db, "carrier-a", "OK", latency_ms=12.0)
     set_trunk_status(rtm_server.db, "carrier-b", "OK", latency_ms=30.0)
@@ -67,8 +81,12 @@ def test_trunk_going_failed_turns_its_tile_red(rtm_server: Any, open_page: OpenP
 
 def seed_people(db: str) -> None:
     people = [
-        ("ann", "NOC", "udp", 5061), ("ben", "NOC", "tcp", 5062), ("cat", "NOC", "udp", 5063),
-        ("dan", "Sales", "udp", 5064), ("eve", "NOC", "tls", 5065), ("fay", "NOC", "udp", 5066),
+        ("ann", "NOC", "udp", 5061),
+        ("ben", "NOC", "tcp", 5062),
+        ("cat", "NOC", "udp", 5063),
+        ("dan", "Sales", "udp", 5064),
+        ("eve", "NOC", "tls", 5065),
+        ("fay", "NOC", "udp", 5066),
     ]
     for name, group, transport, port in people:
         add_account(db, name, group=group, owner=f"Owner {name.title()}")
@@ -89,16 +107,26 @@ def test_filter_and_sort_work_and_survive_reload(rtm_server: Any, open_page: Ope
     page.locator('#view-accounts th[data-key="port"] button').click()
     page.locator('#view-accounts th[data-key="port"] button').click()
     expected = ["fay", "cat", "ann"]
-    expect(page.locator('#view-accounts th[data-key="port"]')).to_have_attribute("aria-sort", "descending")
+    expect(page.locator('#view-accounts th[data-key="port"]')).to_have_attribute(
+        "aria-sort", "descending"
+    )
     assert column_texts(page, "accounts", 0) == expected
     query = parse_qs(urlparse(page.url).query)
-    assert query == {"group": ["NOC"], "transport": ["UDP"], "q": ["a"], "sort": ["port"], "dir": ["desc"]}
+    assert query == {
+        "group": ["NOC"],
+        "transport": ["UDP"],
+        "q": ["a"],
+        "sort": ["port"],
+        "dir": ["desc"],
+    }
     page.reload()
     expect(rows(page)).to_have_count(3)
     assert column_texts(page, "accounts", 0) == expected
     expect(page.locator("#view-accounts .filter-box")).to_have_value("a")
     expect(group).to_have_value("NOC")
-    expect(page.locator('#view-accounts th[data-key="port"]')).to_have_attribute("aria-sort", "descending")
+    expect(page.locator('#view-accounts th[data-key="port"]')).to_have_attribute(
+        "aria-sort", "descending"
+    )
     # The filter box narrows further and the keyboard opens details.
     page.locator("#view-accounts .filter-box").fill("fa")
     expect(rows(page)).to_have_count(1)
@@ -144,11 +172,16 @@ def test_page_recovers_after_server_restart(rtm_server: Any, open_page: OpenPage
 COUNT_BEEPS = """
 window.__oscillators = 0;
 const original = AudioContext.prototype.createOscillator;
-AudioContext.prototype.createOscillator = function () { window.__oscillators += 1; return original.call(this); };
+AudioContext.prototype.createOscillator = function () {
+  window.__oscillators += 1;
+  return original.call(this);
+};
 """
 
 
-def test_sound_beeps_on_trunk_down_and_choices_are_remembered(rtm_server: Any, open_page: OpenPage) -> None:
+def test_sound_beeps_on_trunk_down_and_choices_are_remembered(
+    rtm_server: Any, open_page: OpenPage
+) -> None:
     add_trunk(rtm_server.db, "carrier-a")
     set_trunk_status(rtm_server.db, "carrier-a", "OK")
     page = open_page(rtm_server)
@@ -170,3 +203,68 @@ def test_sound_beeps_on_trunk_down_and_choices_are_remembered(rtm_server: Any, o
     page.reload()
     expect(page.locator("button.sound")).to_have_text("Sound on")
     assert page.evaluate("document.documentElement.dataset.theme") == flipped
+
+
+TRUNK_STATUS_TABLE = """
+CREATE TABLE trunk_status (
+    trunk TEXT PRIMARY KEY,
+    status TEXT NOT NULL CHECK (status IN ('OK', 'FAILED', 'PENDING', 'DISABLED')),
+    reason TEXT, since INTEGER NOT NULL, latency_ms REAL)
+"""
+
+
+def execute(db: str, sql: str) -> None:
+    conn = store.connect(db)
+    try:
+        conn.execute(sql)
+    finally:
+        conn.close()
+
+
+def test_stale_source_banner_says_what_and_since_when(rtm_server: Any, open_page: OpenPage) -> None:
+    add_trunk(rtm_server.db, "carrier-a")
+    set_trunk_status(rtm_server.db, "carrier-a", "OK")
+    page = open_page(rtm_server, "/?view=trunks")
+    expect(row_with(page, "carrier-a", "trunks")).to_contain_text("OK")
+    execute(rtm_server.db, "DROP TABLE trunk_status")  # the trunk source now fails every poll
+    banner = page.locator(".banner-stale")
+    expect(banner).to_be_visible(timeout=5 * MS)
+    expect(banner).to_contain_text(
+        re.compile(r"Trunk status source is stale since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC")
+    )
+    expect(banner).to_contain_text("trunk_status")
+    # The last good rows stay on screen meanwhile.
+    expect(row_with(page, "carrier-a", "trunks")).to_contain_text("OK")
+    execute(rtm_server.db, TRUNK_STATUS_TABLE)
+    expect(banner).to_have_count(0, timeout=5 * MS)
+
+
+def test_old_queued_message_turns_tile_amber_and_opens_details(
+    rtm_server: Any, open_page: OpenPage
+) -> None:
+    old_ms = int((time.time() - 400) * 1000)
+    add_message(
+        rtm_server.db,
+        "m-old",
+        received=old_ms,
+        from_number="+390001",
+        to_number="+390002",
+        from_account="alice",
+        to_account="bob",
+        from_seq=7,
+    )
+    add_message(rtm_server.db, "m-new", from_number="+390003", to_number="+390004")
+    page = open_page(rtm_server, "/?view=queue&queue_alarm=300")
+    oldest = tile(page, "oldest")
+    expect(oldest).to_have_attribute("data-level", "warn")
+    expect(oldest.locator(".tile-note")).to_have_text("OVER 5m 00s")
+    expect(tile(page, "queue").locator(".tile-value")).to_have_text("2")
+    assert column_texts(page, "queue", 1) == ["+390003", "+390001"]  # newest Received first
+    row_with(page, "+390001", "queue").locator("a.cell-link").click()
+    details = page.locator(".details")
+    expect(details).to_contain_text("m-old")
+    expect(details).to_contain_text("From Seq7")
+    assert parse_qs(urlparse(page.url).query)["message"] == ["m-old"]
+    # A higher threshold: the same queue is not an alarm.
+    page.goto(f"{rtm_server.url}/?view=queue&queue_alarm=3600")
+    expect(tile(page, "oldest")).to_have_attribute("data-level", "ok")

@@ -37,18 +37,23 @@ def page(browser: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any
 
 def run(page: Any, body: str) -> Any:
     """Evaluate an async function body with `load(name)` importing /static/js/<name>.js."""
-    return page.evaluate(f"async () => {{ const load = (n) => import(`/static/js/${{n}}.js`); {body} }}")
+    return page.evaluate(
+        f"async () => {{ const load = (n) => import(`/static/js/${{n}}.js`); {body} }}"
+    )
 
 
 def test_zone_formats_like_the_original(page: Any) -> None:
-    result = run(page, """
+    result = run(
+        page,
+        """
         const { Zone, formatDuration } = await load('format');
         const rome = new Zone({ name: 'Europe/Rome', transitions: [
             [1364691600, 7200, 'CEST'], [1382835600, 3600, 'CET']] });
         return [rome.format(1381418482), rome.format(1389850837.105, true),
                 rome.format(1382835599), rome.format(1382835600), new Zone(null).format(0),
                 [5, 65, 3725, 90061].map(formatDuration)];
-    """)
+    """,
+    )
     assert result == [
         "2013-10-10 17:21:22 CEST",
         "2014-01-16 06:40:37.105 CET",
@@ -60,91 +65,151 @@ def test_zone_formats_like_the_original(page: Any) -> None:
 
 
 def test_store_snapshot_pages_and_diffs(page: Any) -> None:
-    result = run(page, """
+    result = run(
+        page,
+        """
         const { TableStore } = await load('store');
         const s = new TableStore('accounts');
         const events = [];
-        s.subscribe((c) => events.push({ reset: c.reset, added: [...c.added], removed: [...c.removed],
-                                         changed: [...c.changed].map(([id, f]) => [id, [...f].sort()]) }));
+        s.subscribe((c) => events.push({
+            reset: c.reset, added: [...c.added], removed: [...c.removed],
+            changed: [...c.changed].map(([id, f]) => [id, [...f].sort()]),
+        }));
         s.applySnapshot({ seq: 7, rows: [{ id: 1, a: 1 }], final: false });
         const midway = s.rows.size;
         s.applySnapshot({ seq: 7, rows: [{ id: 2, a: 2 }, { id: 3, a: 3 }], final: true });
-        const r1 = s.applyDiff({ seq: 8, upsert: [{ id: 2, a: 20 }, { id: 4, a: 4 }, { id: 3, b: 9 }], delete: [3, 1] });
+        const r1 = s.applyDiff({
+            seq: 8, upsert: [{ id: 2, a: 20 }, { id: 4, a: 4 }, { id: 3, b: 9 }], delete: [3, 1],
+        });
         const replaced = s.rows.get('3');
         const r2 = s.applyDiff({ seq: 8, upsert: [{ id: 2, a: 99 }], delete: [] });
         const r3 = s.applyDiff({ seq: 10, upsert: [], delete: [] });
         return { midway, r1, r2, r3, seq: s.seq, rows: [...s.rows.entries()], replaced, events };
-    """)
+    """,
+    )
     assert result["midway"] == 0  # a half-received snapshot is never shown
     assert (result["r1"], result["r2"], result["r3"], result["seq"]) == ("applied", "old", "gap", 8)
     # Deletes first, then upserts: id 3 deleted and upserted is a replacement, not a merge.
     assert result["replaced"] == {"id": 3, "b": 9}
-    assert dict(result["rows"]) == {"2": {"id": 2, "a": 20}, "3": {"id": 3, "b": 9}, "4": {"id": 4, "a": 4}}
+    assert dict(result["rows"]) == {
+        "2": {"id": 2, "a": 20},
+        "3": {"id": 3, "b": 9},
+        "4": {"id": 4, "a": 4},
+    }
     assert result["events"] == [
         {"reset": True, "added": [], "removed": [], "changed": []},
-        {"reset": False, "added": ["4", "3"], "removed": ["1"], "changed": [["2", ["a"]], ["3", ["b", "id"]]]},
+        {
+            "reset": False,
+            "added": ["4", "3"],
+            "removed": ["1"],
+            "changed": [["2", ["a"]], ["3", ["b", "id"]]],
+        },
     ]
 
 
 def test_csv_fields_are_quoted_and_defused(page: Any) -> None:
-    result = run(page, """
+    result = run(
+        page,
+        """
         const { csvField } = await load('csv');
-        return ['plain', 'say "hi"', '=1+2', '+1', '-1', '@x', '\\tx', 'a,b\\nc', 42, -5].map(csvField);
-    """)
+        const values = ['plain', 'say "hi"', '=1+2', '+1', '-1', '@x', '\\tx', 'a,b\\nc', 42, -5];
+        return values.map(csvField);
+    """,
+    )
     assert result == [
-        '"plain"', '"say ""hi"""', "\"'=1+2\"", "\"'+1\"", "\"'-1\"", "\"'@x\"", "\"'\tx\"",
-        '"a,b\nc"', "42", "-5",
+        '"plain"',
+        '"say ""hi"""',
+        '"\'=1+2"',
+        '"\'+1"',
+        '"\'-1"',
+        '"\'@x"',
+        '"\'\tx"',
+        '"a,b\nc"',
+        "42",
+        "-5",
     ]
 
 
 def test_backoff_is_capped_full_jitter(page: Any) -> None:
-    result = run(page, """
+    result = run(
+        page,
+        """
         const { backoffDelay } = await load('socket');
         const first = Array.from({ length: 200 }, () => backoffDelay(0));
         const late = Array.from({ length: 200 }, () => backoffDelay(30));
         return [Math.min(...first), Math.max(...first), Math.min(...late), Math.max(...late)];
-    """)
+    """,
+    )
     low0, high0, low30, high30 = result
     assert 100 <= low0 and high0 <= 500
     assert 100 <= low30 < 4000 < high30 <= 8000  # spread over the whole capped range
 
 
 def test_url_state_round_trips_and_keeps_unknown_parameters(page: Any) -> None:
-    result = run(page, """
+    result = run(
+        page,
+        """
         const { readState, queryFor } = await load('url-state');
-        const q = queryFor('?display=abc&kiosk=1&view=accounts', { view: 'trunks', sort: 'status', dir: 'desc',
+        const q = queryFor('?display=abc&kiosk=1&view=accounts', {
+            view: 'trunks', sort: 'status', dir: 'desc',
             q: 'a b&c', filters: { status: 'FAILED', transport: '' }, details: null });
         const back = readState(q);
-        const plain = queryFor('', { view: 'accounts', sort: 'username', dir: 'asc', q: '', filters: {}, details: null });
-        return { q, back, plain, bad: readState('?view=nope&sort=evil&dir=sideways&rotate=-3&queue_alarm=x') };
-    """)
-    assert result["q"] == "?display=abc&kiosk=1&view=trunks&sort=status&dir=desc&q=a+b%26c&status=FAILED"
+        const plain = queryFor('', {
+            view: 'accounts', sort: 'username', dir: 'asc', q: '', filters: {}, details: null,
+        });
+        const bad = readState('?view=nope&sort=evil&dir=sideways&rotate=-3&queue_alarm=x');
+        return { q, back, plain, bad };
+    """,
+    )
+    assert (
+        result["q"]
+        == "?display=abc&kiosk=1&view=trunks&sort=status&dir=desc&q=a+b%26c&status=FAILED"
+    )
     back = result["back"]
-    assert (back["view"], back["sort"], back["dir"], back["q"], back["kiosk"]) == ("trunks", "status", "desc", "a b&c", True)
+    assert (back["view"], back["sort"], back["dir"], back["q"], back["kiosk"]) == (
+        "trunks",
+        "status",
+        "desc",
+        "a b&c",
+        True,
+    )
     assert back["filters"] == {"status": "FAILED", "transport": ""}
     assert result["plain"] == ""
     bad = result["bad"]
-    assert (bad["view"], bad["sort"], bad["dir"], bad["rotate"], bad["queueAlarm"]) == ("accounts", None, None, 0, 300)
+    assert (bad["view"], bad["sort"], bad["dir"], bad["rotate"], bad["queueAlarm"]) == (
+        "accounts",
+        None,
+        None,
+        0,
+        300,
+    )
 
 
 def test_index_drops_expired_rows_filters_and_sorts(page: Any) -> None:
-    result = run(page, """
+    result = run(
+        page,
+        """
         const { buildIndex } = await load('rowindex');
         const { viewByName } = await load('columns');
         const iso = (t) => new Date(t * 1000).toISOString();
         const now = 1_000_000;
+        const make = (id, username, group, transport, port, expires) =>
+            [id, { id, username, group, transport, port, expires }];
         const rows = new Map([
-            ['a', { id: 'a', username: 'zed', group: 'NOC', transport: 'UDP', port: 1, expires: iso(now + 60) }],
-            ['b', { id: 'b', username: 'amy', group: 'NOC', transport: 'TCP', port: 3, expires: iso(now + 30) }],
-            ['c', { id: 'c', username: 'bob', group: 'Ops', transport: 'UDP', port: 2, expires: iso(now - 5) }],
-            ['d', { id: 'd', username: 'cal', group: 'NOC', transport: 'UDP', port: 2, expires: null }],
+            make('a', 'zed', 'NOC', 'UDP', 1, iso(now + 60)),
+            make('b', 'amy', 'NOC', 'TCP', 3, iso(now + 30)),
+            make('c', 'bob', 'Ops', 'UDP', 2, iso(now - 5)),
+            make('d', 'cal', 'NOC', 'UDP', 2, null),
         ]);
+        const state = (sort, dir, q, filters) => ({ sort, dir, q, filters });
         const view = viewByName('accounts');
-        const all = buildIndex(rows, view, { sort: 'username', dir: 'asc', q: '', filters: {} }, now);
-        const noc = buildIndex(rows, view, { sort: 'port', dir: 'desc', q: '', filters: { group: 'NOC', transport: '' } }, now);
-        const text = buildIndex(rows, view, { sort: 'expires', dir: 'asc', q: 'A', filters: {} }, now);
+        const all = buildIndex(rows, view, state('username', 'asc', '', {}), now);
+        const nocOnly = { group: 'NOC', transport: '' };
+        const noc = buildIndex(rows, view, state('port', 'desc', '', nocOnly), now);
+        const text = buildIndex(rows, view, state('expires', 'asc', 'A', {}), now);
         return { all, noc: noc.ids, text: text.ids };
-    """)
+    """,
+    )
     assert result["all"]["ids"] == ["b", "d", "a"]  # bob expired: gone
     assert result["all"]["live"] == 3
     assert result["all"]["nextChange"] == 1_000_031
@@ -155,7 +220,9 @@ def test_index_drops_expired_rows_filters_and_sorts(page: Any) -> None:
 
 def test_live_index_matches_a_full_rebuild_after_random_diffs(page: Any) -> None:
     """Incremental upkeep (inserts, deletes, key changes, expiries) always equals filter + sort."""
-    mismatches = run(page, """
+    mismatches = run(
+        page,
+        """
         const { LiveIndex, buildIndex } = await load('rowindex');
         const { TableStore } = await load('store');
         const { viewByName } = await load('columns');
@@ -163,7 +230,8 @@ def test_live_index_matches_a_full_rebuild_after_random_diffs(page: Any) -> None
         const rand = (n) => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed % n; };
         const iso = (t) => new Date(t * 1000).toISOString();
         let now = 1_000_000;
-        const row = (i) => ({ id: `r${i}`, username: `u${rand(50)}`, group: ['NOC', 'Ops', ''][rand(3)],
+        const row = (i) => ({
+            id: `r${i}`, username: `u${rand(50)}`, group: ['NOC', 'Ops', ''][rand(3)],
             transport: ['UDP', 'TCP'][rand(2)], port: rand(20), user_agent: `ua${rand(5)}`,
             expires: rand(10) === 0 ? null : iso(now + rand(40)) });
         const view = viewByName('accounts');
@@ -175,10 +243,13 @@ def test_live_index_matches_a_full_rebuild_after_random_diffs(page: Any) -> None
         const bad = [];
         for (const state of states) {
             const store = new TableStore('accounts');
-            store.applySnapshot({ seq: 1, rows: Array.from({ length: 300 }, (_, i) => row(i)), final: true });
+            const first = Array.from({ length: 300 }, (_, i) => row(i));
+            store.applySnapshot({ seq: 1, rows: first, final: true });
             const index = new LiveIndex(view);
             index.rebuild(store.rows, state, now);
-            store.subscribe((change) => { if (!change.reset) index.apply(change, store.rows, state, now); });
+            store.subscribe((change) => {
+                if (!change.reset) index.apply(change, store.rows, state, now);
+            });
             let next = 300;
             for (let step = 0; step < 150; step++) {
                 const ids = [...store.rows.keys()];
@@ -187,7 +258,8 @@ def test_live_index_matches_a_full_rebuild_after_random_diffs(page: Any) -> None
                 for (let k = 0; k < 5; k++) {
                     const id = ids[rand(ids.length)];
                     const fresh = row(0);
-                    const field = ['username', 'group', 'port', 'expires', 'user_agent', 'transport'][rand(6)];
+                    const fields = ['username', 'group', 'port', 'expires', 'user_agent'];
+                    const field = [...fields, 'transport'][rand(6)];
                     upsert.push({ id, [field]: fresh[field] });
                 }
                 const del = Array.from({ length: 4 }, () => ids[rand(ids.length)]);
@@ -196,9 +268,13 @@ def test_live_index_matches_a_full_rebuild_after_random_diffs(page: Any) -> None
                 now += 1;
                 index.prune(store.rows, now);
                 const full = buildIndex(store.rows, view, state, now).ids;
-                if (full.join() !== index.ids.join()) { bad.push({ sort: state.sort, step }); break; }
+                if (full.join() !== index.ids.join()) {
+                    bad.push({ sort: state.sort, step });
+                    break;
+                }
             }
         }
         return bad;
-    """)
+    """,
+    )
     assert mismatches == []

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from playwright.sync_api import expect
 
@@ -22,7 +20,18 @@ MAX_DOM_ROWS = 200
 
 
 def seed_100k(db: str) -> None:
-    add_contacts(db, [contact_params(f"u{i:06d}", 3600 + i % 600, ip=f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}", port=5060 + i % 1000) for i in range(CONTACTS)])
+    add_contacts(
+        db,
+        [
+            contact_params(
+                f"u{i:06d}",
+                3600 + i % 600,
+                ip=f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}",
+                port=5060 + i % 1000,
+            )
+            for i in range(CONTACTS)
+        ],
+    )
 
 
 def test_100k_contacts_load_scroll_and_update(start_rtm: StartRtm, open_page: OpenPage) -> None:
@@ -30,7 +39,9 @@ def test_100k_contacts_load_scroll_and_update(start_rtm: StartRtm, open_page: Op
     page = open_page(server)
     expect(headline(page)).to_have_text(" - 100,000 registered users", timeout=60 * MS)
     assert 0 < rows(page).count() <= MAX_DOM_ROWS
-    expect(page.locator("#view-accounts table")).to_have_attribute("aria-rowcount", str(CONTACTS + 1))
+    expect(page.locator("#view-accounts table")).to_have_attribute(
+        "aria-rowcount", str(CONTACTS + 1)
+    )
 
     scroller = page.locator("#view-accounts .grid-scroll")
     scroller.evaluate("el => { el.scrollTop = el.scrollHeight; }")

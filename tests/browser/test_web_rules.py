@@ -1,4 +1,4 @@
-"""Static rules for web/: no markup from strings, CSP-clean HTML, modules with JSDoc, documented URL parameters."""
+"""Static rules for web/: no markup from strings, CSP-clean HTML, JSDoc, documented parameters."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ FORBIDDEN = re.compile(
 )
 # A function or method definition at the start of a line.
 DEFINITION = re.compile(
-    r"^\s*(export\s+)?(async\s+)?function\s+\w+\s*\(|^  (static\s+)?(async\s+)?(?!if\b|for\b|while\b|switch\b|catch\b)\w+\s*\([^)]*\)\s*\{\s*$"
+    r"^\s*(export\s+)?(async\s+)?function\s+\w+\s*\("
+    r"|^  (static\s+)?(async\s+)?(?!if\b|for\b|while\b|switch\b|catch\b)\w+\s*\([^)]*\)\s*\{\s*$"
 )
 
 
@@ -28,7 +29,9 @@ def test_no_markup_from_strings_anywhere_in_web() -> None:
 
 def test_index_html_is_csp_clean() -> None:
     html = (WEB / "index.html").read_text()
-    assert re.findall(r"<script\b[^>]*>", html) == ['<script type="module" src="/static/js/main.js">']
+    assert re.findall(r"<script\b[^>]*>", html) == [
+        '<script type="module" src="/static/js/main.js">'
+    ]
     assert not re.search(r"\son\w+\s*=", html), "inline event handler"
     assert not re.search(r"\sstyle\s*=|<style", html), "inline style"
 
