@@ -4,6 +4,8 @@
 
 const BACKOFF_BASE_MS = 500;
 const BACKOFF_CAP_MS = 8000;
+// A second seq gap this soon after the last one waits like a reconnection (no resync storm).
+const GAP_GRACE_MS = 5000;
 // Close codes the server uses for "not logged in" (1008 is also used for abuse, so confirm).
 const CLOSE_UNAUTHORIZED = 4401;
 const CLOSE_POLICY = 1008;
@@ -64,6 +66,7 @@ export class Connection {
     this.greeted = false;
     /** @type {ReturnType<typeof setTimeout>|null} */
     this.retryTimer = null;
+    this.lastGapAt = 0;
     this.url = `${location.protocol === 'https:' ? 'wss:' : 'ws:'}//${location.host}/ws`;
   }
 
@@ -136,12 +139,19 @@ export class Connection {
     if (store.applyDiff(msg) === 'gap') this.drop();
   }
 
-  /** Close the current socket and resume at once (used on a seq gap). */
+  /** Close the current socket and resume: at once, or after a backoff when gaps repeat. */
   drop() {
     const ws = this.ws;
     this.ws = null;
     ws?.close(1000, 'resync');
-    this.open();
+    const now = Date.now();
+    const repeated = now - this.lastGapAt < GAP_GRACE_MS;
+    this.lastGapAt = now;
+    if (!repeated) return this.open();
+    const delay = backoffDelay(this.attempt);
+    this.attempt += 1;
+    this.onState({ state: 'reconnecting', retryAt: now + delay, attempt: this.attempt });
+    this.retryTimer = setTimeout(() => this.open(), delay);
   }
 
   /**
