@@ -52,7 +52,9 @@ def test_contact_leaves_at_expiry_without_any_write(rtm_server: Any, open_page: 
     expect(remaining).to_have_text(re.compile(r"^[1-6]s$"))
     seen = remaining.text_content()
     expect(remaining).not_to_have_text(seen or "", timeout=2 * MS)
-    expect(row_with(page, "shortlived")).to_have_count(0, timeout=8 * MS)
+    # At expiry the row fades out (even when the server's delete comes first), then leaves.
+    expect(row_with(page, "shortlived")).to_have_class(re.compile(r"\bexpiring\b"), timeout=8 * MS)
+    expect(row_with(page, "shortlived")).to_have_count(0, timeout=4 * MS)
     expect(headline(page)).to_have_text(" - 1 registered user")
     expect(row_with(page, "stays")).to_be_visible()
 

@@ -141,6 +141,19 @@ export class LiveIndex {
     // [expiry + fade, id] of members, latest first, so the next to leave pops off the end.
     /** @type {Array<[number, string]>} */
     this.leaving = [];
+    // Rows the server deleted at their expiry, kept on screen until their fade-out ends.
+    /** @type {Map<string, Record<string, any>>} */
+    this.ghosts = new Map();
+  }
+
+  /**
+   * A shown row: from the store, or a fading ghost.
+   * @param {Map<string, Record<string, any>>} rows
+   * @param {string} id
+   * @returns {Record<string, any>|undefined}
+   */
+  row(rows, id) {
+    return rows.get(id) ?? this.ghosts.get(id);
   }
 
   /**
@@ -163,6 +176,7 @@ export class LiveIndex {
     this.members = new Set(built.ids);
     this.choices = Object.fromEntries(Object.entries(built.choices).map(([k, v]) => [k, new Set(v)]));
     this.leaving = [];
+    this.ghosts.clear();
     if (!this.view.expiring) return;
     for (const id of built.ids) {
       const t = expiresAt(/** @type {Record<string, any>} */ (rows.get(id)));
@@ -184,6 +198,12 @@ export class LiveIndex {
     const touched = new Set([...change.added, ...change.removed]);
     for (const [id, fields] of change.changed) if (affectsIndex(fields, this.view, state)) touched.add(id);
     if (touched.size > Math.max(256, this.ids.length / 20)) return false;
+    for (const [id, row] of change.removedRows ?? []) {
+      if (this.fadesOut(id, row, now)) {
+        this.ghosts.set(id, row);
+        touched.delete(id);
+      }
+    }
     this.remove([...touched].filter((id) => this.members.has(id)));
     const column = columnByKey(this.view, state.sort) ?? this.view.columns[0];
     const sign = state.dir === 'desc' ? -1 : 1;
@@ -192,6 +212,20 @@ export class LiveIndex {
       if (row && this.accepts(row, state, now)) this.insert(id, row, rows, column, sign);
     }
     return true;
+  }
+
+  /**
+   * Whether a deleted row is a registration that just expired and should fade out first.
+   * @param {string} id
+   * @param {Record<string, any>} row its last state
+   * @param {number} now
+   * @returns {boolean}
+   */
+  fadesOut(id, row, now) {
+    if (!this.view.expiring || !this.members.has(id)) return false;
+    const t = expiresAt(row);
+    // Two seconds of slack: the server's expiry sweep and this page's clock differ a little.
+    return t !== null && t <= now + 2 && t + FADE_SECONDS > now;
   }
 
   /**
@@ -243,7 +277,10 @@ export class LiveIndex {
       const gone = new Set(ids);
       this.ids = this.ids.filter((id) => !gone.has(id));
     }
-    for (const id of ids) this.members.delete(id);
+    for (const id of ids) {
+      this.members.delete(id);
+      this.ghosts.delete(id);
+    }
   }
 
   /**
@@ -261,7 +298,7 @@ export class LiveIndex {
     while (lo < hi) {
       const mid = (lo + hi) >> 1;
       const other = this.ids[mid];
-      const otherKey = sortValue(column, /** @type {Record<string, any>} */ (rows.get(other)));
+      const otherKey = sortValue(column, /** @type {Record<string, any>} */ (this.row(rows, other)));
       if (compareKeys(key, id, otherKey, other, sign) > 0) lo = mid + 1;
       else hi = mid;
     }

@@ -4,7 +4,8 @@
  * What one snapshot or diff changed; listeners use it to flash cells and to decide whether
  * the sorted index must be rebuilt.
  * @typedef {{reset: boolean, added: Set<string>, removed: Set<string>,
- *   changed: Map<string, Set<string>>}} Change
+ *   changed: Map<string, Set<string>>, removedRows?: Map<string, Record<string, any>>}} Change
+ * removedRows: the last state of deleted rows (a registration that left at expiry fades out).
  */
 
 /** Rows keyed by id (as strings), the table's seq, and snapshot pages being accumulated. */
@@ -68,13 +69,15 @@ export class TableStore {
     if (msg.seq <= this.seq) return 'old';
     if (msg.seq !== this.seq + 1) return 'gap';
     /** @type {Change} */
-    const change = { reset: false, added: new Set(), removed: new Set(), changed: new Map() };
+    const change = { reset: false, added: new Set(), removed: new Set(), changed: new Map(), removedRows: new Map() };
     const deleted = new Set();
     for (const rawId of Array.isArray(msg.delete) ? msg.delete : []) {
       const id = String(rawId);
-      if (this.rows.delete(id)) {
+      const row = this.rows.get(id);
+      if (row && this.rows.delete(id)) {
         deleted.add(id);
         change.removed.add(id);
+        change.removedRows.set(id, row);
       }
     }
     for (const row of Array.isArray(msg.upsert) ? msg.upsert : []) {
@@ -97,6 +100,7 @@ export class TableStore {
     if (!existing) {
       this.rows.set(id, { ...row });
       change.removed.delete(id);
+      change.removedRows?.delete(id);
       change.added.add(id);
       if (deleted.has(id)) change.changed.set(id, new Set(Object.keys(row)));
       return;

@@ -40,8 +40,8 @@ export class VirtualTable {
     this.linkFor = linkFor;
     /** @type {string[]} */
     this.ids = [];
-    /** @type {Map<string, Record<string, any>>} */
-    this.rows = new Map();
+    /** @type {(id: string) => Record<string, any>|undefined} */
+    this.rowOf = () => undefined;
     /** @type {import('./columns.js').CellContext|null} */
     this.ctx = null;
     this.cursor = -1;
@@ -109,11 +109,11 @@ export class VirtualTable {
   /**
    * Replace the ordered ids the grid shows; the keyboard cursor follows its row.
    * @param {string[]} ids
-   * @param {Map<string, Record<string, any>>} rows
+   * @param {(id: string) => Record<string, any>|undefined} rowOf
    */
-  setIndex(ids, rows) {
+  setIndex(ids, rowOf) {
     this.ids = ids;
-    this.rows = rows;
+    this.rowOf = rowOf;
     if (this.cursorId !== null) {
       const at = ids.indexOf(this.cursorId);
       this.cursor = at >= 0 ? at : Math.min(this.cursor, ids.length - 1);
@@ -198,7 +198,7 @@ export class VirtualTable {
    * @param {import('./columns.js').CellContext} ctx
    */
   fill(slot, id, index, ctx) {
-    const row = this.rows.get(id);
+    const row = this.rowOf(id);
     if (!row) return;
     const fresh = slot.id !== id;
     if (fresh) {
@@ -264,7 +264,7 @@ export class VirtualTable {
       this.moveTo(moves[/** @type {keyof typeof moves} */ (event.key)]);
     } else if (event.key === 'Enter' && this.cursor >= 0) {
       event.preventDefault();
-      const row = this.rows.get(this.ids[this.cursor]);
+      const row = this.rowOf(this.ids[this.cursor]);
       const column = this.columns.find((c) => c.link);
       if (row && column) this.onOpen(column, row);
     }
@@ -302,7 +302,7 @@ export class VirtualTable {
     const link = target.closest('a.cell-link');
     if (!link || event.ctrlKey || event.metaKey || event.shiftKey || event.button !== 0) return;
     event.preventDefault();
-    const row = this.rows.get(slot.id);
+    const row = this.rowOf(slot.id);
     const column = this.columns.find((c) => c.link === link.getAttribute('data-link'));
     if (row && column) this.onOpen(column, row);
   }

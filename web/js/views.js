@@ -206,7 +206,7 @@ export class ViewController {
   /** Hand the current order to the grid and update the counts, options and empty state. */
   showIndex() {
     this.indexChanged = false;
-    this.grid.setIndex(this.index.ids, this.store.rows);
+    this.grid.setIndex(this.index.ids, (id) => this.index.row(this.store.rows, id));
     for (const [key, select] of this.selects) {
       this.syncOptions(select, [...(this.index.choices[key] ?? [])].sort(), this.state.filters[key] ?? '');
     }
