@@ -40,6 +40,12 @@ def test_inserted_contact_appears_within_2s_and_counts_go_up(
     expect(rows(page)).to_have_count(3, timeout=2 * MS)
     expect(headline(page)).to_have_text(" - 2 registered users")
     expect(tile(page, "contacts").locator(".tile-value")).to_have_text("3")
+    # A changed cell flashes (and only that cell of the row).
+    execute(rtm_server.db, "UPDATE location SET user_agent = 'Zoiper/5' WHERE username = 'bob'")
+    agent = row_with(page, "bob").locator("td").nth(10)
+    expect(agent).to_have_text("Zoiper/5", timeout=2 * MS)
+    expect(agent).to_have_class(re.compile(r"\bflash-[ab]\b"))
+    expect(row_with(page, "bob").locator("td").nth(1)).not_to_have_class(re.compile("flash"))
 
 
 def test_contact_leaves_at_expiry_without_any_write(rtm_server: Any, open_page: OpenPage) -> None:
