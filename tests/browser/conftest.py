@@ -54,7 +54,9 @@ def cookies_for(server: RtmServer) -> list[dict[str, Any]]:
     ]
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: Playwright's sync API keeps its event loop running while it is
+# open, and pytest-asyncio tests that land on the same xdist worker cannot start theirs then.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     require_chromium()
     from playwright.sync_api import sync_playwright
