@@ -1,6 +1,6 @@
 """Real Chromium (Debian's /usr/bin/chromium) driven by Playwright against a real rtm.
 
-One browser per pytest worker (session fixture); each test gets fresh contexts, carrying
+One browser per test module (see `browser`); each test gets fresh contexts, carrying
 the server's session cookie, so nothing leaks between tests. Any JavaScript dialog or
 uncaught page error fails the test: the page must never run an injected script.
 """
