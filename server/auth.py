@@ -197,10 +197,14 @@ class Auth:
             return None
         digest = token_hash(token)
         with self._db() as db:
-            row = db.execute("SELECT name FROM displays WHERE token_hash = ?", (digest,)).fetchone()
+            row = db.execute(
+                "SELECT name, last_seen FROM displays WHERE token_hash = ?", (digest,)
+            ).fetchone()
             if row is None:
                 return None
-            db.execute("UPDATE displays SET last_seen = ? WHERE name = ?", (self.clock(), row[0]))
+            now = self.clock()
+            if now - (row[1] or 0) >= SEEN_RESOLUTION:
+                db.execute("UPDATE displays SET last_seen = ? WHERE name = ?", (now, row[0]))
         return Principal(row[0], DISPLAY_ROLE, "d:" + digest)
 
     # -- logins and sessions ---------------------------------------------------------------
@@ -275,7 +279,7 @@ class Auth:
                 return None
             kind, name, _created, seen, role = row
             if now - seen >= min(SEEN_RESOLUTION, self.config.session_idle / 10):
-                db.execute("UPDATE sessions SET seen = ? WHERE id_hash = ?", (now, digest))
+                self._touch(db, kind, name, digest, now)
         return Principal(name, str(role) if kind == "user" else DISPLAY_ROLE, "s:" + digest)
 
     def valid_credentials(self, credentials: Iterable[str]) -> set[str]:
@@ -288,13 +292,20 @@ class Auth:
                 if kind == "s":
                     row = self._session_row(db, digest)
                     if row is not None and self._alive(row, now):
-                        db.execute("UPDATE sessions SET seen = ? WHERE id_hash = ?", (now, digest))
+                        if now - row[3] >= SEEN_RESOLUTION:
+                            self._touch(db, row[0], row[1], digest, now)
                         alive.add(credential)
                 elif kind == "d":
                     sql = "SELECT 1 FROM displays WHERE token_hash = ?"
                     if db.execute(sql, (digest,)).fetchone():
                         alive.add(credential)
         return alive
+
+    @staticmethod
+    def _touch(db: sqlite3.Connection, kind: str, name: str, digest: str, now: float) -> None:
+        db.execute("UPDATE sessions SET seen = ? WHERE id_hash = ?", (now, digest))
+        if kind == "display":
+            db.execute("UPDATE displays SET last_seen = ? WHERE name = ?", (now, name))
 
     def _unsign(self, cookie: str) -> str | None:
         if not cookie or len(cookie) > 512:

@@ -194,3 +194,36 @@ def test_dead_sessions_are_purged_when_new_ones_start(auth: Auth, clock: Clock) 
 def _session_kinds(auth: Auth) -> list[str]:
     with closing(sqlite3.connect(auth.config.db)) as db:
         return [kind for (kind,) in db.execute("SELECT kind FROM sessions ORDER BY kind")]
+
+
+def test_display_last_seen_follows_its_session(auth: Auth, clock: Clock) -> None:
+    auth.add_display("wall")
+    cookie = auth.start_session("display", "wall")
+    assert auth.list_displays()[0]["last_seen"] is None
+    clock.now += 120
+    principal = auth.principal_for_cookie(cookie)
+    assert principal is not None
+    assert auth.list_displays()[0]["last_seen"] == clock.now
+    clock.now += 120  # an open WebSocket keeps it seen too
+    auth.valid_credentials([principal.credential])
+    assert auth.list_displays()[0]["last_seen"] == clock.now
+
+
+def test_unknown_users_cost_a_password_check_too(
+    auth: Auth, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checked: list[str] = []
+    real = auth.hasher
+
+    class Spy:
+        def verify(self, digest: str, password: str) -> bool:
+            checked.append(digest)
+            return real.verify(digest, password)
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(real, name)
+
+    monkeypatch.setattr(auth, "hasher", Spy())
+    auth.check_login("nobody-here", "guess", "192.0.2.1")
+    auth.check_login("alice", "guess", "192.0.2.1")
+    assert len(checked) == 2 and all(d.startswith("$argon2id$") for d in checked)
