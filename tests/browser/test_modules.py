@@ -223,7 +223,8 @@ def test_live_index_matches_a_full_rebuild_after_random_diffs(page: Any) -> None
     mismatches = run(
         page,
         """
-        const { LiveIndex, buildIndex } = await load('rowindex');
+        const { LiveIndex } = await load('liveindex');
+        const { buildIndex } = await load('rowindex');
         const { TableStore } = await load('store');
         const { viewByName } = await load('columns');
         let seed = 42;

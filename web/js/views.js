@@ -3,7 +3,7 @@
 
 import { el, setText } from './dom.js';
 import { formatCount } from './format.js';
-import { LiveIndex } from './rowindex.js';
+import { LiveIndex } from './liveindex.js';
 import { VirtualTable } from './table.js';
 
 // Rebuilding a 100k-row index takes tens of ms; when it is that slow, leave the frame budget

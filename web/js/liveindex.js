@@ -1,0 +1,235 @@
+// A view's ordered ids kept up to date incrementally (the full build is rowindex.js).
+
+import { columnByKey, sortValue } from './columns.js';
+import { FADE_SECONDS, expiresAt } from './expiry.js';
+import { affectsIndex, buildIndex, matchesText, searchFields } from './rowindex.js';
+
+/** @typedef {import('./rowindex.js').ViewState} ViewState */
+
+/**
+ * Compare two rows' sort keys the way buildIndex orders them (key, then id).
+ * @param {number|string} keyA
+ * @param {string} idA
+ * @param {number|string} keyB
+ * @param {string} idB
+ * @param {number} sign 1 ascending, -1 descending
+ * @returns {number}
+ */
+function compareKeys(keyA, idA, keyB, idB, sign) {
+  if (keyA < keyB) return -sign;
+  if (keyA > keyB) return sign;
+  return idA < idB ? -1 : idA > idB ? 1 : 0;
+}
+
+/**
+ * A view's ordered ids, kept up to date incrementally: a diff touching a few rows costs a few
+ * binary searches and array splices instead of filtering and sorting the whole table, and
+ * expiries leave through a queue ordered by expiry time. A full rebuild (buildIndex) is only
+ * needed after a snapshot, a sort/filter change or a very large diff.
+ */
+export class LiveIndex {
+  /**
+   * @param {import('./columns.js').ViewDef} view
+   */
+  constructor(view) {
+    this.view = view;
+    /** @type {string[]} */
+    this.ids = [];
+    /** @type {Set<string>} */
+    this.members = new Set();
+    /** @type {Record<string, Set<string>>} */
+    this.choices = {};
+    // [expiry + fade, id] of members, latest first, so the next to leave pops off the end.
+    /** @type {Array<[number, string]>} */
+    this.leaving = [];
+    // Rows the server deleted at their expiry, kept on screen until their fade-out ends.
+    /** @type {Map<string, Record<string, any>>} */
+    this.ghosts = new Map();
+  }
+
+  /**
+   * A shown row: from the store, or a fading ghost.
+   * @param {Map<string, Record<string, any>>} rows
+   * @param {string} id
+   * @returns {Record<string, any>|undefined}
+   */
+  row(rows, id) {
+    return rows.get(id) ?? this.ghosts.get(id);
+  }
+
+  /**
+   * When the next member leaves by expiry (unix seconds), or Infinity.
+   * @returns {number}
+   */
+  get nextChange() {
+    return this.leaving.length ? this.leaving[this.leaving.length - 1][0] : Number.POSITIVE_INFINITY;
+  }
+
+  /**
+   * Rebuild from scratch.
+   * @param {Map<string, Record<string, any>>} rows
+   * @param {ViewState} state
+   * @param {number} now
+   */
+  rebuild(rows, state, now) {
+    const built = buildIndex(rows, this.view, state, now);
+    this.ids = built.ids;
+    this.members = new Set(built.ids);
+    this.choices = Object.fromEntries(Object.entries(built.choices).map(([k, v]) => [k, new Set(v)]));
+    this.leaving = [];
+    this.ghosts.clear();
+    if (!this.view.expiring) return;
+    for (const id of built.ids) {
+      const t = expiresAt(/** @type {Record<string, any>} */ (rows.get(id)));
+      if (t !== null) this.leaving.push([t + FADE_SECONDS, id]);
+    }
+    this.leaving.sort((a, b) => b[0] - a[0]);
+  }
+
+  /**
+   * Apply one store change in place.
+   * @param {import('./store.js').Change} change
+   * @param {Map<string, Record<string, any>>} rows
+   * @param {ViewState} state
+   * @param {number} now
+   * @returns {boolean} false when the change is too large: rebuild instead
+   */
+  apply(change, rows, state, now) {
+    /** @type {Set<string>} */
+    const touched = new Set([...change.added, ...change.removed]);
+    for (const [id, fields] of change.changed) if (affectsIndex(fields, this.view, state)) touched.add(id);
+    if (touched.size > Math.max(256, this.ids.length / 20)) return false;
+    for (const [id, row] of change.removedRows ?? []) {
+      if (this.fadesOut(id, row, now)) {
+        this.ghosts.set(id, row);
+        touched.delete(id);
+      }
+    }
+    this.remove([...touched].filter((id) => this.members.has(id)));
+    const column = columnByKey(this.view, state.sort) ?? this.view.columns[0];
+    const sign = state.dir === 'desc' ? -1 : 1;
+    for (const id of touched) {
+      const row = rows.get(id);
+      if (row && this.accepts(row, state, now)) this.insert(id, row, rows, column, sign);
+    }
+    return true;
+  }
+
+  /**
+   * Whether a deleted row is a registration that just expired and should fade out first.
+   * @param {string} id
+   * @param {Record<string, any>} row its last state
+   * @param {number} now
+   * @returns {boolean}
+   */
+  fadesOut(id, row, now) {
+    if (!this.view.expiring || !this.members.has(id)) return false;
+    const t = expiresAt(row);
+    // Two seconds of slack: the server's expiry sweep and this page's clock differ a little.
+    return t !== null && t <= now + 2 && t + FADE_SECONDS > now;
+  }
+
+  /**
+   * Drop members whose expiry (plus fade) has passed.
+   * @param {Map<string, Record<string, any>>} rows
+   * @param {number} now
+   * @returns {boolean} whether any left
+   */
+  prune(rows, now) {
+    const gone = [];
+    while (this.leaving.length && this.leaving[this.leaving.length - 1][0] <= now) {
+      const [, id] = /** @type {[number, string]} */ (this.leaving.pop());
+      const row = rows.get(id);
+      // A stale entry (the contact re-registered and was re-queued) is skipped.
+      if (this.members.has(id) && (!row || isGoneAt(row, now))) gone.push(id);
+    }
+    this.remove(gone);
+    return gone.length > 0;
+  }
+
+  /**
+   * Whether a row belongs in the view: live and passing the filters.
+   * @param {Record<string, any>} row
+   * @param {ViewState} state
+   * @param {number} now
+   * @returns {boolean}
+   */
+  accepts(row, state, now) {
+    if (this.view.expiring && isGoneAt(row, now)) return false;
+    for (const [key, value] of Object.entries(state.filters)) {
+      if (value !== '' && String(row[key] ?? '') !== value) return false;
+    }
+    const needle = state.q.trim().toLowerCase();
+    return !needle || matchesText(row, searchFields(this.view), needle);
+  }
+
+  /**
+   * Remove members (splices for a few, one filter pass for many).
+   * @param {string[]} ids
+   */
+  remove(ids) {
+    if (!ids.length) return;
+    if (ids.length < 32) {
+      for (const id of ids) {
+        const at = this.ids.indexOf(id);
+        if (at >= 0) this.ids.splice(at, 1);
+      }
+    } else {
+      const gone = new Set(ids);
+      this.ids = this.ids.filter((id) => !gone.has(id));
+    }
+    for (const id of ids) {
+      this.members.delete(id);
+      this.ghosts.delete(id);
+    }
+  }
+
+  /**
+   * Insert a row at its sorted place (binary search on the current order).
+   * @param {string} id
+   * @param {Record<string, any>} row
+   * @param {Map<string, Record<string, any>>} rows
+   * @param {import('./columns.js').Column} column
+   * @param {number} sign
+   */
+  insert(id, row, rows, column, sign) {
+    const key = sortValue(column, row);
+    let lo = 0;
+    let hi = this.ids.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      const other = this.ids[mid];
+      const otherKey = sortValue(column, /** @type {Record<string, any>} */ (this.row(rows, other)));
+      if (compareKeys(key, id, otherKey, other, sign) > 0) lo = mid + 1;
+      else hi = mid;
+    }
+    this.ids.splice(lo, 0, id);
+    this.members.add(id);
+    for (const filter of this.view.filters) {
+      const value = String(row[filter] ?? '');
+      if (value) (this.choices[filter] ??= new Set()).add(value);
+    }
+    const t = this.view.expiring ? expiresAt(row) : null;
+    if (t === null) return;
+    const entry = /** @type {[number, string]} */ ([t + FADE_SECONDS, id]);
+    let a = 0;
+    let b = this.leaving.length;
+    while (a < b) {
+      const mid = (a + b) >> 1;
+      if (this.leaving[mid][0] > entry[0]) a = mid + 1;
+      else b = mid;
+    }
+    this.leaving.splice(a, 0, entry);
+  }
+}
+
+/**
+ * Whether a row has expired and finished fading.
+ * @param {Record<string, any>} row
+ * @param {number} now
+ * @returns {boolean}
+ */
+function isGoneAt(row, now) {
+  const t = expiresAt(row);
+  return t !== null && t + FADE_SECONDS <= now;
+}
