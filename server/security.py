@@ -243,7 +243,10 @@ class SecurityMiddleware:
             return await _redirect(send, "/login")
         cookie = await asyncio.to_thread(self.auth.start_session, "display", display.name)
         header = session_cookie(scope, cookie, DISPLAY_COOKIE_MAX_AGE)
-        await _redirect(send, "/?kiosk=1", [(b"set-cookie", header.encode("latin-1"))])
+        # The kiosk URL may carry the page's own settings too (`&rotate=30&view=trunks`).
+        rest = parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True)
+        query = urlencode([("kiosk", "1"), *((k, v) for k, v in rest if k != "kiosk")])
+        await _redirect(send, "/?" + query, [(b"set-cookie", header.encode("latin-1"))])
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         principal = None

@@ -213,6 +213,8 @@ def test_display_token_becomes_a_cookie_and_leaves_the_url(client: TestClient, a
     page = client.get("/?kiosk=1")
     assert page.json()["user"] == {"name": "wall", "role": "display"}
     assert client.get("/?display=wrong").headers["location"] == "/login"
+    settings = client.get(f"/?view=trunks&display={token}&rotate=30&kiosk=0")
+    assert settings.headers["location"] == "/?kiosk=1&view=trunks&rotate=30"
 
 
 def test_display_token_works_as_bearer_for_scripts(client: TestClient, auth: Auth) -> None:
