@@ -214,3 +214,26 @@ async def test_forwarded_headers_from_loopback_are_not_believed(rtm_server: RtmS
     assert "strict-transport-security" not in answer.headers
     assert "wss://" in answer.headers["content-security-policy"]
     assert "ws://127.0.0.1" in answer.headers["content-security-policy"]
+
+
+async def test_websocket_limits_follow_their_settings(start_rtm: StartRtm) -> None:
+    server = start_rtm(env={"RTM_WS_MAX_FRAME": "2048", "RTM_WS_MAX_MESSAGES": "5"})
+    async with server.ws(max_size=None) as ws:
+        await ws.recv()
+        await ws.send("x" * 1500)  # under the limit: an error message, not a close
+        assert json.loads(await ws.recv())["type"] == "error"
+        await ws.send("x" * 3000)
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:
+                await asyncio.wait_for(ws.recv(), 10 * UNIT)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
+    async with server.ws() as ws:
+        await ws.recv()
+        with pytest.raises(ConnectionClosed) as closed:
+            for _ in range(7):
+                await ws.send("{}")
+            while True:
+                await asyncio.wait_for(ws.recv(), 10 * UNIT)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+    async with server.ws() as ws:  # and the server serves the next client as before
+        assert json.loads(await ws.recv())["type"] == "hello"
