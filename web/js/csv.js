@@ -5,7 +5,7 @@ import { csvValue } from './columns.js';
 
 /**
  * One CSV field: numbers as they are; text quoted, quotes doubled, and text starting with a
- * formula character (= + - @, tab, CR) prefixed with an apostrophe so a spreadsheet treats it
+ * formula character (equals, plus, minus, at sign, tab, CR) prefixed with an apostrophe so a spreadsheet treats it
  * as text (spreadsheet formula injection).
  * @param {string|number} value
  * @returns {string}

@@ -69,7 +69,9 @@ export class TableStore {
     if (msg.seq <= this.seq) return 'old';
     if (msg.seq !== this.seq + 1) return 'gap';
     /** @type {Change} */
-    const change = { reset: false, added: new Set(), removed: new Set(), changed: new Map(), removedRows: new Map() };
+    /** @type {Map<string, Record<string, any>>} */
+    const removedRows = new Map();
+    const change = { reset: false, added: new Set(), removed: new Set(), changed: new Map(), removedRows };
     const deleted = new Set();
     for (const rawId of Array.isArray(msg.delete) ? msg.delete : []) {
       const id = String(rawId);
@@ -77,7 +79,7 @@ export class TableStore {
       if (row && this.rows.delete(id)) {
         deleted.add(id);
         change.removed.add(id);
-        change.removedRows.set(id, row);
+        removedRows.set(id, row);
       }
     }
     for (const row of Array.isArray(msg.upsert) ? msg.upsert : []) {

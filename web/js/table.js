@@ -171,7 +171,7 @@ export class VirtualTable {
    */
   resizePool(count) {
     while (this.pool.length < count) {
-      const cells = this.columns.map((column) => el('td', { class: cellClass(column) }));
+      const cells = this.columns.map((column) => /** @type {HTMLTableCellElement} */ (el('td', { class: cellClass(column) })));
       const targets = this.columns.map((column, i) => {
         if (!column.link) return cells[i];
         const link = el('a', { class: 'cell-link', 'data-link': column.link });
