@@ -39,6 +39,16 @@ def safe_next(target: str) -> str:
     return target[:2048]
 
 
+def json_name(body: bytes | None) -> str | None:
+    """The "name" string of a JSON object body, or None for anything else."""
+    try:
+        value = json.loads(body or b"")
+    except (ValueError, RecursionError):
+        return None
+    name = value.get("name") if isinstance(value, dict) else None
+    return name if isinstance(name, str) else None
+
+
 def routes(auth: Auth) -> list[Route]:
     """The login, logout and admin routes, bound to `auth`."""
     config = auth.config
@@ -90,22 +100,14 @@ def routes(auth: Auth) -> list[Route]:
 
     async def add_display(request: Request) -> Response:
         require_role(request, "admin")
-        body = await read_capped(request, 4096)
+        name = json_name(await read_capped(request, 4096))
+        if name is None:
+            return JSONResponse({"error": 'expected JSON {"name": "..."}'}, status_code=400)
         try:
-            name = json.loads(body or b"")["name"]
-            if not isinstance(name, str):
-                raise TypeError(name)
             token = await asyncio.to_thread(auth.add_display, name)
-        except (ValueError, KeyError, TypeError) as exc:
-            status = 409 if isinstance(exc, AuthError) and "exists" in str(exc) else 400
-            return JSONResponse(
-                {
-                    "error": str(exc)
-                    if isinstance(exc, AuthError)
-                    else 'expected JSON {"name": "..."}'
-                },
-                status_code=status,
-            )
+        except AuthError as exc:
+            status = 409 if "exists" in str(exc) else 400
+            return JSONResponse({"error": str(exc)}, status_code=status)
         base = own_origin(request.scope) or ""
         return JSONResponse({"name": name, "url": f"{base}/?display={token}"}, status_code=201)
 

@@ -271,7 +271,7 @@ def test_admins_manage_displays_over_the_api(client: TestClient, auth: Auth) -> 
     assert url.startswith("http://testserver/?display=")
     assert created.headers["cache-control"] == "no-store"
     assert client.post("/api/displays", json={"name": "lobby"}).status_code == 409
-    for bad in (b"{", b"[]", b'{"name": 5}', b'{"name": "a b"}'):
+    for bad in (b"{", b"[]", b'{"name": 5}', b'{"name": "a b"}', b"[" * 4000, b"\xff", b"x" * 9000):
         assert client.post("/api/displays", content=bad).status_code == 400
     names = [d["name"] for d in client.get("/api/displays").json()["displays"]]
     assert names == ["lobby"]
