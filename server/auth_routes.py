@@ -22,6 +22,7 @@ from .auth import COOKIE_NAME, Auth, AuthError
 from .security import client_address, own_origin, read_capped, require_role, session_cookie
 
 MAX_FORM_BYTES = 16 * 1024
+MAX_CONCURRENT_LOGINS = 2
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 WRONG = "Wrong user name or password."
 LOCKED = "Too many failed sign-ins. Try again later."
@@ -52,6 +53,9 @@ def json_name(body: bytes | None) -> str | None:
 def routes(auth: Auth) -> list[Route]:
     """The login, logout and admin routes, bound to `auth`."""
     config = auth.config
+    # Each argon2 check takes ~64 MiB and a core for ~0.1 s: a login flood queues here
+    # instead of exhausting memory and the thread pool the rest of rtm needs.
+    hashing = asyncio.Semaphore(MAX_CONCURRENT_LOGINS)
 
     def login_page(request: Request, status: int, error: str, username: str, nxt: str) -> Response:
         context = {"error": error, "username": username, "next": safe_next(nxt)}
@@ -60,7 +64,7 @@ def routes(auth: Auth) -> list[Route]:
     async def login(request: Request) -> Response:
         if request.method == "GET":
             return login_page(request, 200, "", "", request.query_params.get("next", "/"))
-        body = await read_capped(request)
+        body = await read_capped(request, MAX_FORM_BYTES)
         if body is None:
             return Response("form too large", status_code=413)
         form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
@@ -68,7 +72,8 @@ def routes(auth: Auth) -> list[Route]:
         password = form.get("password", "")
         nxt = form.get("next", "/")
         address = client_address(request.scope, config)
-        outcome = await asyncio.to_thread(auth.check_login, username, password, address)
+        async with hashing:
+            outcome = await asyncio.to_thread(auth.check_login, username, password, address)
         if outcome.locked:
             return login_page(request, 429, LOCKED, username, nxt)
         if outcome.principal is None:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import re
+import threading
 import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from starlette.applications import Starlette
@@ -366,3 +368,33 @@ def test_admin_page_adds_and_revokes_displays(client: TestClient, auth: Auth) ->
     assert revoked.status_code == 303 and revoked.headers["location"] == "/admin"
     assert auth.list_displays() == []
     assert "<script" not in page.text
+
+
+@pytest.mark.asyncio
+async def test_login_floods_queue_for_two_password_checks_at_a_time(
+    auth: Auth, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import httpx
+
+    running, peak = 0, 0
+    lock = threading.Lock()
+    real = auth.check_login
+
+    def counting(*args: Any) -> Any:
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+        try:
+            return real(*args)
+        finally:
+            with lock:
+                running -= 1
+
+    monkeypatch.setattr(auth, "check_login", counting)
+    transport = httpx.ASGITransport(app=make_app(auth))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        form = {"username": "olga", "password": PASSWORD}
+        answers = await asyncio.gather(*(client.post("/login", data=form) for _ in range(6)))
+    assert [a.status_code for a in answers] == [303] * 6
+    assert peak <= 2
