@@ -56,7 +56,7 @@ def test_100k_contacts_load_scroll_and_update(start_rtm: StartRtm, open_page: Op
         conn.execute("UPDATE location SET user_agent = 'Upgraded/5.0' WHERE username = 'u099998'")
     finally:
         conn.close()
-    late = "a write to a visible row did not show within 2 s (see docs/frontend.md, Server contract)"
+    late = "a write to a visible row did not show within 2 s (docs/frontend.md, Server contract)"
     expect(row_with(page, "u099998"), late).to_contain_text("Upgraded/5.0", timeout=2 * MS)
 
     # Back to the top with the keyboard; the DOM stays bounded all the way.
