@@ -72,10 +72,24 @@ class Table:
     seq: int = 0
     ring: deque[tuple[int, str]] = field(init=False)
     source: protocol.Source = field(init=False)
+    # Encoding 100k rows takes most of a second: clients (re)connecting at the same seq share it.
+    _pages: tuple[int, list[str]] | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.ring = deque(maxlen=self.ring_size)
         self.source = protocol.Source(self.name, True, None, now_iso())
+
+    def forget_snapshot(self) -> None:
+        self._pages = None  # stale now; do not hold its memory until the next connect
+
+    def snapshot(self) -> list[str]:
+        """The table's snapshot pages at its current seq (encoded once per seq)."""
+        if self._pages is None or self._pages[0] != self.seq:
+            self._pages = (
+                self.seq,
+                protocol.snapshot_pages(self.name, self.seq, list(self.rows.values())),
+            )
+        return self._pages[1]
 
 
 @dataclass
@@ -116,6 +130,7 @@ class Hub:
 
     def _publish(self, state: Table, changes: Changes) -> None:
         state.seq += 1
+        state.forget_snapshot()
         frame = protocol.encode(
             protocol.Diff(state.name, state.seq, changes.upsert, changes.delete)
         )
@@ -164,7 +179,7 @@ class Hub:
             client.needs_snapshot = False
         frames: list[str] = []
         for state in self.tables.values():
-            frames.extend(protocol.snapshot_pages(state.name, state.seq, list(state.rows.values())))
+            frames.extend(state.snapshot())
             frames.append(protocol.encode(state.source))
         return frames
 
@@ -176,4 +191,4 @@ class Hub:
             oldest = state.ring[0][0] if state.ring else state.seq + 1
             if oldest <= have + 1 <= state.seq:
                 return [frame for seq, frame in state.ring if seq > have]
-        return protocol.snapshot_pages(state.name, state.seq, list(state.rows.values()))
+        return state.snapshot()

@@ -79,7 +79,9 @@ class CollectorRunner:
         self.hub.set_source(self.table, True, None)
         if rows is not None:
             self._set_rows(rows)
-        self._publish()
+            self._publish()
+        elif self._clock() >= self._next_expiry:
+            self._publish()
 
     def replace(self, match: Match, rows: Rows) -> None:
         """Swap the rows ``match`` selects for ``rows`` and publish at once (source hints)."""
@@ -142,4 +144,3 @@ class CollectorRunner:
                 log.warning("%s hints failed: %s", self.table, describe(exc))
             delay = 0.5 if time.monotonic() - started > 30 else min(delay * 2, 30.0)
             await asyncio.sleep(delay)
-
