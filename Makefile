@@ -39,8 +39,8 @@ test: apt $(STAMP)
 	PYTHONASYNCIODEBUG=1 $(BIN)/pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 check: $(STAMP)
-	$(BIN)/ruff check server tests
-	$(BIN)/ruff format --check server tests
+	$(BIN)/ruff check server tests bench
+	$(BIN)/ruff format --check server tests bench
 	$(BIN)/mypy
 
 bench: apt $(STAMP)

@@ -58,7 +58,9 @@ async def account(request: Request) -> JSONResponse:
     """``GET /api/accounts/{username}``: directory entry and live contacts."""
     username = request.path_params["username"]
     config: Config = request.app.state.config
-    contacts = [r for r in _hub(request).tables["accounts"].rows.values() if r["username"] == username]
+    contacts = [
+        r for r in _hub(request).tables["accounts"].rows.values() if r["username"] == username
+    ]
     entries = await asyncio.to_thread(_directory, config.db, username)
     if not entries and not contacts:
         return not_found("account")

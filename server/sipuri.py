@@ -11,7 +11,9 @@ from typing import NamedTuple
 
 _DEFAULT_PORTS = {"UDP": 5060, "TCP": 5060, "TLS": 5061, "WS": 80, "WSS": 443, "SCTP": 5060}
 # host part: [v6] or anything up to a port, parameter or header separator
-_HOSTPORT = re.compile(r"^(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[^:;?>\s]+))(?::(?P<port>\d{1,5}))?")
+_HOSTPORT = re.compile(
+    r"^(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[^:;?>\s]+))(?::(?P<port>\d{1,5}))?"
+)
 
 
 class Address(NamedTuple):

@@ -62,9 +62,7 @@ def now_iso() -> str:
     return iso(time.time()) or ""
 
 
-def zone_transitions(
-    zone: ZoneInfo, around: float, days: int = 400
-) -> list[tuple[int, int, str]]:
+def zone_transitions(zone: ZoneInfo, around: float, days: int = 400) -> list[tuple[int, int, str]]:
     """``(unix_start, utc_offset_seconds, abbreviation)`` for ``days`` either side of ``around``.
 
     The browser has no reliable way to name a zone's abbreviation ("CEST"), so the server

@@ -67,9 +67,7 @@ class Mirror:
         self.handle(frame)
         return frame
 
-    async def until(
-        self, condition: Callable[[Mirror], bool], timeout: float = 10 * UNIT
-    ) -> float:
+    async def until(self, condition: Callable[[Mirror], bool], timeout: float = 10 * UNIT) -> float:
         """Read frames until ``condition(self)`` holds; return the seconds it took."""
         started = time.monotonic()
         deadline = started + timeout

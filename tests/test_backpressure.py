@@ -26,7 +26,8 @@ async def test_stalled_client_is_resynced_and_others_keep_up(start_rtm: StartRtm
             add_contacts(
                 server.db, [contact_params(f"u{batch}-{i}", user_agent=agent) for i in range(100)]
             )
-            await healthy.until(lambda m: len(m.tables["accounts"]) == (batch + 1) * 100)
+            expected = (batch + 1) * 100
+            await healthy.until(lambda m, n=expected: len(m.tables["accounts"]) == n)
         assert server.get("/healthz").json()["resyncs"] >= 1
         # Once it reads again, the stalled client catches up to exactly the server's state.
         await stalled.until(lambda m: len(m.tables["accounts"]) == batches * 100, 30 * UNIT)

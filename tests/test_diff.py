@@ -36,7 +36,12 @@ def test_no_change_is_empty(state: dict[str, Any]) -> None:
             [],
         ),
         # A row that lost a field is replaced whole.
-        ({"1": {"id": "1", "x": 1, "y": 2}}, {"1": {"id": "1", "x": 1}}, [{"id": "1", "x": 1}], ["1"]),
+        (
+            {"1": {"id": "1", "x": 1, "y": 2}},
+            {"1": {"id": "1", "x": 1}},
+            [{"id": "1", "x": 1}],
+            ["1"],
+        ),
     ],
 )
 def test_diff_table(

@@ -82,7 +82,10 @@ def test_source_changes_are_broadcast_once() -> None:
     hub.set_source("t", False, "boom")
     hub.set_source("t", False, "boom")
     hub.set_source("t", True, None)
-    assert [(f["ok"], f["error"]) for f in decoded(client.take())] == [(False, "boom"), (True, None)]
+    assert [(f["ok"], f["error"]) for f in decoded(client.take())] == [
+        (False, "boom"),
+        (True, None),
+    ]
 
 
 def test_snapshot_pages_are_bounded_in_bytes_too() -> None:
