@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 import secrets
 from contextlib import suppress
@@ -23,6 +24,7 @@ from .auth import COOKIE_NAME, DISPLAY_COOKIE_MAX_AGE, Auth, Principal, is_loopb
 from .config import Config
 from .revocation import SessionWatcher
 
+log = logging.getLogger("rtm.security")
 PUBLIC_EXACT = frozenset({"/login", "/logout", "/healthz"})
 PUBLIC_PREFIXES = ("/static/",)
 ADMIN_ONLY = ("/admin", "/api/displays", "/api/users")
@@ -170,6 +172,9 @@ class SecurityMiddleware:
         self.watcher = watcher or SessionWatcher(auth)
         if re.search(r"[;\r\n,]", self.config.frame_ancestors):
             raise ValueError("RTM_FRAME_ANCESTORS: space-separated CSP sources, no ; or ,")
+        if not auth.list_users():
+            log.warning("no users yet: nobody can sign in; create one with "
+                        "`rtm user add NAME --role admin` (same RTM_DB)")  # fmt: skip
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] in ("http", "websocket"):

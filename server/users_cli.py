@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import socket
 import sys
 import time
 from collections.abc import Callable
@@ -99,7 +100,9 @@ def _display_add(args: argparse.Namespace, auth: Auth) -> None:
     token = auth.add_display(args.name)
     config = auth.config
     scheme = "https" if config.tls_cert else "http"
-    base = (args.base_url or f"{scheme}://{config.host}:{config.port}").rstrip("/")
+    # A wildcard listen address is no place to point a browser at: use this host's name.
+    host = socket.getfqdn() if config.host in ("0.0.0.0", "::", "") else config.host
+    base = (args.base_url or f"{scheme}://{host}:{config.port}").rstrip("/")
     # The URL is the credential: print it only to stdout, for the person setting up the wall.
     print(f"{base}/?display={token}")
 

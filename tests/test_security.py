@@ -398,3 +398,12 @@ async def test_login_floods_queue_for_two_password_checks_at_a_time(
         answers = await asyncio.gather(*(client.post("/login", data=form) for _ in range(6)))
     assert [a.status_code for a in answers] == [303] * 6
     assert peak <= 2
+
+
+def test_a_store_without_users_says_how_to_add_one(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    empty = Auth(Config(db=str(tmp_path / "empty.db")))
+    with caplog.at_level("WARNING", logger="rtm.security"):
+        SecurityMiddleware(make_app(empty), empty)
+    assert "rtm user add NAME --role admin" in caplog.text
