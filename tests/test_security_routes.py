@@ -97,3 +97,32 @@ def test_displays_reach_only_what_a_wall_shows(app: Starlette, client: TestClien
 def test_unknown_paths_do_not_reveal_themselves(client: TestClient) -> None:
     assert client.get("/no/such/page").status_code == 303
     assert client.get("/api/no-such-thing").status_code == 401
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/static/../api/accounts", "/static/%2e%2e/api/accounts", "/static/..%2fapi/accounts",
+     "/healthz/../api/accounts", "/static//api/accounts", "/login/../api/accounts",
+     "/static/../../server/auth.py", "/static/../index.html"],
+)  # fmt: skip
+@pytest.mark.asyncio
+async def test_public_prefixes_lead_to_nothing_private(app: Starlette, path: str) -> None:
+    sent: list[dict[str, object]] = []
+
+    async def receive() -> dict[str, object]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http", "method": "GET", "path": path, "raw_path": path.encode(),
+        "query_string": b"", "headers": [(b"host", b"testserver")], "scheme": "http",
+        "client": ("198.51.100.1", 1), "server": ("testserver", 80), "root_path": "",
+        "http_version": "1.1", "asgi": {"version": "3.0"}, "state": {},
+    }  # fmt: skip
+    await app(scope, receive, send)
+    status = sent[0]["status"]
+    body = b"".join(m.get("body", b"") for m in sent[1:])  # type: ignore[misc]
+    assert status in (303, 401, 404), (path, status)
+    assert b'"rows"' not in body and b"argon2" not in body and b"<html" not in body.lower()
