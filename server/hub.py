@@ -116,6 +116,15 @@ class Hub:
         self._client_frames = client_frames
         self._client_bytes = client_bytes
         self.stats = HubStats()
+        # Set once every table has been polled once (successfully or not): before that a
+        # snapshot would show an empty table, and a wall display "0 registered users".
+        self.ready = asyncio.Event()
+        self._unpolled = set(self.tables)
+
+    def mark_polled(self, table: str) -> None:
+        self._unpolled.discard(table)
+        if not self._unpolled:
+            self.ready.set()
 
     # --- publishing -------------------------------------------------------------------
 

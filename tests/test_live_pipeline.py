@@ -18,8 +18,10 @@ from .mirror import Mirror
 from .store_rows import (
     add_account,
     add_contact,
+    add_contacts,
     add_message,
     add_trunk,
+    contact_params,
     delete_contact,
     set_message_status,
     set_trunk_status,
@@ -187,3 +189,17 @@ async def test_payload_canary_appears_nowhere(rtm_server: RtmServer) -> None:
     bodies = [rtm_server.get(p).text for p in ("/api/queue", "/api/queue/m-canary", "/healthz")]
     assert all(canary not in text for text in mirror.raw + bodies)
     assert canary not in rtm_server.log()
+
+
+async def test_first_snapshot_waits_for_the_first_poll(start_rtm: StartRtm) -> None:
+    """A client connecting right after a restart never sees a falsely empty table."""
+
+    def seed(db: str) -> None:
+        add_contacts(db, [contact_params(f"early{i}") for i in range(60_000)])
+
+    # 60k contacts make the first poll take about a second, while /healthz answers at once;
+    # a long interval means only the first poll can fill the table.
+    server = start_rtm(seed=seed, env={"RTM_POLL": "30"})
+    async with server.ws() as ws:
+        mirror = await Mirror(ws).start()
+    assert len(mirror.tables["accounts"]) == 60_000

@@ -6,10 +6,20 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
-from .registrations import DIRECTORY_SQL, Directory, directory_entry
 from .sqlite_source import SqliteSource
 
 log = logging.getLogger("rtm.collectors.directory")
+
+DIRECTORY_SQL = """
+SELECT username, domain, owner, caller_id, caller_id_2, "group" FROM accounts
+"""
+
+Directory = dict[tuple[str, str], dict[str, str]]
+
+
+def directory_entry(directory: Directory, username: str, domain: str) -> dict[str, str]:
+    """The account's directory fields: exact domain first, then a domain-less entry."""
+    return directory.get((username, domain)) or directory.get((username, "")) or {}
 
 
 class AccountDirectory:
@@ -20,17 +30,19 @@ class AccountDirectory:
         self._entries: Directory = {}
         self._by_user: dict[str, dict[str, str]] = {}
 
-    async def refresh(self) -> None:
+    async def refresh(self) -> bool:
+        """Re-read the directory if the store changed; True when it did."""
         try:
             if not await self._source.changed():
-                return
+                return False
             records = await self._source.query(DIRECTORY_SQL)
         except FileNotFoundError:
+            changed = bool(self._entries)
             self._entries, self._by_user = {}, {}
-            return
+            return changed
         except Exception as exc:  # noqa: BLE001 - keep the last directory; contacts still show
             log.warning("accounts directory unreadable: %s", exc)
-            return
+            return False
         entries: Directory = {}
         for entry in records:
             entries[(entry["username"], entry["domain"] or "")] = {
@@ -39,8 +51,10 @@ class AccountDirectory:
                 "caller_id_2": entry["caller_id_2"] or "",
                 "group": entry["group"] or "",
             }
+        changed = entries != self._entries
         self._entries = entries
         self._by_user = {user: fields for (user, _domain), fields in entries.items()}
+        return changed
 
     def account(self, username: str, domain: str) -> Mapping[str, str]:
         """Exact (user, domain), then domain-less; a domain-less AoR matches by user alone."""

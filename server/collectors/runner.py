@@ -64,6 +64,12 @@ class CollectorRunner:
 
     async def poll_once(self) -> None:
         try:
+            await self._poll()
+        finally:
+            self.hub.mark_polled(self.table)
+
+    async def _poll(self) -> None:
+        try:
             rows = await asyncio.wait_for(self.collector.fetch(), self.timeout)
         except asyncio.CancelledError:
             raise
