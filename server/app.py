@@ -87,6 +87,7 @@ def create_app(config: Config | None = None) -> Starlette:
         *auth_routes.routes(auth),
         Route("/", index),
         Route("/healthz", api.healthz),
+        Route("/metrics", api.metrics),
         Route("/api/accounts/{username:path}", api.account),
         Route("/api/queue/{id:path}", api.message),
         Route("/api/{table}", api.table),

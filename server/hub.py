@@ -94,9 +94,16 @@ class Table:
 
 @dataclass
 class HubStats:
+    """Counters an operator can watch (``/healthz``, ``/metrics``)."""
+
     clients: int = 0
     resyncs: int = 0
     published: int = 0
+    # Client-side abuse and trouble, by how it ended (ws.py counts these).
+    bad_messages: int = 0
+    closed_oversized: int = 0
+    closed_flood: int = 0
+    closed_slow: int = 0
 
 
 class Hub:

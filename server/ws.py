@@ -17,7 +17,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from . import protocol
 from .config import Config
-from .hub import Client, Hub
+from .hub import Client, Hub, HubStats
 from .times import zone_transitions
 
 log = logging.getLogger("rtm.ws")
@@ -34,8 +34,9 @@ class ClientGone(Exception):
 class Inbox:
     """Reads client frames, enforcing the frame size and rate limits."""
 
-    def __init__(self, websocket: WebSocket, config: Config) -> None:
+    def __init__(self, websocket: WebSocket, config: Config, stats: HubStats) -> None:
         self.websocket = websocket
+        self.stats = stats
         self.max_frame = config.ws_max_frame
         self.max_messages = config.ws_max_messages_per_10s
         self._times: deque[float] = deque()
@@ -46,6 +47,7 @@ class Inbox:
             raise ClientGone()
         data: str | bytes = message.get("text") or message.get("bytes") or ""
         if len(data) > self.max_frame:
+            self.stats.closed_oversized += 1
             await self.websocket.close(code=1009, reason="frame too large")
             raise ClientGone()
         now = time.monotonic()
@@ -53,6 +55,7 @@ class Inbox:
         while self._times and self._times[0] < now - 10:
             self._times.popleft()
         if len(self._times) > self.max_messages:
+            self.stats.closed_flood += 1
             await self.websocket.close(code=1008, reason="too many messages")
             raise ClientGone()
         return data
@@ -92,6 +95,7 @@ async def _first_resume(inbox: Inbox, tables: list[str]) -> protocol.Resume | No
         try:
             return protocol.decode_client(data, tables)
         except protocol.BadMessage as exc:
+            inbox.stats.bad_messages += 1
             await _send(inbox.websocket, [protocol.encode(protocol.Error("bad message", str(exc)))])
 
 
@@ -106,6 +110,7 @@ async def _answer(inbox: Inbox) -> None:
     """After the resume, the client has nothing to say: every frame gets an error."""
     while True:
         await inbox.receive()
+        inbox.stats.bad_messages += 1
         error = protocol.Error("unexpected message", "only one resume, as the first message")
         await _send(inbox.websocket, [protocol.encode(error)])
 
@@ -114,7 +119,7 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     hub: Hub = websocket.app.state.hub
     config: Config = websocket.app.state.config
     await websocket.accept()
-    inbox = Inbox(websocket, config)
+    inbox = Inbox(websocket, config, hub.stats)
     client: Client | None = None
     try:
         await _send(websocket, [hello(hub, config, websocket.scope.get("user"))])
@@ -135,6 +140,7 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     except (ClientGone, WebSocketDisconnect):
         pass
     except TimeoutError:
+        hub.stats.closed_slow += 1
         log.info("closing a client that took no frame for %.0f s", SEND_TIMEOUT)
         with contextlib.suppress(Exception):
             await websocket.close(code=1008, reason="too slow")

@@ -203,3 +203,18 @@ async def test_first_snapshot_waits_for_the_first_poll(start_rtm: StartRtm) -> N
     async with server.ws() as ws:
         mirror = await Mirror(ws).start()
     assert len(mirror.tables["accounts"]) == 60_000
+
+
+async def test_limits_are_counted_in_metrics(rtm_server: RtmServer) -> None:
+    async with rtm_server.ws() as ws:
+        await ws.recv()
+        await ws.send("not json")
+        await ws.recv()
+    async with rtm_server.ws(max_size=None) as ws:
+        await ws.recv()
+        await ws.send("x" * (70 * 1024))
+        await ws.wait_closed()
+    text = rtm_server.get("/metrics").text  # loopback may read metrics
+    assert "rtm_ws_bad_messages_total 1" in text
+    assert 'rtm_ws_closed_total{reason="oversized"} 1' in text
+    assert 'rtm_source_up{table="accounts"} 1' in text
