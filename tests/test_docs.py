@@ -23,3 +23,9 @@ def test_readme_shows_the_two_commands_first() -> None:
     readme = (ROOT / "README.md").read_text()
     first_block = readme.split("```")[1]
     assert "make run" in first_block and "make test" in first_block
+
+
+def test_readme_images_exist() -> None:
+    readme = (ROOT / "README.md").read_text()
+    images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", readme)
+    assert images and all((ROOT / image).is_file() for image in images)
