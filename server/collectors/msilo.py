@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from ..config import Config
 from ..times import iso
-from .base import Row, Rows
-from .sqlite_source import SqliteSource, path_from_url
+from .base import Row
+from .sqlite_source import QueryCollector, path_from_url
 
 SILO_SQL = """
 SELECT id, src_addr, dst_addr, username, domain, inc_time, exp_time, snd_time, ctype,
@@ -57,21 +57,10 @@ def silo_row(record: dict[str, object]) -> Row:
     }
 
 
-class MsiloQueue:
-    table = "queue"
-
+class MsiloQueue(QueryCollector):
     def __init__(self, path: str) -> None:
-        self.source = SqliteSource(path)
-
-    async def fetch(self) -> Rows | None:
-        if not await self.source.changed():
-            return None
-        rows = (silo_row(dict(record)) for record in await self.source.query(SILO_SQL))
-        return {row["id"]: row for row in rows}
-
-    async def close(self) -> None:
-        await self.source.close()
+        super().__init__("queue", path, SILO_SQL, silo_row)
 
 
-def open_source(table: str, url: str, config: Config) -> MsiloQueue:
+def open_source(table: str, url: str, config: Config) -> QueryCollector:
     return MsiloQueue(path_from_url(url))

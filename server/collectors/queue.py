@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from ..config import Config
 from ..times import iso
-from .base import Row, Rows
-from .sqlite_source import SqliteSource, path_from_url
+from .base import Row
+from .sqlite_source import QueryCollector, path_from_url
 
 QUEUE_SQL = """
 SELECT id, uuid, api_version, from_account, to_account, from_number, to_number,
@@ -40,21 +40,10 @@ def message_row(record: dict[str, object]) -> Row:
     }
 
 
-class QueueCollector:
-    table = "queue"
-
+class QueueCollector(QueryCollector):
     def __init__(self, path: str) -> None:
-        self.source = SqliteSource(path)
-
-    async def fetch(self) -> Rows | None:
-        if not await self.source.changed():
-            return None
-        rows = (message_row(dict(record)) for record in await self.source.query(QUEUE_SQL))
-        return {row["id"]: row for row in rows}
-
-    async def close(self) -> None:
-        await self.source.close()
+        super().__init__("queue", path, QUEUE_SQL, message_row)
 
 
-def open_source(table: str, url: str, config: Config) -> QueueCollector:
+def open_source(table: str, url: str, config: Config) -> QueryCollector:
     return QueueCollector(path_from_url(url))

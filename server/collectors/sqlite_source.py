@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 import aiosqlite
+
+from .base import Row, Rows
 
 
 def path_from_url(url: str) -> str:
@@ -91,3 +93,27 @@ class SqliteSource:
                 await conn.close()
             except Exception:  # noqa: BLE001 - closing a broken connection may fail too
                 pass
+
+
+class QueryCollector:
+    """A table that is one SQL query over an SQLite file, mapped record by record to rows.
+
+    Returns None (nothing to do) while the file is unchanged.
+    """
+
+    def __init__(
+        self, table: str, path: str, sql: str, to_row: Callable[[dict[str, Any]], Row]
+    ) -> None:
+        self.table = table
+        self.source = SqliteSource(path)
+        self._sql = sql
+        self._to_row = to_row
+
+    async def fetch(self) -> Rows | None:
+        if not await self.source.changed():
+            return None
+        rows = (self._to_row(dict(record)) for record in await self.source.query(self._sql))
+        return {row["id"]: row for row in rows}
+
+    async def close(self) -> None:
+        await self.source.close()

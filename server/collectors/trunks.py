@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from ..config import Config
 from ..times import iso
-from .base import Row, Rows
-from .sqlite_source import SqliteSource, path_from_url
+from .base import Row
+from .sqlite_source import QueryCollector, path_from_url
 
 # Status rows for trunks missing from ``trunks`` are still shown: the watcher knows them.
 TRUNKS_SQL = """
@@ -39,21 +39,10 @@ def trunk_row(record: dict[str, object]) -> Row:
     }
 
 
-class TrunkCollector:
-    table = "trunks"
-
+class TrunkCollector(QueryCollector):
     def __init__(self, path: str) -> None:
-        self.source = SqliteSource(path)
-
-    async def fetch(self) -> Rows | None:
-        if not await self.source.changed():
-            return None
-        rows = (trunk_row(dict(record)) for record in await self.source.query(TRUNKS_SQL))
-        return {row["id"]: row for row in rows}
-
-    async def close(self) -> None:
-        await self.source.close()
+        super().__init__("trunks", path, TRUNKS_SQL, trunk_row)
 
 
-def open_source(table: str, url: str, config: Config) -> TrunkCollector:
+def open_source(table: str, url: str, config: Config) -> QueryCollector:
     return TrunkCollector(path_from_url(url))
