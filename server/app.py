@@ -14,7 +14,7 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
-from . import api, auth_routes, store
+from . import api, auth_routes, first_run, store
 from .auth import Auth
 from .collectors import open_source
 from .collectors.base import Collector
@@ -82,9 +82,11 @@ def create_app(config: Config | None = None) -> Starlette:
                 await collector.close()
 
     auth = Auth(config)
+    setup = first_run.FirstRun(auth)  # `rtm serve` issues its token (first_run.announce)
     routes = [
         # Before /api/{table}, which would take /api/displays for a table name.
         *auth_routes.routes(auth),
+        *first_run.routes(auth, setup),
         Route("/", index),
         Route("/healthz", api.healthz),
         Route("/metrics", api.metrics),
@@ -95,9 +97,10 @@ def create_app(config: Config | None = None) -> Starlette:
         Mount("/static", StaticFiles(directory=WEB_DIR, check_dir=False), name="static"),
     ]
     # Every request and WebSocket passes the gate first (docs/security.md).
-    middleware = [Middleware(SecurityMiddleware, auth=auth)]
+    middleware = [Middleware(SecurityMiddleware, auth=auth, setup_open=setup.is_open)]
     app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware)
     app.state.auth = auth
+    app.state.first_run = setup
     app.state.config = config
     app.state.hub = hub
     return app

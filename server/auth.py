@@ -134,6 +134,26 @@ class Auth:
             except sqlite3.IntegrityError as exc:
                 raise AuthError(f"user {name!r} exists") from exc
 
+    def add_first_admin(self, name: str, password: str) -> bool:
+        """Create `name` as an admin only if the store has no user at all; False if it has.
+
+        The check and the insert share one write transaction, so two first-run setups racing
+        (two requests, or `rtm user add` at the same moment) cannot both create an admin.
+        """
+        check_name(name)
+        digest = self.hasher.hash(check_password(password))
+        with self._db() as db:
+            db.execute("BEGIN IMMEDIATE")
+            if db.execute("SELECT 1 FROM users LIMIT 1").fetchone():
+                db.execute("ROLLBACK")
+                return False
+            db.execute(
+                "INSERT INTO users (name, role, password_hash, created) VALUES (?, 'admin', ?, ?)",
+                (name, digest, self.clock()),
+            )
+            db.execute("COMMIT")
+        return True
+
     def set_password(self, name: str, password: str) -> None:
         """Change a password and end every session of that user."""
         digest = self.hasher.hash(check_password(password))
@@ -225,6 +245,18 @@ class Auth:
             if self.hasher.check_needs_rehash(digest):
                 self.set_password_hash(name, self.hasher.hash(password))
             return LoginOutcome(Principal(name, str(role), ""), False, 0)
+        failures = self._record_failure(keys)
+        return LoginOutcome(None, failures >= self.config.login_max_failures, failures)
+
+    def check_secret(self, subject: str, address: str, matches: Callable[[], bool]) -> LoginOutcome:
+        """Run `matches` (a check of some other secret, like the first-run token) under the
+        lockout rules of logins, counting failures against `subject` and `address`."""
+        keys = self._attempt_keys(subject, address)
+        if self._locked(keys):
+            return LoginOutcome(None, True, 0)
+        if matches():
+            self._clear_failures(keys)
+            return LoginOutcome(Principal(subject, "", ""), False, 0)
         failures = self._record_failure(keys)
         return LoginOutcome(None, failures >= self.config.login_max_failures, failures)
 

@@ -19,6 +19,7 @@ from starlette.templating import Jinja2Templates
 
 from . import admin_page
 from .auth import COOKIE_NAME, Auth, AuthError
+from .config import Config
 from .security import client_address, own_origin, read_capped, require_role, session_cookie
 
 MAX_FORM_BYTES = 16 * 1024
@@ -38,6 +39,11 @@ def safe_next(target: str) -> str:
     ):
         return "/"
     return target[:2048]
+
+
+async def slow_failure(config: Config, failures: int) -> None:
+    """Answer the n-th consecutive failed guess n x login_delay late; the lockout bounds n."""
+    await asyncio.sleep(min(failures, config.login_max_failures) * config.login_delay)
 
 
 def json_name(body: bytes | None) -> str | None:
@@ -77,10 +83,7 @@ def routes(auth: Auth) -> list[Route]:
         if outcome.locked:
             return login_page(request, 429, LOCKED, username, nxt)
         if outcome.principal is None:
-            # Slow each further guess; the lockout bounds the total.
-            await asyncio.sleep(
-                min(outcome.failures, config.login_max_failures) * config.login_delay
-            )
+            await slow_failure(config, outcome.failures)
             return login_page(request, 401, WRONG, username, nxt)
         cookie = await asyncio.to_thread(auth.start_session, "user", outcome.principal.name)
         response = RedirectResponse(safe_next(nxt), status_code=303)

@@ -19,6 +19,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     from . import store
     from .app import create_app
+    from .first_run import announce
 
     overrides = {
         name: value
@@ -42,6 +43,7 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     scheme = "https" if config.tls_cert else "http"
     print(f"rtm serving on {scheme}://{config.host}:{config.port}/", file=sys.stderr)
+    announce(app.state.first_run, config)  # the setup link, when the store has no user yet
     uvicorn.run(
         app,
         host=config.host,

@@ -12,6 +12,7 @@ import json
 import logging
 import re
 import secrets
+from collections.abc import Callable
 from contextlib import suppress
 from http.cookies import SimpleCookie
 from urllib.parse import parse_qsl, quote, urlencode
@@ -27,6 +28,8 @@ from .revocation import SessionWatcher
 log = logging.getLogger("rtm.security")
 PUBLIC_EXACT = frozenset({"/login", "/logout", "/healthz"})
 PUBLIC_PREFIXES = ("/static/",)
+# Public only while the store has no user and `rtm serve` printed a setup link (first_run.py).
+SETUP_PATH = "/setup"
 ADMIN_ONLY = ("/admin", "/api/displays", "/api/users")
 # What a wall display may open: the page, its live feed and the list endpoints behind the
 # three tables; not details (which carry IPs and message metadata), not admin, no writes.
@@ -165,14 +168,22 @@ def _bearer(scope: Scope) -> str:
 class SecurityMiddleware:
     """Authenticate, authorise and decorate every HTTP request and WebSocket handshake."""
 
-    def __init__(self, app: ASGIApp, auth: Auth, watcher: SessionWatcher | None = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        auth: Auth,
+        watcher: SessionWatcher | None = None,
+        setup_open: Callable[[], bool] | None = None,
+    ) -> None:
         self.app = app
         self.auth = auth
         self.config = auth.config
         self.watcher = watcher or SessionWatcher(auth)
+        # Blocking; True while the first-run setup link may be used (server/first_run.py).
+        self.setup_open = setup_open or (lambda: False)
         if re.search(r"[;\r\n,]", self.config.frame_ancestors):
             raise ValueError("RTM_FRAME_ANCESTORS: space-separated CSP sources, no ; or ,")
-        if not auth.list_users():
+        if not auth.list_users() and not self.setup_open():
             log.warning("no users yet: nobody can sign in; create one with "
                         "`rtm user add NAME --role admin` (same RTM_DB)")  # fmt: skip
 
@@ -205,6 +216,11 @@ class SecurityMiddleware:
             return await _answer(send, 403, "cross-site request refused", json_body=True)
         if is_public(path):
             return await self.app(scope, receive, send)
+        if path == SETUP_PATH:
+            if await asyncio.to_thread(self.setup_open):
+                return await self.app(scope, receive, send)
+            # Setup is over: a spent token goes no further (not into a `next=`, not to a log).
+            scope["query_string"] = b""
         if path == "/" and scope["rtm.display_token"] is not None:
             return await self._display_login(scope, send)
         principal = await self._principal(scope)
