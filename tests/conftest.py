@@ -20,7 +20,8 @@ def start_rtm(tmp_path: Path) -> Iterator[StartRtm]:
     """Start real rtm servers: ``start_rtm(env={...}, seed=callable(db_path))``.
 
     Each gets its own store under tmp_path (migrated before start, then ``seed(db)`` if
-    given) and is stopped at teardown.
+    given), an admin session in ``server.cookies`` unless ``users=False`` (a first start:
+    no user at all), and is stopped at teardown.
     """
     servers: list[RtmServer] = []
 
@@ -28,6 +29,7 @@ def start_rtm(tmp_path: Path) -> Iterator[StartRtm]:
         env: Mapping[str, str] | None = None,
         seed: Callable[[str], None] | None = None,
         name: str = "rtm",
+        users: bool = True,
     ) -> RtmServer:
         workdir = tmp_path / f"{name}{len(servers)}"
         workdir.mkdir()
@@ -35,7 +37,8 @@ def start_rtm(tmp_path: Path) -> Iterator[StartRtm]:
         store.migrate(server.db)
         if seed is not None:
             seed(server.db)
-        credentials.grant(server)  # an admin session in server.cookies
+        if users:
+            credentials.grant(server)  # an admin session in server.cookies
         servers.append(server)
         return server.start()
 

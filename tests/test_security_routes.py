@@ -94,6 +94,27 @@ def test_displays_reach_only_what_a_wall_shows(app: Starlette, client: TestClien
         assert answer.status_code == 403, f"display: {method} {path}: {answer.status_code}"
 
 
+def test_setup_passes_the_gate_only_at_first_start(tmp_path: Path) -> None:
+    """`/setup` is not in PUBLIC_ROUTES: it passes without credentials only while the store
+    has no user and `rtm serve` issued a setup token (server/first_run.py), and even then it
+    opens nothing without that token. Otherwise it is as closed as any other route."""
+    app = create_app(Config(db=str(tmp_path / "rtm.db"), login_delay=0.01))
+    client = TestClient(app, follow_redirects=False)
+    assert client.get("/setup").status_code == 303  # no token issued (not `rtm serve`)
+    token = app.state.first_run.issue()
+    assert token
+    for attempt in ("/setup", "/setup?token=wrong", "/setup?token=" + "x" * len(token)):
+        answer = client.get(attempt)
+        assert answer.status_code == 403 and 'name="password"' not in answer.text
+    assert client.get("/setup?token=" + token).status_code == 200
+    assert client.get("/api/accounts?token=" + token).status_code == 401
+    app.state.auth.add_user("alice", "operator", "a long enough password")
+    for method in ("GET", "POST"):
+        answer = client.request(method, "/setup?token=" + token)
+        assert answer.status_code == 303, method
+        assert answer.headers["location"] == "/login?next=%2Fsetup"
+
+
 def test_unknown_paths_do_not_reveal_themselves(client: TestClient) -> None:
     assert client.get("/no/such/page").status_code == 303
     assert client.get("/api/no-such-thing").status_code == 401
