@@ -284,3 +284,76 @@ def test_live_index_matches_a_full_rebuild_after_random_diffs(page: Any) -> None
     )
     assert mismatches["bad"] == []
     assert mismatches["ghostsSeen"] > 0  # the fade-out path was exercised
+
+
+def test_one_row_change_costs_no_pass_over_the_table(page: Any) -> None:
+    """At scale a diff touching a few rows finds them by binary search (no scan of the ids),
+    needs no stats recount unless a counted field changed, and expiries leave the same way."""
+    result = run(
+        page,
+        """
+        const { LiveIndex } = await load('liveindex');
+        const { buildIndex } = await load('rowindex');
+        const { TableStore } = await load('store');
+        const { viewByName } = await load('columns');
+        const { changesStats } = await load('stats');
+        const iso = (t) => new Date(t * 1000).toISOString();
+        const now = 1_000_000;
+        const view = viewByName('accounts');
+        const filters = { group: '', transport: '' };
+        const state = { sort: 'username', dir: 'asc', q: '', filters };
+        const store = new TableStore('accounts');
+        store.applySnapshot({ seq: 1, final: true, rows: Array.from({ length: 20000 }, (_, i) => ({
+            id: `r${i}`, username: `u${(i * 7919) % 20000}`, user_agent: 'a',
+            expires: iso(now + 100 + (i % 5000)) })) });
+        const index = new LiveIndex(view);
+        index.rebuild(store.rows, state, now);
+        let scanned = 0;
+        const remove = index.remove.bind(index);
+        index.remove = (ids) => { scanned += ids.length; remove(ids); };
+        const changes = [];
+        store.subscribe((change) => {
+            changes.push(change);
+            index.apply(change, store.rows, state, now);
+        });
+        // A re-registration (expires moves on: the row is re-placed), a deletion, a new contact.
+        const upsert = [{ id: 'r5', expires: iso(now + 500) },
+                        { id: 'new', username: 'u5x', expires: iso(now + 300) }];
+        store.applyDiff({ seq: 2, upsert, delete: ['r9'] });
+        store.applyDiff({ seq: 3, upsert: [{ id: 'r6', user_agent: 'b' }] });
+        index.prune(store.rows, now + 101);
+        const full = buildIndex(store.rows, view, state, now + 101).ids;
+        return { scanned, same: full.join() === index.ids.join(), shown: index.ids.length,
+                 stats: changes.map((c) => changesStats('accounts', c)) };
+    """,
+    )
+    assert result["scanned"] == 0
+    assert result["same"]
+    assert result["shown"] == 20_000 + 1 - 1 - 4  # one new, one deleted, four expired
+    assert result["stats"] == [True, False]  # a User-Agent change needs no recount
+
+
+def test_details_follow_only_their_own_rows(page: Any) -> None:
+    result = run(
+        page,
+        """
+        const { Details } = await load('details');
+        const { TableStore } = await load('store');
+        const accounts = new TableStore('accounts');
+        const queue = new TableStore('queue');
+        const details = new Details({ stores: new Map([['accounts', accounts], ['queue', queue]]),
+                                      onClose: () => {} });
+        const seen = [];
+        accounts.subscribe((c) => seen.push(details.affectedBy('accounts', c)));
+        accounts.applySnapshot({ seq: 1, final: true, rows: [
+            { id: 'a1', username: 'alice' }, { id: 'b1', username: 'bob' }] });
+        details.current = { kind: 'account', key: 'alice' };
+        details.contactIds = null;
+        const before = details.contacts('alice').map((r) => r.id);
+        accounts.applyDiff({ seq: 2, upsert: [{ id: 'b1', user_agent: 'x' }] });
+        accounts.applyDiff({ seq: 3, upsert: [{ id: 'a2', username: 'alice' }] });
+        accounts.applyDiff({ seq: 4, upsert: [], delete: ['a1'] });
+        return { before, seen, after: details.contacts('alice').map((r) => r.id) };
+    """,
+    )
+    assert result == {"before": ["a1"], "seen": [False, False, True, True], "after": ["a2"]}

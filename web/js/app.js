@@ -11,7 +11,7 @@ import { plural, Zone } from './format.js';
 import { FrameScheduler } from './frame.js';
 import { Header } from './header.js';
 import { Connection } from './socket.js';
-import { accountStats, queueStats, trunkStats } from './stats.js';
+import { accountStats, changesStats, queueStats, trunkStats } from './stats.js';
 import { TableStore } from './store.js';
 import { applyTheme, initialTheme, toggleTheme } from './theme.js';
 import { Tiles } from './tiles.js';
@@ -37,6 +37,12 @@ export class App {
       trunksPending: [], trunksDisabled: 0, queueDepth: 0, oldestReceived: null };
     this.detailsDirty = false;
     this.tilesDirty = true;
+    // Whether this login may open details: a wall display may not (the server answers 403), and
+    // kiosk never shows them. Unknown (null) until hello names the role; a details URL waits.
+    /** @type {boolean|null} */
+    this.detailsAllowed = this.page.kiosk ? false : null;
+    /** @type {{kind: 'account'|'message', key: string}|null} */
+    this.pendingDetails = null;
     this.statsPending = false;
     this.views = new Map(VIEWS.map((def) => [def.name, this.makeView(def)]));
     this.active = viewByName(this.page.view).name;
@@ -49,7 +55,7 @@ export class App {
     this.tiles = new Tiles((name) => this.setView(name));
     this.banners = new Banners();
     this.details = new Details({ stores: this.stores, onClose: () => this.closeDetails() });
-    for (const [name, store] of this.stores) store.subscribe(() => this.storeChanged(name));
+    for (const [name, store] of this.stores) store.subscribe((change) => this.storeChanged(name, change));
   }
 
   /**
@@ -83,8 +89,9 @@ export class App {
     document.body.classList.toggle('kiosk', this.page.kiosk);
     const main = el('main', { class: 'main' }, ...[...this.views.values()].map((v) => v.section), this.details.root);
     document.body.replaceChildren(this.header.root, this.tiles.root, this.banners.root, main);
-    this.setView(this.active);
+    if (this.detailsAllowed === false) this.setDetailsAllowed(false);
     if (this.page.details) this.openDetails(this.page.details);
+    this.setView(this.active);
     document.addEventListener('keydown', (event) => this.shortcut(event));
     new Connection({
       stores: this.stores,
@@ -106,16 +113,36 @@ export class App {
     this.clock.sync(hello.now);
     this.zone = new Zone(hello.tz);
     this.header.setHello(hello);
+    const role = hello.user && typeof hello.user === 'object' ? hello.user.role : null;
+    this.setDetailsAllowed(!this.page.kiosk && role !== 'display');
     this.tick();
   }
 
   /**
-   * A table changed: its stats and any open details need redrawing.
-   * @param {string} table
+   * Offer details or not: link cells, Enter, and a details URL that was waiting for the role
+   * (dropped silently for a display: its URL may come from a desk, it is not an error).
+   * @param {boolean} allowed
    */
-  storeChanged(table) {
-    this.statsDirty[table] = true;
-    if (this.details.watches(table)) this.detailsDirty = true;
+  setDetailsAllowed(allowed) {
+    this.detailsAllowed = allowed;
+    for (const view of this.views.values()) view.grid.setLinks(allowed);
+    const waiting = this.pendingDetails;
+    this.pendingDetails = null;
+    if (!allowed && this.details.current) this.details.hide();
+    if (allowed && waiting) this.openDetails(waiting);
+    else this.saveUrl();
+  }
+
+  /**
+   * A table changed: its stats (if a counted field changed) and the open details (if they
+   * show a changed row) need redrawing. Both checks cost O(diff): at 100k contacts a
+   * User-Agent change must not cost a recount.
+   * @param {string} table
+   * @param {import('./store.js').Change} change
+   */
+  storeChanged(table, change) {
+    if (changesStats(table, change)) this.statsDirty[table] = true;
+    if (this.details.affectedBy(table, change)) this.detailsDirty = true;
     this.schedule();
   }
 
@@ -211,7 +238,9 @@ export class App {
    * @param {{kind: 'account'|'message', key: string}} target
    */
   openDetails(target) {
-    void this.details.open(target, { zone: this.zone, now: this.clock.now() });
+    if (this.detailsAllowed === false) return;
+    if (this.detailsAllowed === null) this.pendingDetails = target;
+    else void this.details.open(target, { zone: this.zone, now: this.clock.now() });
     this.saveUrl();
   }
 
@@ -225,7 +254,7 @@ export class App {
   /** Write the active view's state (and open details) into the URL. */
   saveUrl() {
     const view = /** @type {ViewController} */ (this.views.get(this.active));
-    writeState({ view: this.active, ...view.state, details: this.details.current });
+    writeState({ view: this.active, ...view.state, details: this.details.current ?? this.pendingDetails });
   }
 
   /**

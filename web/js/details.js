@@ -47,9 +47,14 @@ export class Details {
     this.stores = stores;
     /** @type {{kind: 'account'|'message', key: string}|null} */
     this.current = null;
-    /** @type {any} */
+    // The answer of the details API: its HTTP status (0: none) and JSON body (200 only).
+    /** @type {{status: number, body: any}|null} */
     this.fetched = null;
     this.generation = 0;
+    // Ids of the open account's contacts, kept from each diff (null: scan the store once), so a
+    // redraw costs O(contacts) rather than a pass over 100k rows every second.
+    /** @type {Set<string>|null} */
+    this.contactIds = null;
     this.heading = el('h2', { id: 'details-title' });
     this.body = el('div', { class: 'details-body' });
     const close = el('button', { type: 'button', class: 'btn close', 'aria-label': 'Close details', onclick: onClose }, '✕');
@@ -70,6 +75,7 @@ export class Details {
   async open(target, ctx) {
     this.current = target;
     this.fetched = null;
+    this.contactIds = null;
     const generation = ++this.generation;
     this.root.hidden = false;
     this.heading.textContent = target.kind === 'account' ? `Account ${target.key}` : 'Show Message';
@@ -80,10 +86,10 @@ export class Details {
     try {
       const { status, body } = await getJson(path);
       if (generation !== this.generation) return;
-      this.fetched = status === 200 ? body : { missing: true, status };
+      this.fetched = { status, body: status === 200 && body && typeof body === 'object' ? body : null };
     } catch {
       if (generation !== this.generation) return;
-      this.fetched = { missing: true, status: 0 };
+      this.fetched = { status: 0, body: null };
     }
     this.render(ctx);
   }
@@ -91,6 +97,7 @@ export class Details {
   /** Close the panel. */
   hide() {
     this.current = null;
+    this.contactIds = null;
     this.generation += 1;
     this.root.hidden = true;
   }
@@ -112,18 +119,23 @@ export class Details {
    * @param {import('./columns.js').CellContext} ctx
    */
   renderAccount(username, ctx) {
-    const directory = this.fetched && !this.fetched.missing ? this.fetched.directory : null;
-    const contacts = [...(this.stores.get('accounts')?.rows.values() ?? [])].filter((row) => row.username === username);
+    const status = this.fetched?.status;
+    if (status === 403) {
+      this.body.append(notice(FORBIDDEN, 'Your sign-in may not open account details (wall displays see only the live tables).'));
+      return;
+    }
+    const directory = this.fetched?.body?.directory;
+    const contacts = this.contacts(username);
     if (this.fetched === null) this.body.append(el('p', { class: 'muted' }, 'Loading…'));
-    if (this.fetched?.status === 403) this.body.append(el('p', { class: 'muted' }, 'This login may not open account details.'));
     else if (directory && typeof directory === 'object') {
       const pairs = Object.entries(directory).map(([k, v]) => [label(k), TIME_FIELDS.has(k) && typeof v === 'number' && v > 0
         ? ctx.zone.format(v > 1e11 ? v / 1000 : v) : display(v)]);
       this.body.append(el('h3', {}, 'Directory'), definitionList(/** @type {Array<[string, string]>} */ (pairs)));
-    } else if (this.fetched) {
-      this.body.append(el('p', { class: 'muted' }, this.fetched.missing && !contacts.length
-        ? 'No such account: not in the directory and not registered.' : 'Not in the account directory.'));
-    }
+    } else if (status === 404 && !contacts.length) {
+      this.body.append(notice(GONE, `${username} is no longer registered (and not in the account directory).`));
+    } else if (status === 200 || status === 404) {
+      this.body.append(el('p', { class: 'muted' }, 'Not in the account directory.'));
+    } else this.body.append(notice(FAILED, failure('the directory entry', status)));
     this.body.append(el('h3', {}, `Live contacts (${contacts.length})`));
     if (!contacts.length) {
       this.body.append(el('p', { class: 'muted' }, 'No registered contact.'));
@@ -140,17 +152,20 @@ export class Details {
    * @param {import('./columns.js').CellContext} ctx
    */
   renderMessage(id, ctx) {
+    const status = this.fetched?.status;
+    if (status === 403) {
+      this.body.append(notice(FORBIDDEN, 'Your sign-in may not open message details (wall displays see only the live tables).'));
+      return;
+    }
     const live = this.stores.get('queue')?.rows.get(id);
-    const row = live ?? (this.fetched && !this.fetched.missing ? this.fetched : null);
-    if (this.fetched?.status === 403) {
-      this.body.append(el('p', { class: 'muted' }, 'This login may not open message details.'));
-      return;
-    }
+    const row = live ?? this.fetched?.body;
     if (!row) {
-      this.body.append(el('p', { class: 'muted' }, this.fetched ? 'This message is no longer in the queue.' : 'Loading…'));
+      if (this.fetched === null) this.body.append(el('p', { class: 'muted' }, 'Loading…'));
+      else if (status === 404) this.body.append(notice(GONE, 'This message has left the queue (delivered or expired).'));
+      else this.body.append(notice(FAILED, failure('the message', status)));
       return;
     }
-    if (!live && this.fetched) this.body.append(el('p', { class: 'muted' }, 'No longer queued.'));
+    if (!live && this.stores.get('queue')?.ready) this.body.append(notice(GONE, 'This message has left the queue; its last known state:'));
     const received = { key: 'received', label: 'Received', kind: 'time-ms' };
     this.body.append(definitionList(MESSAGE_FIELDS.map(([key, name]) => [
       name, key === 'received' ? cellText(received, row, ctx) : display(row[key]),
@@ -158,14 +173,75 @@ export class Details {
   }
 
   /**
-   * Whether the panel shows rows of this table (so a change there should redraw it).
+   * The open account's live contacts, from the kept ids (scanning the store only when unknown).
+   * @param {string} username
+   * @returns {Array<Record<string, any>>}
+   */
+  contacts(username) {
+    const rows = this.stores.get('accounts')?.rows ?? new Map();
+    if (this.contactIds === null) {
+      this.contactIds = new Set();
+      for (const [id, row] of rows) if (row.username === username) this.contactIds.add(id);
+    }
+    return [...this.contactIds].map((id) => rows.get(id)).filter((row) => row !== undefined);
+  }
+
+  /**
+   * Whether a store change touches what the panel shows (so it should redraw); keeps the open
+   * account's contact ids up to date. Costs O(diff), never a pass over the table.
    * @param {string} table
+   * @param {import('./store.js').Change} change
    * @returns {boolean}
    */
-  watches(table) {
-    if (!this.current) return false;
-    return (this.current.kind === 'account' && table === 'accounts') || (this.current.kind === 'message' && table === 'queue');
+  affectedBy(table, change) {
+    const current = this.current;
+    if (!current) return false;
+    if (current.kind === 'message') {
+      return table === 'queue' && (change.reset || change.added.has(current.key) || change.removed.has(current.key)
+        || change.changed.has(current.key));
+    }
+    if (table !== 'accounts') return false;
+    if (change.reset || this.contactIds === null) {
+      this.contactIds = null;
+      return true;
+    }
+    const ids = this.contactIds;
+    const rows = this.stores.get('accounts')?.rows;
+    let touched = false;
+    for (const id of change.removed) touched = ids.delete(id) || touched;
+    for (const id of [...change.added, ...change.changed.keys()]) {
+      if (rows?.get(id)?.username === current.key) {
+        ids.add(id);
+        touched = true;
+      } else touched = ids.delete(id) || touched;
+    }
+    return touched;
   }
+}
+
+const FORBIDDEN = 'forbidden';
+const GONE = 'gone';
+const FAILED = 'failed';
+
+/**
+ * A one-line notice in the panel (role=status, so screen readers hear it).
+ * @param {string} kind forbidden, gone or failed (styles it)
+ * @param {string} text
+ * @returns {HTMLElement}
+ */
+function notice(kind, text) {
+  return el('p', { class: `notice notice-${kind}`, role: 'status' }, text);
+}
+
+/**
+ * Why a fetch gave nothing, in words.
+ * @param {string} what
+ * @param {number|undefined} status 0: no answer
+ * @returns {string}
+ */
+function failure(what, status) {
+  if (status === 401) return 'Your session has ended: going to the sign-in page…';
+  return status ? `Could not load ${what}: the server answered ${status}.` : `Could not load ${what}: no answer from the server.`;
 }
 
 /**

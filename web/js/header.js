@@ -1,5 +1,5 @@
 // The top bar: brand, view tabs, DEMO badge, connection indicator, server clock, signed-in
-// user, sound and theme toggles.
+// user with Admin and Sign out, sound and theme toggles.
 
 import { el, setText } from './dom.js';
 
@@ -20,15 +20,22 @@ export class Header {
       el('span', { class: 'link-dot', 'aria-hidden': 'true' }), el('span', { class: 'link-text', text: LINK_TEXT.connecting }));
     this.clock = el('span', { class: 'clock', title: 'Server time' });
     this.user = el('span', { class: 'user', hidden: true });
+    // A real form: the browser posts it (same origin, SameSite=Strict cookie) and follows the
+    // server's redirect to /login; POST /logout takes no token (docs/security.md).
+    this.admin = el('a', { class: 'btn admin-link', href: '/admin', hidden: true }, 'Admin');
+    this.signOut = el('form', { class: 'sign-out', method: 'post', action: '/logout', hidden: true },
+      el('button', { type: 'submit', class: 'btn' }, 'Sign out'));
     this.sound = el('button', { type: 'button', class: 'btn sound', 'aria-pressed': String(soundOn),
       title: 'Beep when a trunk goes down (this browser only)', onclick: () => this.setSound(onSound()) });
     this.setSound(soundOn);
+    this.account = el('div', { class: 'account chrome', hidden: true }, this.user, this.admin, this.signOut);
     const theme = el('button', { type: 'button', class: 'btn chrome', onclick: onTheme, title: 'Switch light/dark theme' }, 'Theme');
     this.root = el('header', { class: 'topbar' },
       el('div', { class: 'brand' }, el('span', { class: 'brand-mark', 'aria-hidden': 'true' }, 'rtm'),
         el('span', { class: 'brand-name' }, 'Real-Time Management')),
       el('nav', { class: 'tabs chrome', 'aria-label': 'Views' }, ...this.tabs.values()),
-      el('div', { class: 'topbar-status' }, this.demo, this.link, this.clock, this.user, this.sound, theme));
+      el('div', { class: 'topbar-status' }, this.demo, this.link, this.clock, this.sound, theme,
+        this.account));
   }
 
   /**
@@ -52,14 +59,20 @@ export class Header {
   }
 
   /**
-   * Show hello's demo flag and user.
+   * Show hello's demo flag and user; people (admin, operator) get Sign out, admins the Admin
+   * link. A wall display has no session of its own to end (kiosk hides all of it anyway).
    * @param {any} hello
    */
   setHello(hello) {
     this.demo.hidden = hello.demo !== true;
     const user = hello.user && typeof hello.user === 'object' ? hello.user : null;
+    const role = String(user?.role ?? '');
+    const person = role === 'admin' || role === 'operator';
+    this.account.hidden = !user;
     this.user.hidden = !user;
-    if (user) setText(this.user, `${String(user.name ?? '')} · ${String(user.role ?? '')}`);
+    if (user) setText(this.user, `${String(user.name ?? '')} · ${role}`);
+    this.admin.hidden = role !== 'admin';
+    this.signOut.hidden = !person;
   }
 
   /**

@@ -45,6 +45,9 @@ export class LiveIndex {
     // Rows the server deleted at their expiry, kept on screen until their fade-out ends.
     /** @type {Map<string, Record<string, any>>} */
     this.ghosts = new Map();
+    // The order ids are in (set by rebuild): the sort column and 1 ascending / -1 descending.
+    this.column = view.columns[0];
+    this.sign = 1;
   }
 
   /**
@@ -73,6 +76,8 @@ export class LiveIndex {
    */
   rebuild(rows, state, now) {
     const built = buildIndex(rows, this.view, state, now);
+    this.column = columnByKey(this.view, state.sort) ?? columnByKey(this.view, this.view.sort.key) ?? this.view.columns[0];
+    this.sign = state.dir === 'desc' ? -1 : 1;
     this.ids = built.ids;
     this.members = new Set(built.ids);
     this.choices = Object.fromEntries(Object.entries(built.choices).map(([k, v]) => [k, new Set(v)]));
@@ -105,14 +110,80 @@ export class LiveIndex {
         touched.delete(id);
       }
     }
-    this.remove([...touched].filter((id) => this.members.has(id)));
-    const column = columnByKey(this.view, state.sort) ?? this.view.columns[0];
-    const sign = state.dir === 'desc' ? -1 : 1;
+    const members = [...touched].filter((id) => this.members.has(id));
+    // A row whose sort key this diff changed (or a fading ghost whose id came back) is out of
+    // place: find it by a scan, first, so the binary searches for the others see a sorted array.
+    const field = this.column.from ?? this.column.key;
+    const moved = members.filter((id) => change.added.has(id) || change.changed.get(id)?.has(field));
+    this.remove(moved);
+    this.removeSorted(members.filter((id) => this.members.has(id)), rows, change.removedRows);
     for (const id of touched) {
       const row = rows.get(id);
-      if (row && this.accepts(row, state, now)) this.insert(id, row, rows, column, sign);
+      if (row && this.accepts(row, state, now)) this.insert(id, row, rows, this.column, this.sign);
     }
     return true;
+  }
+
+  /**
+   * Remove members that are in their sorted place: a binary search each (under their last
+   * state, from `removedRows` for deleted ones), so one change costs O(log n) to find rather
+   * than a scan of 100k ids. Many at once cost one filter pass instead.
+   * @param {string[]} ids
+   * @param {Map<string, Record<string, any>>} rows
+   * @param {Map<string, Record<string, any>>} [removedRows]
+   */
+  removeSorted(ids, rows, removedRows) {
+    if (ids.length >= 32) return this.remove(ids);
+    // Rows this diff deleted are still in the array until their turn: look them up too.
+    /** @type {(id: string) => Record<string, any>|undefined} */
+    const rowOf = (id) => this.row(rows, id) ?? removedRows?.get(id);
+    for (const id of ids) {
+      const row = removedRows?.get(id) ?? this.row(rows, id);
+      const at = row ? this.locate(id, sortValue(this.column, row), rowOf) : -1;
+      if (at < 0) {
+        this.remove([id]);
+        continue;
+      }
+      this.ids.splice(at, 1);
+      this.members.delete(id);
+      this.ghosts.delete(id);
+    }
+  }
+
+  /**
+   * The position of `id` placed under sort key `key`, or -1.
+   * @param {string} id
+   * @param {number|string} key
+   * @param {(id: string) => Record<string, any>|undefined} rowOf
+   * @returns {number}
+   */
+  locate(id, key, rowOf) {
+    const at = this.lowerBound(id, key, rowOf, this.column, this.sign);
+    return this.ids[at] === id ? at : -1;
+  }
+
+  /**
+   * The first position whose row sorts at or after (key, id).
+   * @param {string} id
+   * @param {number|string} key
+   * @param {(id: string) => Record<string, any>|undefined} rowOf
+   * @param {import('./columns.js').Column} column
+   * @param {number} sign
+   * @returns {number}
+   */
+  lowerBound(id, key, rowOf, column, sign) {
+    let lo = 0;
+    let hi = this.ids.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      const other = this.ids[mid];
+      const otherRow = rowOf(other);
+      // A row missing from every map cannot be placed: fall back to a scan (locate gives -1).
+      if (!otherRow) return -1;
+      if (compareKeys(key, id, sortValue(column, otherRow), other, sign) > 0) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
   }
 
   /**
@@ -143,7 +214,7 @@ export class LiveIndex {
       // A stale entry (the contact re-registered and was re-queued) is skipped.
       if (this.members.has(id) && (!row || isGoneAt(row, now))) gone.push(id);
     }
-    this.remove(gone);
+    this.removeSorted(gone, rows);
     return gone.length > 0;
   }
 
@@ -164,7 +235,7 @@ export class LiveIndex {
   }
 
   /**
-   * Remove members (splices for a few, one filter pass for many).
+   * Remove members wherever they are (a scan each for a few, one filter pass for many).
    * @param {string[]} ids
    */
   remove(ids) {
@@ -193,16 +264,9 @@ export class LiveIndex {
    * @param {number} sign
    */
   insert(id, row, rows, column, sign) {
-    const key = sortValue(column, row);
-    let lo = 0;
-    let hi = this.ids.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      const other = this.ids[mid];
-      const otherKey = sortValue(column, /** @type {Record<string, any>} */ (this.row(rows, other)));
-      if (compareKeys(key, id, otherKey, other, sign) > 0) lo = mid + 1;
-      else hi = mid;
-    }
+    const found = this.lowerBound(id, sortValue(column, row), (other) => this.row(rows, other), column, sign);
+    // Only -1 if an id lost its row, which apply's removals rule out; append rather than throw.
+    const lo = found < 0 ? this.ids.length : found;
     this.ids.splice(lo, 0, id);
     this.members.add(id);
     for (const filter of this.view.filters) {

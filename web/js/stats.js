@@ -9,6 +9,24 @@ import { expiresAt, FADE_SECONDS } from './expiry.js';
  *   trunksDisabled: number, queueDepth: number, oldestReceived: number|null}} Stats
  */
 
+// The fields each table's numbers below are computed from: a diff changing none of them (a
+// User-Agent, a latency) needs no recount, which at 100k contacts is a pass over every row.
+/** @type {Record<string, string[]>} */
+const STATS_FIELDS = { accounts: ['username', 'expires'], trunks: ['status', 'name'], queue: ['received'] };
+
+/**
+ * Whether a store change can change the table's headline numbers.
+ * @param {string} table
+ * @param {import('./store.js').Change} change
+ * @returns {boolean}
+ */
+export function changesStats(table, change) {
+  if (change.reset || change.added.size || change.removed.size) return true;
+  const fields = STATS_FIELDS[table] ?? [];
+  for (const changed of change.changed.values()) if (fields.some((field) => changed.has(field))) return true;
+  return false;
+}
+
 /**
  * Registered users (distinct usernames) and contacts that have not expired.
  * @param {Map<string, Record<string, any>>} rows

@@ -38,6 +38,8 @@ export class VirtualTable {
     this.schedule = schedule;
     this.onOpen = onOpen;
     this.linkFor = linkFor;
+    // Off for a login that may not open details (a wall display): the cells stay plain text.
+    this.links = true;
     /** @type {string[]} */
     this.ids = [];
     /** @type {(id: string) => Record<string, any>|undefined} */
@@ -107,6 +109,23 @@ export class VirtualTable {
   }
 
   /**
+   * Whether link cells (Username, Received) open details. Without links an <a> has no href:
+   * not a link, not focusable, styled as text.
+   * @param {boolean} on
+   */
+  setLinks(on) {
+    if (this.links === on) return;
+    this.links = on;
+    for (const slot of this.pool) {
+      this.columns.forEach((column, i) => {
+        if (column.link) slot.targets[i].removeAttribute('href');
+      });
+      slot.id = null; // refilled (with its href, if on) on the next frame
+    }
+    this.schedule();
+  }
+
+  /**
    * Replace the ordered ids the grid shows; the keyboard cursor follows its row.
    * @param {string[]} ids
    * @param {(id: string) => Record<string, any>|undefined} rowOf
@@ -114,7 +133,8 @@ export class VirtualTable {
   setIndex(ids, rowOf) {
     this.ids = ids;
     this.rowOf = rowOf;
-    if (this.cursorId !== null) {
+    // Most diffs leave the cursor's row where it was: look there before searching 100k ids.
+    if (this.cursorId !== null && ids[this.cursor] !== this.cursorId) {
       const at = ids.indexOf(this.cursorId);
       this.cursor = at >= 0 ? at : Math.min(this.cursor, ids.length - 1);
       this.cursorId = this.cursor >= 0 ? ids[this.cursor] : null;
@@ -221,7 +241,7 @@ export class VirtualTable {
       const target = slot.targets[i];
       if (setText(target, text) || fresh) {
         target.title = text.length > 24 ? text : '';
-        if (column.link) /** @type {HTMLAnchorElement} */ (target).href = this.linkFor(column, row);
+        if (column.link && this.links) /** @type {HTMLAnchorElement} */ (target).href = this.linkFor(column, row);
         if (column.kind === 'status') slot.cells[i].className = `${cellClass(column)} ${statusClass(row[column.key])}`;
       }
     });
@@ -262,7 +282,7 @@ export class VirtualTable {
     if (event.key in moves) {
       event.preventDefault();
       this.moveTo(moves[/** @type {keyof typeof moves} */ (event.key)]);
-    } else if (event.key === 'Enter' && this.cursor >= 0) {
+    } else if (event.key === 'Enter' && this.cursor >= 0 && this.links) {
       event.preventDefault();
       const row = this.rowOf(this.ids[this.cursor]);
       const column = this.columns.find((c) => c.link);
@@ -300,7 +320,7 @@ export class VirtualTable {
     this.cursorId = slot.id;
     this.schedule();
     const link = target.closest('a.cell-link');
-    if (!link || event.ctrlKey || event.metaKey || event.shiftKey || event.button !== 0) return;
+    if (!link || !this.links || event.ctrlKey || event.metaKey || event.shiftKey || event.button !== 0) return;
     event.preventDefault();
     const row = this.rowOf(slot.id);
     const column = this.columns.find((c) => c.link === link.getAttribute('data-link'));
