@@ -48,10 +48,10 @@ export const VIEWS = [
     filters: ['status', 'transport'],
     search: [],
     columns: [
-      { key: 'host', label: 'Host', width: 'l' },
+      { key: 'host', label: 'Host', width: 'rest' },
       { key: 'name', label: 'Name', width: 'm' },
-      { key: 'virtual_number', label: 'Virtual Phone Number', width: 'm' },
-      { key: 'username', label: 'Username', width: 'm', kiosk: false },
+      { key: 'virtual_number', label: 'Virtual Phone Number', width: 'phone' },
+      { key: 'username', label: 'Username', width: 's', kiosk: false },
       { key: 'transport', label: 'Transport', width: 'xs' },
       { key: 'encryption', label: 'Encryption', kind: 'bool', width: 's', kiosk: false },
       { key: 'status', label: 'Status', kind: 'status', width: 'm' },

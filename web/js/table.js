@@ -79,9 +79,9 @@ export class VirtualTable {
    * @returns {HTMLElement}
    */
   header(column, onSort) {
-    const button = el('button', { type: 'button', class: 'sort', onclick: () => onSort(column.key) },
+    const button = el('button', { type: 'button', class: 'sort', title: `Sort by ${column.label}`, onclick: () => onSort(column.key) },
       column.label, el('span', { class: 'sort-mark', 'aria-hidden': 'true' }));
-    return el('th', { scope: 'col', role: 'columnheader', 'aria-sort': 'none', 'data-key': column.key }, button);
+    return el('th', { scope: 'col', role: 'columnheader', 'aria-sort': 'none', 'data-key': column.key, class: cellClass(column) || null }, button);
   }
 
   /**
