@@ -7,7 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
-import time
+import threading
 from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
@@ -54,26 +54,31 @@ class RtmServer:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 20 * UNIT) -> RtmServer:
-        log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child process
+        """Start rtm and return once uvicorn says it listens (no polling)."""
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "server.cli", "serve"],
             env=self.env,
-            stdout=log,
+            stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             cwd=Path(__file__).resolve().parent.parent,
         )
-        log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"rtm exited {self.proc.returncode}: {self.log()[-2000:]}")
-            try:
-                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.05)  # readiness poll interval, not a wait for a result
-        raise TimeoutError(f"rtm not ready in {timeout} s: {self.log()[-2000:]}")
+        started = threading.Event()
+        threading.Thread(target=self._copy_output, args=(self.proc, started), daemon=True).start()
+        if not started.wait(timeout) or self.proc.poll() is not None:
+            raise RuntimeError(f"rtm did not start: {self.log()[-2000:]}")
+        assert httpx.get(self.url + "/healthz", timeout=5).status_code == 200
+        return self
+
+    def _copy_output(self, proc: subprocess.Popen[bytes], started: threading.Event) -> None:
+        """Copy the child's output into the log file, flagging the startup line (or its end)."""
+        assert proc.stdout is not None
+        with proc.stdout, open(self.log_path, "ab") as log:
+            for line in proc.stdout:
+                log.write(line)
+                log.flush()
+                if b"Uvicorn running on" in line:  # logged once the socket listens
+                    started.set()
+        started.set()  # it exited: start() sees the dead process instead of waiting out
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.proc is None:
