@@ -1,0 +1,39 @@
+"""``rtm serve`` refuses a bad setting with one clear line and exit code 2, not a traceback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .live_server import UNIT, free_port
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"RTM_TZ": "Mars/Olympus_Mons"}, "RTM_TZ: unknown time zone"),
+        ({"RTM_PORT": "eighty"}, "RTM_PORT: 'eighty' is not a number"),
+        ({"RTM_POLL_QUEUE": "0"}, "RTM_POLL_QUEUE"),
+        ({"RTM_REGISTRATIONS": "gopher://x/RPC"}, "unknown source scheme 'gopher' for accounts"),
+        ({"RTM_QUEUE": "sqlite://host/x.db"}, "a sqlite URL has no host"),
+        ({"RTM_TLS_CERT": "/nonexistent.pem"}, "RTM_TLS_CERT and RTM_TLS_KEY go together"),
+    ],
+)
+def test_bad_settings_exit_2_with_the_setting_named(
+    tmp_path: Path, env: dict[str, str], message: str
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "server.cli", "serve"],
+        env={**os.environ, "RTM_DB": str(tmp_path / "rtm.db"), "RTM_PORT": str(free_port()), **env},
+        capture_output=True,
+        text=True,
+        timeout=30 * UNIT,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
