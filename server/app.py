@@ -45,6 +45,7 @@ def create_app(config: Config | None = None) -> Starlette:
     hub = Hub(
         TABLES,
         ring_size=config.ring_size,
+        ring_bytes=config.ring_bytes,
         client_frames=config.client_queue_frames,
         client_bytes=config.client_queue_bytes,
     )

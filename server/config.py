@@ -46,6 +46,7 @@ class Config:
     client_queue_bytes: int = 16 * 1024 * 1024
     # Diffs kept per table for resuming clients.
     ring_size: int = 1024
+    ring_bytes: int = 16 * 1024 * 1024
     trust_proxy_header: str = ""
     # Access control (server/auth.py, docs/security.md): people's sessions die after
     # session_idle seconds without a request or session_max seconds after login.
@@ -139,6 +140,7 @@ def from_env(env: Mapping[str, str] | None = None) -> Config:
             _number(env, "RTM_CLIENT_QUEUE_BYTES", base.client_queue_bytes, int)
         ),
         ring_size=int(_number(env, "RTM_RING_SIZE", base.ring_size, int)),
+        ring_bytes=int(_number(env, "RTM_RING_BYTES", base.ring_bytes, int)),
         trust_proxy_header=env.get("RTM_TRUST_PROXY_HEADER", ""),
         session_idle=_number(env, "RTM_SESSION_IDLE", base.session_idle),
         session_max=_number(env, "RTM_SESSION_MAX", base.session_max),

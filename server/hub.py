@@ -68,16 +68,29 @@ class Client:
 class Table:
     name: str
     ring_size: int
+    ring_bytes: int = 16 * 1024 * 1024
     rows: dict[str, Row] = field(default_factory=dict)
     seq: int = 0
     ring: deque[tuple[int, str]] = field(init=False)
+    _ring_held: int = field(init=False, default=0)
     source: protocol.Source = field(init=False)
     # Encoding 100k rows takes most of a second: clients (re)connecting at the same seq share it.
     _pages: tuple[int, list[str]] | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
-        self.ring = deque(maxlen=self.ring_size)
+        self.ring = deque()
         self.source = protocol.Source(self.name, True, None, now_iso())
+
+    def remember(self, seq: int, frame: str) -> None:
+        """Keep a diff for resuming clients, within the ring's count and byte limits.
+
+        The byte limit matters: the diff that first fills a 100k-row table is as large as a
+        snapshot, and a client that far behind is better served by one anyway.
+        """
+        self.ring.append((seq, frame))
+        self._ring_held += len(frame)
+        while self.ring and (len(self.ring) > self.ring_size or self._ring_held > self.ring_bytes):
+            self._ring_held -= len(self.ring.popleft()[1])
 
     def forget_snapshot(self) -> None:
         self._pages = None  # stale now; do not hold its memory until the next connect
@@ -114,11 +127,12 @@ class Hub:
         tables: Iterable[str],
         *,
         ring_size: int = 1024,
+        ring_bytes: int = 16 * 1024 * 1024,
         client_frames: int = 256,
         client_bytes: int = 16 * 1024 * 1024,
     ) -> None:
         self.epoch = f"{int(time.time())}-{secrets.token_hex(4)}"
-        self.tables = {name: Table(name, ring_size) for name in tables}
+        self.tables = {name: Table(name, ring_size, ring_bytes) for name in tables}
         self._clients: set[Client] = set()
         self._client_frames = client_frames
         self._client_bytes = client_bytes
@@ -150,7 +164,7 @@ class Hub:
         frame = protocol.encode(
             protocol.Diff(state.name, state.seq, changes.upsert, changes.delete)
         )
-        state.ring.append((state.seq, frame))
+        state.remember(state.seq, frame)
         self.stats.published += 1
         self._fan_out(frame)
 

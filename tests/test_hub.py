@@ -94,3 +94,18 @@ def test_snapshot_pages_are_bounded_in_bytes_too() -> None:
     pages = [f for f in hub.snapshot_frames() if '"snapshot"' in f]
     assert len(pages) > 1 and all(len(page) < 600 * 1024 for page in pages)
     assert sum(len(json.loads(page)["rows"]) for page in pages) == 600
+
+
+def test_resume_ring_is_bounded_in_bytes() -> None:
+    hub = Hub(["t"], ring_size=100, ring_bytes=50_000)
+    for i in range(20):
+        # every field of every row changes: ~8 KB a diff
+        hub.publish_state("t", {str(k): {"id": str(k), "pad": f"{i:03}" * 100} for k in range(20)})
+    state = hub.tables["t"]
+    assert sum(len(frame) for _, frame in state.ring) <= 50_000
+    assert state.ring[-1][0] == 20 and len(state.ring) < 20
+    # A client older than the ring gets a snapshot, a recent one only diffs.
+    _, old = hub.connect(protocol.Resume(hub.epoch, {"t": 1}))
+    _, recent = hub.connect(protocol.Resume(hub.epoch, {"t": 19}))
+    assert decoded(old)[0]["type"] == "snapshot"
+    assert [f["type"] for f in decoded(recent)] == ["diff", "source"]
