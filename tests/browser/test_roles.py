@@ -37,12 +37,6 @@ def operator_session(server: RtmServer, name: str = "olga") -> str:
     return auth.start_session("user", name)
 
 
-def display_session(server: RtmServer, name: str = "wall-1") -> str:
-    auth = Auth(Config(db=server.db))
-    auth.add_display(name)
-    return auth.start_session("display", name)
-
-
 def test_operator_signs_out_and_the_session_is_gone(
     rtm_server: RtmServer, open_page: OpenPage
 ) -> None:
@@ -80,14 +74,22 @@ def test_display_is_offered_no_details_and_a_details_url_shows_nothing(
 ) -> None:
     add_contact(rtm_server.db, "on-the-wall")
     add_message(rtm_server.db, "m-wall", from_number="+390001", to_number="+390002")
-    cookie = display_session(rtm_server)
+    token = Auth(Config(db=rtm_server.db)).add_display("wall-1")
     details_requests: list[str] = []
-    # Not kiosk: a display's cookie on a desk URL someone shared, with a details link.
-    page = open_as(open_page, rtm_server, cookie, "/?account=on-the-wall")
+    # The wall's own URL, carrying a details link someone shared: the kiosk opens, no panel.
+    wall = f"/?display={token}&account=on-the-wall"
+    page = open_page(rtm_server, wall, width=1920, height=1080, signed_in=False)
     page.on(
         "request",
         lambda r: details_requests.append(r.url) if "/api/accounts/" in r.url else None,
     )
+    expect(page.locator("body")).to_have_class("kiosk")
+    expect(row_with(page, "on-the-wall")).to_be_visible()
+    expect(page.locator(".link")).to_have_attribute("data-state", "live")
+    expect(page.locator(".details")).to_be_hidden()
+    # Not kiosk: the display's session cookie on a desk URL, with a details link.
+    page.goto(rtm_server.url + "/?account=on-the-wall")
+    expect(page.locator("body")).not_to_have_class("kiosk")
     expect(row_with(page, "on-the-wall")).to_be_visible()
     expect(page.locator(".link")).to_have_attribute("data-state", "live")
     expect(page.locator(".user")).to_have_text("wall-1 · display")
