@@ -11,7 +11,7 @@ import { plural, Zone } from './format.js';
 import { FrameScheduler } from './frame.js';
 import { Header } from './header.js';
 import { Connection } from './socket.js';
-import { accountStats, changesStats, queueStats, trunkStats } from './stats.js';
+import { AccountCounter, changesStats, queueStats, trunkStats } from './stats.js';
 import { TableStore } from './store.js';
 import { applyTheme, initialTheme, toggleTheme } from './theme.js';
 import { Tiles } from './tiles.js';
@@ -44,6 +44,7 @@ export class App {
     /** @type {{kind: 'account'|'message', key: string}|null} */
     this.pendingDetails = null;
     this.statsPending = false;
+    this.accountCounter = new AccountCounter();
     this.views = new Map(VIEWS.map((def) => [def.name, this.makeView(def)]));
     this.active = viewByName(this.page.view).name;
     this.sound = new Sound();
@@ -134,14 +135,20 @@ export class App {
   }
 
   /**
-   * A table changed: its stats (if a counted field changed) and the open details (if they
-   * show a changed row) need redrawing. Both checks cost O(diff): at 100k contacts a
-   * User-Agent change must not cost a recount.
+   * A table changed: its stats (registrations: counted diff by diff; others: recounted if a
+   * counted field changed) and the open details (if they show a changed row) need redrawing.
+   * All of it costs O(diff): at 100k contacts a re-registration must not cost a recount.
    * @param {string} table
    * @param {import('./store.js').Change} change
    */
   storeChanged(table, change) {
-    if (changesStats(table, change)) this.statsDirty[table] = true;
+    if (table === 'accounts' && !change.reset && !this.statsDirty.accounts) {
+      // Registrations are counted diff by diff; a snapshot or a passed expiry recounts (in
+      // idle time), and until then that pending recount covers every diff.
+      this.accountCounter.apply(change, /** @type {TableStore} */ (this.stores.get(table)).rows, this.clock.now());
+      Object.assign(this.stats, this.accountCounter.counts());
+      this.tilesDirty = true;
+    } else if (changesStats(table, change)) this.statsDirty[table] = true;
     if (this.details.affectedBy(table, change)) this.detailsDirty = true;
     this.schedule();
   }
@@ -193,7 +200,10 @@ export class App {
    */
   recount(now) {
     const rows = (/** @type {string} */ name) => /** @type {TableStore} */ (this.stores.get(name)).rows;
-    if (this.statsDirty.accounts) Object.assign(this.stats, accountStats(rows('accounts'), now));
+    if (this.statsDirty.accounts) {
+      this.accountCounter.recount(rows('accounts'), now);
+      Object.assign(this.stats, this.accountCounter.counts());
+    }
     if (this.statsDirty.trunks) Object.assign(this.stats, trunkStats(rows('trunks')));
     if (this.statsDirty.queue) Object.assign(this.stats, queueStats(rows('queue')));
     this.statsDirty = { accounts: false, trunks: false, queue: false };
