@@ -53,6 +53,7 @@ class RegistrationCollector:
     """
 
     table = "accounts"
+    cheap_unchanged = True  # an unchanged file costs one stat and one pragma
 
     def __init__(self, path: str) -> None:
         self.source = SqliteSource(path)

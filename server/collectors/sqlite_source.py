@@ -101,6 +101,8 @@ class QueryCollector:
     Returns None (nothing to do) while the file is unchanged.
     """
 
+    cheap_unchanged = True  # an unchanged file costs one stat and one pragma
+
     def __init__(
         self, table: str, path: str, sql: str, to_row: Callable[[dict[str, Any]], Row]
     ) -> None:

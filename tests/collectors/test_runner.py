@@ -119,3 +119,25 @@ async def test_watch_is_restarted_after_a_crash() -> None:
         await until(lambda: len(starts) >= 2)
     finally:
         task.cancel()
+
+
+async def test_cheap_source_is_checked_often_but_read_at_most_once_per_interval() -> None:
+    hub, source = Hub(["accounts"]), ScriptedSource()
+    source.cheap_unchanged = True  # type: ignore[attr-defined]
+    runner = CollectorRunner(source, hub, interval=0.5)
+    times: list[float] = []
+    fetch = source.fetch
+
+    async def timed_fetch() -> Rows | None:
+        times.append(time.monotonic())
+        return await fetch()
+
+    source.fetch = timed_fetch  # type: ignore[method-assign]
+    task = asyncio.create_task(runner.run())
+    try:
+        await until(lambda: len(times) >= 4)
+    finally:
+        task.cancel()
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    # The first fetch returned rows: a full interval. Then "unchanged": a fifth of it.
+    assert gaps[0] >= 0.5 and all(gap < 0.3 for gap in gaps[1:])
