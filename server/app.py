@@ -40,6 +40,23 @@ def open_collectors(config: Config) -> list[Collector]:
     return [open_source(table, config.source_urls[table], config) for table in TABLES]
 
 
+def start_collecting(config: Config, hub: Hub, collectors: list[Collector], tasks: TaskSet) -> None:
+    """A supervised polling task (and hint task) per collector; a crash shows as stale."""
+    for collector in collectors:
+        runner = CollectorRunner(
+            collector,
+            hub,
+            interval=config.poll[collector.table],
+            expires_field=EXPIRES_FIELD.get(collector.table),
+        )
+
+        def crashed(exc: BaseException, table: str = collector.table) -> None:
+            hub.set_source(table, False, f"internal error: {describe(exc)}")
+
+        tasks.start(f"collect:{collector.table}", runner.run, crashed)
+        tasks.start(f"hints:{collector.table}", runner.watch)
+
+
 def create_app(config: Config | None = None) -> Starlette:
     config = (config or from_env()).validate()
     hub = Hub(
@@ -55,26 +72,11 @@ def create_app(config: Config | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         store.migrate(config.db)
         tasks = TaskSet()
-        runners = []
-        for collector in collectors:
-            runner = CollectorRunner(
-                collector,
-                hub,
-                interval=config.poll[collector.table],
-                expires_field=EXPIRES_FIELD.get(collector.table),
-            )
-            runners.append(runner)
-
-            def crashed(exc: BaseException, table: str = collector.table) -> None:
-                hub.set_source(table, False, f"internal error: {describe(exc)}")
-
-            tasks.start(f"collect:{collector.table}", runner.run, crashed)
-            tasks.start(f"hints:{collector.table}", runner.watch)
+        start_collecting(config, hub, collectors, tasks)
         if config.demo:
             from .demo import run_demo  # the generator is only loaded when asked for
 
             tasks.start("demo", lambda: run_demo(config.db))
-        app.state.runners = runners
         try:
             yield
         finally:
