@@ -9,7 +9,6 @@ them in a worker thread (argon2 takes tens of milliseconds on purpose).
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import re
 import secrets
 import sqlite3
@@ -24,6 +23,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from itsdangerous import BadSignature, URLSafeSerializer
 
 from . import store
+from .addresses import is_loopback
 from .config import Config
 
 ROLES = ("admin", "operator")
@@ -61,13 +61,6 @@ class LoginOutcome:
     principal: Principal | None
     locked: bool
     failures: int
-
-
-def is_loopback(address: str) -> bool:
-    try:
-        return ipaddress.ip_address(address).is_loopback
-    except ValueError:
-        return False
 
 
 def token_hash(token: str) -> str:
