@@ -9,8 +9,8 @@ from urllib.parse import parse_qsl, urlencode
 
 from starlette.types import Scope
 
-from .auth import COOKIE_NAME
 from .headers import header
+from .sessions import COOKIE_NAME
 
 
 def session_cookie_value(scope: Scope) -> str:

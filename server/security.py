@@ -17,9 +17,10 @@ from urllib.parse import parse_qsl, quote, urlencode
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .addresses import client_address, is_loopback
-from .auth import COOKIE_NAME, DISPLAY_COOKIE_MAX_AGE, Auth, Principal
+from .auth import Auth
 from .forms import read_capped
 from .headers import security_headers, with_security_headers
+from .identity import Principal
 from .origins import origin_allowed, own_origin, write_origin_allowed
 from .request_credentials import bearer_token, session_cookie_value, take_display_token
 from .revocation import SessionWatcher
@@ -35,6 +36,7 @@ from .roles import (
     require_role,
     role_allows,
 )
+from .sessions import DISPLAY_COOKIE_MAX_AGE, session_cookie
 
 # Names this module held before they got modules of their own; kept importable from here.
 __all__ = [
@@ -56,15 +58,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("rtm.security")
-
-
-def session_cookie(scope: Scope, value: str, max_age: int | None) -> str:
-    parts = [f"{COOKIE_NAME}={value}", "Path=/", "HttpOnly", "SameSite=Strict"]
-    if max_age is not None:
-        parts.append(f"Max-Age={max_age}")
-    if scope.get("scheme") in ("https", "wss"):
-        parts.append("Secure")
-    return "; ".join(parts)
 
 
 class SecurityMiddleware:

@@ -13,8 +13,9 @@ import sys
 import time
 from collections.abc import Callable
 
-from .auth import ROLES, Auth, AuthError
+from .auth import Auth
 from .config import ConfigError, from_env
+from .identity import ROLES, AuthError
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
