@@ -16,8 +16,11 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
-from .auth import Auth, AuthError
-from .security import own_origin, read_capped, require_role
+from .auth import Auth
+from .forms import read_capped
+from .identity import AuthError
+from .origins import own_origin
+from .roles import require_role
 
 MAX_FORM_BYTES = 4096
 
