@@ -13,19 +13,20 @@ import asyncio
 import secrets
 import socket
 import sys
-from urllib.parse import parse_qsl
 
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
-from .auth import MAX_PASSWORD, Auth, AuthError, check_name, token_hash
-from .auth_routes import slow_failure, templates
+from .addresses import client_address
+from .auth import Auth
+from .auth_routes import signed_in, slow_failure, templates
 from .config import Config
-from .security import SETUP_PATH, client_address, read_capped, session_cookie
+from .forms import read_form
+from .identity import MAX_PASSWORD, AuthError, check_name, token_hash
+from .roles import SETUP_PATH
 
 MIN_ADMIN_PASSWORD = 12
-MAX_FORM_BYTES = 16 * 1024
 # Wrong tokens are counted against this name (never a valid user name, so no real user's
 # counter is shared) and against the client's address, exactly like failed logins.
 LOCK_SUBJECT = "/setup"
@@ -104,63 +105,67 @@ def form_problem(username: str, password: str, password2: str) -> str:
     return ""
 
 
-def routes(auth: Auth, first_run: FirstRun) -> list[Route]:
+class SetupForm:
     """`GET /setup?token=...` shows the form, `POST /setup` creates the first admin."""
-    config = auth.config
 
-    def page(
-        request: Request, status: int, error: str, token: str = "", name: str = ""
-    ) -> Response:
-        context = {
-            "error": error,
-            "token": token,  # only ever the requester's own, right token, into the form
-            "username": name,
-            "min_password": MIN_ADMIN_PASSWORD,
-            "done": status == 404,
-        }
-        return templates.TemplateResponse(request, "setup.html", context, status_code=status)
+    def __init__(self, auth: Auth, first_run: FirstRun) -> None:
+        self.auth = auth
+        self.first_run = first_run
 
-    async def refusal(request: Request, token: str) -> Response | None:
-        """None when `token` is right; else the 403/429 page, after the login's delay."""
-        address = client_address(request.scope, config)
-        outcome = await asyncio.to_thread(
-            auth.check_secret, LOCK_SUBJECT, address, lambda: first_run.matches(token)
-        )
-        if outcome.locked:
-            return page(request, 429, LOCKED)
-        if outcome.principal is None:
-            await slow_failure(config, outcome.failures)
-            return page(request, 403, WRONG)
-        return None
-
-    async def setup(request: Request) -> Response:
-        if not await asyncio.to_thread(first_run.is_open):
+    async def setup(self, request: Request) -> Response:
+        if not await asyncio.to_thread(self.first_run.is_open):
             return page(request, 404, DONE)
         if request.method != "POST":
             token = request.query_params.get("token", "")
-            return await refusal(request, token) or page(request, 200, "", token)
-        body = await read_capped(request, MAX_FORM_BYTES)
-        if body is None:
+            return await self.refusal(request, token) or page(request, 200, "", token)
+        form = await read_form(request)
+        if form is None:
             return Response("form too large", status_code=413)
-        form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+        return await self.create(request, form)
+
+    async def create(self, request: Request, form: dict[str, str]) -> Response:
+        """Create the admin the posted form names, once, and sign them in."""
         token, name = form.get("token", ""), form.get("username", "")[:256]
-        wrong = await refusal(request, token)
+        wrong = await self.refusal(request, token)
         if wrong is not None:
             return wrong
         problem = form_problem(name, form.get("password", ""), form.get("password2", ""))
         if problem:
             return page(request, 400, problem, token, name)
-        async with first_run.lock:
-            if not first_run.matches(token):  # the other of two racing requests won
+        async with self.first_run.lock:
+            if not self.first_run.matches(token):  # the other of two racing requests won
                 return page(request, 404, DONE)
-            created = await asyncio.to_thread(auth.add_first_admin, name, form["password"])
-            first_run.close()
+            created = await asyncio.to_thread(self.auth.add_first_admin, name, form["password"])
+            self.first_run.close()
         if not created:  # a user appeared through `rtm user add` in the meantime
             return page(request, 404, DONE)
-        cookie = await asyncio.to_thread(auth.start_session, "user", name)
-        response = RedirectResponse("/", status_code=303)
-        max_age = int(config.session_max)
-        response.headers.append("set-cookie", session_cookie(request.scope, cookie, max_age))
-        return response
+        return await signed_in(self.auth, request, name, "/")
 
-    return [Route(SETUP_PATH, setup, methods=["GET", "POST"])]
+    async def refusal(self, request: Request, token: str) -> Response | None:
+        """None when `token` is right; else the 403/429 page, after the login's delay."""
+        address = client_address(request.scope, self.auth.config)
+        outcome = await asyncio.to_thread(
+            self.auth.check_secret, LOCK_SUBJECT, address, lambda: self.first_run.matches(token)
+        )
+        if outcome.locked:
+            return page(request, 429, LOCKED)
+        if outcome.principal is None:
+            await slow_failure(self.auth.config, outcome.failures)
+            return page(request, 403, WRONG)
+        return None
+
+
+def page(request: Request, status: int, error: str, token: str = "", name: str = "") -> Response:
+    context = {
+        "error": error,
+        "token": token,  # only ever the requester's own, right token, into the form
+        "username": name,
+        "min_password": MIN_ADMIN_PASSWORD,
+        "done": status == 404,
+    }
+    return templates.TemplateResponse(request, "setup.html", context, status_code=status)
+
+
+def routes(auth: Auth, first_run: FirstRun) -> list[Route]:
+    """The `/setup` route, bound to `auth` and this process's `first_run` token."""
+    return [Route(SETUP_PATH, SetupForm(auth, first_run).setup, methods=["GET", "POST"])]
