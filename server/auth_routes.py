@@ -53,8 +53,18 @@ async def signed_in(auth: Auth, request: Request, name: str, target: str) -> Res
     return response
 
 
-def login_page(request: Request, status: int, error: str, username: str, nxt: str) -> Response:
-    context = {"error": error, "username": username, "next": safe_next(nxt)}
+async def login_page(
+    request: Request, status: int, error: str, username: str, nxt: str
+) -> Response:
+    # Before the first admin exists nobody can sign in: say where to start instead.
+    first_run = getattr(request.app.state, "first_run", None)
+    first_start = first_run is not None and await asyncio.to_thread(first_run.is_open)
+    context = {
+        "error": error,
+        "username": username,
+        "next": safe_next(nxt),
+        "first_start": first_start,
+    }
     return templates.TemplateResponse(request, "login.html", context, status_code=status)
 
 
@@ -69,7 +79,7 @@ class SignIn:
 
     async def login(self, request: Request) -> Response:
         if request.method == "GET":
-            return login_page(request, 200, "", "", request.query_params.get("next", "/"))
+            return await login_page(request, 200, "", "", request.query_params.get("next", "/"))
         form = await read_form(request)
         if form is None:
             return Response("form too large", status_code=413)
@@ -81,10 +91,10 @@ class SignIn:
                 self.auth.check_login, username, form.get("password", ""), address
             )
         if outcome.locked:
-            return login_page(request, 429, LOCKED, username, nxt)
+            return await login_page(request, 429, LOCKED, username, nxt)
         if outcome.principal is None:
             await slow_failure(self.auth.config, outcome.failures)
-            return login_page(request, 401, WRONG, username, nxt)
+            return await login_page(request, 401, WRONG, username, nxt)
         return await signed_in(self.auth, request, outcome.principal.name, safe_next(nxt))
 
     async def logout(self, request: Request) -> Response:

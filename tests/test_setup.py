@@ -157,3 +157,10 @@ def test_the_link_names_the_real_address(host: str, tls: bool, expected: str) ->
     config = Config(host=host, tls_cert="c.pem" if tls else "", tls_key="k.pem" if tls else "")
     assert base_url(config) == expected
     assert "0.0.0.0" not in base_url(Config(host="0.0.0.0"))
+
+
+def test_login_page_points_to_the_first_start_until_a_user_exists(start_rtm: StartRtm) -> None:
+    fresh = start_rtm(users=False)
+    assert "one-time setup link" in httpx.get(fresh.url + "/login").text
+    configured = start_rtm()
+    assert "one-time setup link" not in httpx.get(configured.url + "/login").text
