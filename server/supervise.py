@@ -10,6 +10,19 @@ from collections.abc import Awaitable, Callable
 log = logging.getLogger("rtm.tasks")
 
 
+class Backoff:
+    """Capped doubling delays between restarts, back to the first once a run lasted a while."""
+
+    def __init__(self, first: float = 0.5, cap: float = 30.0, healthy: float = 60.0) -> None:
+        self.first, self.cap, self.healthy = first, cap, healthy
+        self._delay = first / 2
+
+    def after(self, ran_for: float) -> float:
+        """The delay before the next start, given how long the last run lasted."""
+        self._delay = self.first if ran_for > self.healthy else min(self._delay * 2, self.cap)
+        return self._delay
+
+
 async def supervise(
     name: str,
     start: Callable[[], Awaitable[None]],
@@ -18,7 +31,7 @@ async def supervise(
     max_delay: float = 30.0,
 ) -> None:
     """Run ``start()`` until it returns; restart it after each crash (logged and reported)."""
-    delay = 0.5
+    backoff = Backoff(cap=max_delay)
     while True:
         started = time.monotonic()
         try:
@@ -27,11 +40,10 @@ async def supervise(
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - a task's bug must not take the server down
+            delay = backoff.after(time.monotonic() - started)
             log.exception("task %s crashed; restarting in %.1f s", name, delay)
             if on_crash is not None:
                 on_crash(exc)
-        # A task that ran a while before crashing starts again quickly.
-        delay = 0.5 if time.monotonic() - started > 60 else min(delay * 2, max_delay)
         await asyncio.sleep(delay)
 
 

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 
 from ..hub import Hub
+from ..supervise import Backoff
 from ..times import parse_iso
 from .base import Collector, Row, Rows
 
@@ -150,7 +151,8 @@ class CollectorRunner:
         watch = getattr(self.collector, "watch", None)
         if watch is None:
             return
-        delay = 0.5
+        # Unlike a supervised task, a hint stream that returns (link lost) starts again too.
+        backoff = Backoff(healthy=30.0)
         while True:
             started = time.monotonic()
             try:
@@ -159,5 +161,4 @@ class CollectorRunner:
                 raise
             except Exception as exc:  # noqa: BLE001 - hints are optional; polling goes on
                 log.warning("%s hints failed: %s", self.table, describe(exc))
-            delay = 0.5 if time.monotonic() - started > 30 else min(delay * 2, 30.0)
-            await asyncio.sleep(delay)
+            await asyncio.sleep(backoff.after(time.monotonic() - started))
