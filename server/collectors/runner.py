@@ -109,11 +109,16 @@ class CollectorRunner:
         self._publish()
 
     def _set_rows(self, rows: Rows) -> None:
-        self._rows = dict(rows)
+        previous, self._rows = self._rows, dict(rows)
         if self.expires_field is None:
             return
-        expiry: dict[str, float] = {}
+        # Sources hand back the same row objects for unchanged rows, and a hint replaces a
+        # few rows among 100k: parse only the expiries of rows that are new objects.
+        known, expiry = self._expiry, {}
         for key, row in self._rows.items():
+            if previous.get(key) is row and key in known:
+                expiry[key] = known[key]
+                continue
             value = row.get(self.expires_field)
             if isinstance(value, str):
                 try:

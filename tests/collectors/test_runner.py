@@ -141,3 +141,24 @@ async def test_cheap_source_is_checked_often_but_read_at_most_once_per_interval(
     gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
     # The first fetch returned rows: a full interval. Then "unchanged": a fifth of it.
     assert gaps[0] >= 0.5 and all(gap < 0.3 for gap in gaps[1:])
+
+
+async def test_a_refreshed_row_keeps_its_new_expiry_and_others_their_old() -> None:
+    now = [1000.0]
+    hub, source = Hub(["accounts"]), ScriptedSource()
+    runner = CollectorRunner(
+        source, hub, interval=30, expires_field="expires", clock=lambda: now[0]
+    )
+    source.rows = {
+        "a": {"id": "a", "username": "alice", "expires": iso(1010)},
+        "b": {"id": "b", "username": "bob", "expires": iso(1010)},
+    }
+    await runner.poll_once()
+    # alice re-registers (a hint brings a new row object); bob's row object is unchanged.
+    runner.replace(
+        lambda row: row["username"] == "alice",
+        {"a": {"id": "a", "username": "alice", "expires": iso(1100)}},
+    )
+    now[0] = 1050.0
+    runner.replace(lambda row: False, {})  # any publish applies expiry at the clock's time
+    assert list(hub.tables["accounts"].rows) == ["a"]
