@@ -95,15 +95,19 @@ def free_port(*, udp: bool = False) -> int:
         with socket.socket() as tcp:
             tcp.bind(("127.0.0.1", 0))
             port: int = tcp.getsockname()[1]
-            if not udp:
-                return port
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as dgram:
-                try:
-                    dgram.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
+            if not udp or udp_port_free(port):
                 return port
     raise RuntimeError("no free port")
+
+
+def udp_port_free(port: int) -> bool:
+    """Whether nothing holds UDP ``port`` on 127.0.0.1 right now (it binds and lets go)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
 
 
 def _define(name: str, value: object) -> str:

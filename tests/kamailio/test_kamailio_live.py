@@ -17,7 +17,7 @@ import pytest
 from ..conftest import StartRtm
 from ..live_server import UNIT
 from ..mirror import Mirror
-from .conftest import Kamailio, Sipp, StartKamailio, eventually, free_port
+from .conftest import Kamailio, Sipp, StartKamailio, eventually, free_port, udp_port_free
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.kamailio]
 
@@ -105,15 +105,6 @@ async def test_kamailio_killed_is_stale_then_recovers_with_kamailios_rows(
     assert set(accounts_by_user(mirror)) == {"after0", "after1"}
 
 
-def udp_port_taken(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return True
-        return False
-
-
 async def test_a_message_to_an_offline_user_is_queued_then_delivered(
     kamailio_factory: StartKamailio, sipp: Sipp, start_rtm: StartRtm
 ) -> None:
@@ -135,7 +126,7 @@ async def test_a_message_to_an_offline_user_is_queued_then_delivered(
         # carol comes online: a sipp UAS answers the MESSAGE msilo delivers to her contact
         uas_port = free_port(udp=True)
         sipp.start("message_recv.xml", port=uas_port, calls=1)
-        await eventually(lambda: udp_port_taken(uas_port), 5 * UNIT, "sipp UAS bound")
+        await eventually(lambda: not udp_port_free(uas_port), 5 * UNIT, "sipp UAS bound")
         sipp.run(
             "register_contact.xml", kamailio, rows=[("carol", 300)], keys={"contact_port": uas_port}
         )

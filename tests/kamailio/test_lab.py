@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from ..live_server import UNIT
-from .conftest import free_port
+from .conftest import free_port, udp_port_free
 
 pytestmark = pytest.mark.kamailio
 
@@ -39,15 +39,6 @@ def wait_until(lab: subprocess.Popen[bytes], condition: Any, within: float, what
         except subprocess.TimeoutExpired:
             continue
         raise AssertionError(f"lab/run.sh exited {lab.returncode} while waiting for {what}")
-
-
-def udp_port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
 
 
 def tcp_port_listening(port: int) -> bool:
