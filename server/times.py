@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -60,6 +61,20 @@ def parse_iso(text: str) -> float:
 
 def now_iso() -> str:
     return iso(time.time()) or ""
+
+
+def zone_spans(tz: str, now: float) -> list[tuple[int, int, str]]:
+    """``zone_transitions`` of zone ``tz`` around today, computed once a day, not per client.
+
+    Finding them takes ~15 ms; a wall of displays reconnecting after a restart would pay it
+    once each on the event loop.
+    """
+    return _zone_spans_of_day(tz, int(now // 86400))
+
+
+@functools.lru_cache(maxsize=8)
+def _zone_spans_of_day(tz: str, day: int) -> list[tuple[int, int, str]]:
+    return zone_transitions(ZoneInfo(tz), day * 86400 + 43200)
 
 
 def zone_transitions(zone: ZoneInfo, around: float, days: int = 400) -> list[tuple[int, int, str]]:

@@ -18,7 +18,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from . import protocol
 from .config import Config
 from .hub import Client, Hub, HubStats
-from .times import zone_transitions
+from .times import zone_spans
 
 log = logging.getLogger("rtm.ws")
 
@@ -63,7 +63,7 @@ class Inbox:
 
 def hello(hub: Hub, config: Config, user: Any) -> str:
     now = time.time()
-    tz = {"name": config.tz, "transitions": zone_transitions(config.zone, now)}
+    tz = {"name": config.tz, "transitions": zone_spans(config.tz, now)}
     return protocol.encode(
         protocol.Hello(
             epoch=hub.epoch,
