@@ -276,17 +276,19 @@ class Kamailio:
         finally:
             conn.close()
 
+    def all_contacts(self) -> list[dict[str, Any]]:
+        """Every contact in ul.dump with its AoR, the ones it holds as "expired" included."""
+        dump = self.rpc("ul.dump")
+        return [
+            {"AoR": aor["Info"]["AoR"], **item["Contact"]}
+            for domain in dump["Domains"]
+            for aor in domain["Domain"]["AoRs"]
+            for item in aor["Info"]["Contacts"]
+        ]
+
     def contacts(self) -> list[dict[str, Any]]:
         """Every live contact in ul.dump (Expires a number), as Kamailio reports it."""
-        dump = self.rpc("ul.dump")
-        found = []
-        for domain in dump["Domains"]:
-            for aor in domain["Domain"]["AoRs"]:
-                for item in aor["Info"]["Contacts"]:
-                    contact = item["Contact"]
-                    if isinstance(contact.get("Expires"), int):
-                        found.append({"AoR": aor["Info"]["AoR"], **contact})
-        return found
+        return [c for c in self.all_contacts() if isinstance(c.get("Expires"), int)]
 
 
 # kamailio_factory(uacreg=..., dispatcher=..., defines=..., start=True) -> Kamailio
