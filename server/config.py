@@ -71,10 +71,6 @@ class Config:
             "queue": self.queue or default,
         }
 
-    @property
-    def zone(self) -> ZoneInfo:
-        return ZoneInfo(self.tz)
-
     def replace(self, **changes: object) -> Config:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
 
