@@ -148,10 +148,7 @@ export class Connection {
     const repeated = now - this.lastGapAt < GAP_GRACE_MS;
     this.lastGapAt = now;
     if (!repeated) return this.open();
-    const delay = backoffDelay(this.attempt);
-    this.attempt += 1;
-    this.onState({ state: 'reconnecting', retryAt: now + delay, attempt: this.attempt });
-    this.retryTimer = setTimeout(() => this.open(), delay);
+    this.retryLater(now);
   }
 
   /**
@@ -164,9 +161,17 @@ export class Connection {
     this.ws = null;
     if (event.code === CLOSE_UNAUTHORIZED) return goToLogin();
     if ((event.code === CLOSE_POLICY || !this.greeted) && (await isLoggedOut())) return goToLogin();
+    this.retryLater(Date.now());
+  }
+
+  /**
+   * Reopen after the next backoff delay, telling the page when the try will be.
+   * @param {number} now Date.now() milliseconds
+   */
+  retryLater(now) {
     const delay = backoffDelay(this.attempt);
     this.attempt += 1;
-    this.onState({ state: 'reconnecting', retryAt: Date.now() + delay, attempt: this.attempt });
+    this.onState({ state: 'reconnecting', retryAt: now + delay, attempt: this.attempt });
     this.retryTimer = setTimeout(() => this.open(), delay);
   }
 
