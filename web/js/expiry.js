@@ -15,14 +15,24 @@ export function expiresAt(row) {
 }
 
 /**
+ * When a row has expired and finished fading (unix seconds), or null when it never expires.
+ * @param {Record<string, any>} row
+ * @returns {number|null}
+ */
+export function goneAt(row) {
+  const t = expiresAt(row);
+  return t === null ? null : t + FADE_SECONDS;
+}
+
+/**
  * Whether a row has expired and finished fading (it no longer counts or shows).
  * @param {Record<string, any>} row
  * @param {number} now server unix seconds
  * @returns {boolean}
  */
 export function isGone(row, now) {
-  const t = expiresAt(row);
-  return t !== null && t + FADE_SECONDS <= now;
+  const gone = goneAt(row);
+  return gone !== null && gone <= now;
 }
 
 /**

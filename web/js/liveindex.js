@@ -1,7 +1,7 @@
 // A view's ordered ids kept up to date incrementally (the full build is rowindex.js).
 
 import { columnByKey, sortValue } from './columns.js';
-import { FADE_SECONDS, expiresAt } from './expiry.js';
+import { FADE_SECONDS, expiresAt, goneAt, isGone } from './expiry.js';
 import { affectsIndex, buildIndex, matchesText, searchFields } from './rowindex.js';
 
 /** @typedef {import('./rowindex.js').ViewState} ViewState */
@@ -85,8 +85,8 @@ export class LiveIndex {
     this.ghosts.clear();
     if (!this.view.expiring) return;
     for (const id of built.ids) {
-      const t = expiresAt(/** @type {Record<string, any>} */ (rows.get(id)));
-      if (t !== null) this.leaving.push([t + FADE_SECONDS, id]);
+      const gone = goneAt(/** @type {Record<string, any>} */ (rows.get(id)));
+      if (gone !== null) this.leaving.push([gone, id]);
     }
     this.leaving.sort((a, b) => b[0] - a[0]);
   }
@@ -212,7 +212,7 @@ export class LiveIndex {
       const [, id] = /** @type {[number, string]} */ (this.leaving.pop());
       const row = rows.get(id);
       // A stale entry (the contact re-registered and was re-queued) is skipped.
-      if (this.members.has(id) && (!row || isGoneAt(row, now))) gone.push(id);
+      if (this.members.has(id) && (!row || isGone(row, now))) gone.push(id);
     }
     this.removeSorted(gone, rows);
     return gone.length > 0;
@@ -226,7 +226,7 @@ export class LiveIndex {
    * @returns {boolean}
    */
   accepts(row, state, now) {
-    if (this.view.expiring && isGoneAt(row, now)) return false;
+    if (this.view.expiring && isGone(row, now)) return false;
     for (const [key, value] of Object.entries(state.filters)) {
       if (value !== '' && String(row[key] ?? '') !== value) return false;
     }
@@ -273,9 +273,9 @@ export class LiveIndex {
       const value = String(row[filter] ?? '');
       if (value) (this.choices[filter] ??= new Set()).add(value);
     }
-    const t = this.view.expiring ? expiresAt(row) : null;
-    if (t === null) return;
-    const entry = /** @type {[number, string]} */ ([t + FADE_SECONDS, id]);
+    const gone = this.view.expiring ? goneAt(row) : null;
+    if (gone === null) return;
+    const entry = /** @type {[number, string]} */ ([gone, id]);
     let a = 0;
     let b = this.leaving.length;
     while (a < b) {
@@ -285,15 +285,4 @@ export class LiveIndex {
     }
     this.leaving.splice(a, 0, entry);
   }
-}
-
-/**
- * Whether a row has expired and finished fading.
- * @param {Record<string, any>} row
- * @param {number} now
- * @returns {boolean}
- */
-function isGoneAt(row, now) {
-  const t = expiresAt(row);
-  return t !== null && t + FADE_SECONDS <= now;
 }

@@ -2,7 +2,7 @@
 // chosen column. Rebuilt lazily, only when something that affects membership or order changed.
 
 import { columnByKey, sortValue } from './columns.js';
-import { FADE_SECONDS, expiresAt } from './expiry.js';
+import { goneAt } from './expiry.js';
 
 /**
  * @typedef {{sort: string, dir: 'asc'|'desc', q: string, filters: Record<string, string>}} ViewState
@@ -61,10 +61,10 @@ export function buildIndex(rows, view, state, now) {
   let live = 0;
   for (const [id, row] of rows) {
     if (view.expiring) {
-      const t = expiresAt(row);
-      if (t !== null) {
-        if (t + FADE_SECONDS <= now) continue;
-        nextChange = Math.min(nextChange, t + FADE_SECONDS);
+      const gone = goneAt(row);
+      if (gone !== null) {
+        if (gone <= now) continue;
+        nextChange = Math.min(nextChange, gone);
       }
     }
     live += 1;

@@ -1,7 +1,7 @@
 // The headline numbers, computed from the stores: what the tiles and view titles show.
 
 import { parseTime } from './format.js';
-import { expiresAt, FADE_SECONDS } from './expiry.js';
+import { goneAt } from './expiry.js';
 
 /**
  * @typedef {{users: number, contacts: number, nextChange: number,
@@ -38,10 +38,10 @@ export function accountStats(rows, now) {
   let contacts = 0;
   let nextChange = Number.POSITIVE_INFINITY;
   for (const row of rows.values()) {
-    const t = expiresAt(row);
-    if (t !== null) {
-      if (t + FADE_SECONDS <= now) continue;
-      nextChange = Math.min(nextChange, t + FADE_SECONDS);
+    const gone = goneAt(row);
+    if (gone !== null) {
+      if (gone <= now) continue;
+      nextChange = Math.min(nextChange, gone);
     }
     contacts += 1;
     users.add(row.username);
@@ -104,10 +104,10 @@ export class AccountCounter {
    * @param {number} now
    */
   add(id, row, now) {
-    const t = expiresAt(row);
-    if (t !== null) {
-      if (t + FADE_SECONDS <= now) return;
-      this.nextChange = Math.min(this.nextChange, t + FADE_SECONDS);
+    const gone = goneAt(row);
+    if (gone !== null) {
+      if (gone <= now) return;
+      this.nextChange = Math.min(this.nextChange, gone);
     }
     this.counted.set(id, row.username);
     this.users.set(row.username, (this.users.get(row.username) ?? 0) + 1);
