@@ -1,25 +1,10 @@
 // A view's ordered ids kept up to date incrementally (the full build is rowindex.js).
 
-import { columnByKey, sortValue } from './columns.js';
+import { sortValue } from './columns.js';
 import { FADE_SECONDS, expiresAt, goneAt, isGone } from './expiry.js';
-import { affectsIndex, buildIndex, matchesText, searchFields } from './rowindex.js';
+import { affectsIndex, buildIndex, compareKeys, matchesText, searchFields, sortColumn } from './rowindex.js';
 
 /** @typedef {import('./rowindex.js').ViewState} ViewState */
-
-/**
- * Compare two rows' sort keys the way buildIndex orders them (key, then id).
- * @param {number|string} keyA
- * @param {string} idA
- * @param {number|string} keyB
- * @param {string} idB
- * @param {number} sign 1 ascending, -1 descending
- * @returns {number}
- */
-function compareKeys(keyA, idA, keyB, idB, sign) {
-  if (keyA < keyB) return -sign;
-  if (keyA > keyB) return sign;
-  return idA < idB ? -1 : idA > idB ? 1 : 0;
-}
 
 /**
  * A view's ordered ids, kept up to date incrementally: a diff touching a few rows costs a few
@@ -76,7 +61,7 @@ export class LiveIndex {
    */
   rebuild(rows, state, now) {
     const built = buildIndex(rows, this.view, state, now);
-    this.column = columnByKey(this.view, state.sort) ?? columnByKey(this.view, this.view.sort.key) ?? this.view.columns[0];
+    this.column = sortColumn(this.view, state);
     this.sign = state.dir === 'desc' ? -1 : 1;
     this.ids = built.ids;
     this.members = new Set(built.ids);

@@ -39,6 +39,32 @@ export function searchFields(view) {
 }
 
 /**
+ * Compare two rows' sort keys the way a view orders them: by key, then by id so equal keys
+ * keep a stable order.
+ * @param {number|string} keyA
+ * @param {string} idA
+ * @param {number|string} keyB
+ * @param {string} idB
+ * @param {number} sign 1 ascending, -1 descending
+ * @returns {number}
+ */
+export function compareKeys(keyA, idA, keyB, idB, sign) {
+  if (keyA < keyB) return -sign;
+  if (keyA > keyB) return sign;
+  return idA < idB ? -1 : idA > idB ? 1 : 0;
+}
+
+/**
+ * The column a view is sorted by: the chosen one, else the view's default, else its first.
+ * @param {import('./columns.js').ViewDef} view
+ * @param {ViewState} state
+ * @returns {import('./columns.js').Column}
+ */
+export function sortColumn(view, state) {
+  return columnByKey(view, state.sort) ?? columnByKey(view, view.sort.key) ?? view.columns[0];
+}
+
+/**
  * Build the view's index from all rows.
  * @param {Map<string, Record<string, any>>} rows
  * @param {import('./columns.js').ViewDef} view
@@ -47,7 +73,7 @@ export function searchFields(view) {
  * @returns {RowIndex}
  */
 export function buildIndex(rows, view, state, now) {
-  const column = columnByKey(view, state.sort) ?? columnByKey(view, view.sort.key) ?? view.columns[0];
+  const column = sortColumn(view, state);
   const needle = state.q.trim().toLowerCase();
   const fields = searchFields(view);
   const active = Object.entries(state.filters).filter(([, value]) => value !== '');
@@ -76,13 +102,7 @@ export function buildIndex(rows, view, state, now) {
   }
   const sign = state.dir === 'desc' ? -1 : 1;
   const order = ids.map((_, i) => i);
-  order.sort((a, b) => {
-    const x = keys[a];
-    const y = keys[b];
-    if (x < y) return -sign;
-    if (x > y) return sign;
-    return ids[a] < ids[b] ? -1 : ids[a] > ids[b] ? 1 : 0;
-  });
+  order.sort((a, b) => compareKeys(keys[a], ids[a], keys[b], ids[b], sign));
   /** @type {Record<string, string[]>} */
   const choices = {};
   for (const key of view.filters) choices[key] = [...seen[key]].filter((v) => v !== '').sort();
