@@ -27,15 +27,24 @@ export function matchesText(row, fields, needle) {
   return false;
 }
 
+// Each view's searched fields, worked out once: they are asked for per changed row of a diff.
+/** @type {WeakMap<import('./columns.js').ViewDef, string[]>} */
+const searchFieldsOf = new WeakMap();
+
 /**
  * Fields the filter box searches in a view (times and countdowns are left out: they are not
- * what people type, and formatting 100k times per keystroke is not free).
+ * what people type, and formatting 100k times per keystroke is not free). Shared: read only.
  * @param {import('./columns.js').ViewDef} view
  * @returns {string[]}
  */
 export function searchFields(view) {
-  const shown = view.columns.filter((c) => !['time', 'time-ms', 'remaining'].includes(c.kind ?? ''));
-  return [...shown.map((c) => c.key), ...view.search];
+  let fields = searchFieldsOf.get(view);
+  if (!fields) {
+    const shown = view.columns.filter((c) => !['time', 'time-ms', 'remaining'].includes(c.kind ?? ''));
+    fields = [...shown.map((c) => c.key), ...view.search];
+    searchFieldsOf.set(view, fields);
+  }
+  return fields;
 }
 
 /**
