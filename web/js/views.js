@@ -1,6 +1,7 @@
 // One view (a table of the page): its toolbar (filter box, per-column filters, export), its
 // headline and its virtual grid, and the lazily rebuilt index that orders the rows.
 
+import { columnByKey } from './columns.js';
 import { el, setText } from './dom.js';
 import { formatCount } from './format.js';
 import { LiveIndex } from './liveindex.js';
@@ -88,6 +89,15 @@ export class ViewController {
   }
 
   /**
+   * The values a column filter can choose from: those present in the view's rows, sorted.
+   * @param {string} key
+   * @returns {string[]}
+   */
+  choices(key) {
+    return [...(this.index.choices[key] ?? [])].sort();
+  }
+
+  /**
    * React to a store change: mark the index dirty only when membership or order may change,
    * and remember what to flash.
    * @param {import('./store.js').Change} change
@@ -116,7 +126,7 @@ export class ViewController {
    * @param {string} key
    */
   sortBy(key) {
-    const column = this.def.columns.find((c) => c.key === key);
+    const column = columnByKey(this.def, key);
     if (!column) return;
     const firstDir = ['time', 'time-ms'].includes(column.kind ?? '') ? 'desc' : 'asc';
     this.state.dir = this.state.sort === key ? (this.state.dir === 'asc' ? 'desc' : 'asc') : firstDir;
@@ -144,7 +154,7 @@ export class ViewController {
   setColumnFilter(key, value) {
     this.state.filters[key] = value;
     const select = this.selects.get(key);
-    if (select && select.value !== value) this.syncOptions(select, [...(this.index.choices[key] ?? [])].sort(), value);
+    if (select && select.value !== value) this.syncOptions(select, this.choices(key), value);
     this.invalidate();
   }
 
@@ -208,7 +218,7 @@ export class ViewController {
     this.indexChanged = false;
     this.grid.setIndex(this.index.ids, (id) => this.index.row(this.store.rows, id));
     for (const [key, select] of this.selects) {
-      this.syncOptions(select, [...(this.index.choices[key] ?? [])].sort(), this.state.filters[key] ?? '');
+      this.syncOptions(select, this.choices(key), this.state.filters[key] ?? '');
     }
     const shown = this.index.ids.length;
     const filtered = this.state.q.trim() !== '' || Object.values(this.state.filters).some(Boolean);
