@@ -20,8 +20,7 @@ const DEFAULT_ROW_PX = 30;
  * @returns {string}
  */
 function cellClass(column) {
-  const numeric = column.kind === 'number' || column.kind === 'latency' ? 'num' : '';
-  return `${numeric}`.trim();
+  return column.kind === 'number' || column.kind === 'latency' ? 'num' : '';
 }
 
 /** The grid of one view. */
