@@ -68,9 +68,9 @@ export class TableStore {
     if (this.seq === null || this.pending !== null) return 'gap';
     if (msg.seq <= this.seq) return 'old';
     if (msg.seq !== this.seq + 1) return 'gap';
-    /** @type {Change} */
     /** @type {Map<string, Record<string, any>>} */
     const removedRows = new Map();
+    /** @type {Change} */
     const change = { reset: false, added: new Set(), removed: new Set(), changed: new Map(), removedRows };
     const deleted = new Set();
     for (const rawId of Array.isArray(msg.delete) ? msg.delete : []) {
