@@ -5,11 +5,12 @@ Each test starts its own Kamailio and rtm on free ports; the client is tests.mir
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import statistics
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,10 @@ pytestmark = [pytest.mark.asyncio, pytest.mark.kamailio]
 
 def accounts_by_user(mirror: Mirror) -> dict[str, dict[str, object]]:
     return {str(row["username"]): row for row in mirror.tables.get("accounts", {}).values()}
+
+
+def has_user(user: str) -> Callable[[Mirror], bool]:
+    return lambda mirror: user in accounts_by_user(mirror)
 
 
 async def test_expires_0_removes_the_row_within_2_s(
@@ -52,7 +57,7 @@ async def test_a_15_s_registration_leaves_at_its_expiry_before_kamailio_sweeps_i
         sent = time.time()
         sipp.run("register.xml", kamailio, rows=[("brief", 15)])
         answered = time.time()
-        await mirror.until(lambda m: "brief" in accounts_by_user(m), 5 * UNIT)
+        await mirror.until(has_user("brief"), 5 * UNIT)
         await mirror.until(lambda m: "brief" not in accounts_by_user(m), 20 * UNIT)
         gone = time.time()
     assert sent + 15 - 1 <= gone <= answered + 15 + 1
@@ -128,10 +133,6 @@ async def test_a_message_to_an_offline_user_is_queued_then_delivered(
     assert not any(secret in frame for frame in mirror.raw)
 
 
-def has_user(user: str) -> Callable[[Mirror], bool]:
-    return lambda mirror: user in accounts_by_user(mirror)
-
-
 def register_request(user: str, sip_port: int, local_port: int) -> bytes:
     branch = uuid.uuid4().hex
     return (
@@ -149,31 +150,43 @@ def register_request(user: str, sip_port: int, local_port: int) -> bytes:
     ).encode()
 
 
+@contextlib.contextmanager
+def phone(kamailio: Kamailio) -> Iterator[Callable[[str], object]]:
+    """``register(user)``: one REGISTER for ``user`` to Kamailio from a bound UDP socket."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        local_port = sock.getsockname()[1]
+        target = ("127.0.0.1", kamailio.sip_port)
+        yield lambda user: sock.sendto(
+            register_request(user, kamailio.sip_port, local_port), target
+        )
+
+
+def evapi_env(kamailio: Kamailio) -> dict[str, str]:
+    """Registrations with evapi hints and a full poll only every 60 s: rows come by hint."""
+    return {
+        "RTM_REGISTRATIONS": kamailio.source_url,
+        "RTM_KAMAILIO_EVAPI": kamailio.evapi_url,
+        "RTM_POLL_ACCOUNTS": "60",
+    }
+
+
 async def test_evapi_hints_bring_a_register_to_the_client_at_once(
     kamailio: Kamailio, start_rtm: StartRtm, tmp_path: Path
 ) -> None:
     # The full poll is 60 s apart: every row below can only have come through an evapi hint.
-    server = start_rtm(
-        env={
-            "RTM_REGISTRATIONS": kamailio.source_url,
-            "RTM_KAMAILIO_EVAPI": kamailio.evapi_url,
-            "RTM_POLL_ACCOUNTS": "60",
-        }
-    )
+    server = start_rtm(env=evapi_env(kamailio))
     latencies = []
-    target = ("127.0.0.1", kamailio.sip_port)
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as phone:
-        phone.bind(("127.0.0.1", 0))
-        local_port = phone.getsockname()[1]
+    with phone(kamailio) as register:
         async with server.ws() as ws:
             mirror = await Mirror(ws).start()
             # the hint connection comes up right after start; the first REGISTER proves it
-            phone.sendto(register_request("warmup", kamailio.sip_port, local_port), target)
-            await mirror.until(lambda m: "warmup" in accounts_by_user(m), 10 * UNIT)
+            register("warmup")
+            await mirror.until(has_user("warmup"), 10 * UNIT)
             for n in range(100):
                 user = f"fast{n:03d}"
                 sent = time.monotonic()
-                phone.sendto(register_request(user, kamailio.sip_port, local_port), target)
+                register(user)
                 await mirror.until(has_user(user), 5 * UNIT)
                 latencies.append(time.monotonic() - sent)
     latencies.sort()
@@ -186,17 +199,8 @@ async def test_evapi_hints_bring_a_register_to_the_client_at_once(
 async def test_evapi_reconnects_by_itself_after_kamailio_restarts(
     kamailio: Kamailio, start_rtm: StartRtm
 ) -> None:
-    server = start_rtm(
-        env={
-            "RTM_REGISTRATIONS": kamailio.source_url,
-            "RTM_KAMAILIO_EVAPI": kamailio.evapi_url,
-            "RTM_POLL_ACCOUNTS": "60",
-        }
-    )
-    target = ("127.0.0.1", kamailio.sip_port)
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as phone:
-        phone.bind(("127.0.0.1", 0))
-        local_port = phone.getsockname()[1]
+    server = start_rtm(env=evapi_env(kamailio))
+    with phone(kamailio) as register:
         async with server.ws() as ws:
             mirror = await Mirror(ws).start()
             kamailio.kill()
@@ -204,10 +208,10 @@ async def test_evapi_reconnects_by_itself_after_kamailio_restarts(
             # Until the hint link is back a REGISTER goes unnoticed (the next poll is 60 s
             # away), so register again every half second until one comes through.
             deadline = time.monotonic() + 10 * UNIT
-            while "again" not in accounts_by_user(mirror):
+            while not has_user("again")(mirror):
                 assert time.monotonic() < deadline, "evapi did not reconnect"
-                phone.sendto(register_request("again", kamailio.sip_port, local_port), target)
+                register("again")
                 try:
-                    await mirror.until(lambda m: "again" in accounts_by_user(m), 0.5)
+                    await mirror.until(has_user("again"), 0.5)
                 except TimeoutError:
                     pass
