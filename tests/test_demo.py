@@ -18,7 +18,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
 
@@ -32,6 +31,7 @@ from server.times import unix_to_julian as julian
 from .conftest import StartRtm
 from .live_server import UNIT
 from .mirror import Mirror
+from .waiting import eventually
 
 START = 1_800_000_000.0
 CONTACT = re.compile(r"^sip:[a-z0-9.]+@[0-9.]+:\d{1,5};transport=(udp|tcp|tls)$")
@@ -130,14 +130,6 @@ def _assert_rows_are_well_formed(conn: sqlite3.Connection, now: float) -> None:
         assert START * 1000 < received <= now * 1000
 
 
-async def _poll(condition: Callable[[], bool], within: float, what: str) -> None:
-    deadline = time.monotonic() + within
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02 * UNIT)
-
-
 class Reader(threading.Thread):
     """Reads the store the way a collector does, as fast as it can, recording any error."""
 
@@ -176,21 +168,28 @@ def test_run_demo_writes_live_traffic_while_read(
     async def scenario() -> None:
         stop = asyncio.Event()
         task = asyncio.create_task(demo.run_demo(path, seed=3, accounts=120, stop=stop, tick=0.05))
-        await _poll(lambda: len(query("SELECT id FROM accounts")) == 120, 10 * UNIT, "accounts")
-        await _poll(lambda: len(query("SELECT ruid FROM location")) > 40, 10 * UNIT, "contacts")
+        accounts, contacts = "SELECT id FROM accounts", "SELECT ruid FROM location"
+        enqueued = "SELECT id FROM messages WHERE status = 'ENQUEUED'"
+        statuses = "SELECT trunk, status FROM trunk_status"
+        await eventually(lambda: len(query(accounts)) == 120, 10 * UNIT, "accounts")
+        await eventually(lambda: len(query(contacts)) > 40, 10 * UNIT, "contacts")
         reader.start()
-        contacts = query("SELECT ruid FROM location")
-        trunks = query("SELECT trunk, status FROM trunk_status")
-        await _poll(lambda: bool(query("SELECT id FROM messages WHERE status = 'ENQUEUED'")),
-                    10 * UNIT, "a queued message")  # fmt: skip
-        queued = query("SELECT id FROM messages WHERE status = 'ENQUEUED'")
-        await _poll(lambda: bool(contacts.keys() - query("SELECT ruid FROM location").keys()),
-                    10 * UNIT, "a contact to leave")  # fmt: skip
-        await _poll(lambda: query("SELECT trunk, status FROM trunk_status") != trunks,
-                    20 * UNIT, "a trunk status change")  # fmt: skip
-        await _poll(lambda: bool(queued.keys() - query(
-            "SELECT id FROM messages WHERE status = 'ENQUEUED'").keys()),
-                    20 * UNIT, "a message to leave the queue")  # fmt: skip
+        first_contacts, first_statuses = query(contacts), query(statuses)
+        await eventually(lambda: bool(query(enqueued)), 10 * UNIT, "a queued message")
+        queued = query(enqueued)
+        await eventually(
+            lambda: bool(first_contacts.keys() - query(contacts).keys()),
+            10 * UNIT,
+            "a contact to leave",
+        )
+        await eventually(
+            lambda: query(statuses) != first_statuses, 20 * UNIT, "a trunk status change"
+        )
+        await eventually(
+            lambda: bool(queued.keys() - query(enqueued).keys()),
+            20 * UNIT,
+            "a message to leave the queue",
+        )
         stop.set()
         await asyncio.wait_for(task, 5 * UNIT)
 
@@ -218,7 +217,7 @@ def test_cancelled_demo_closes_and_a_rerun_replaces_its_rows(tmp_path: Path) -> 
         task = asyncio.create_task(demo.run_demo(path, seed=seed, accounts=30, tick=0.05))
         probe = sqlite3.connect(path, timeout=5)
         try:
-            await _poll(
+            await eventually(
                 lambda: bool(_ruids(probe) - before) and _count(probe, "messages") > 0,
                 10 * UNIT,
                 "new contacts and messages",

@@ -13,6 +13,9 @@ from server.collectors.runner import CollectorRunner
 from server.hub import Hub
 from server.times import iso
 
+from ..live_server import UNIT
+from ..waiting import eventually
+
 pytestmark = pytest.mark.asyncio
 
 
@@ -35,13 +38,6 @@ class ScriptedSource:
 
     async def close(self) -> None:
         pass
-
-
-async def until(condition: Any, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.01)
 
 
 async def test_failure_keeps_rows_reports_stale_and_recovers() -> None:
@@ -79,8 +75,8 @@ async def test_rows_leave_at_their_expiry_between_polls() -> None:
     runner = CollectorRunner(source, hub, interval=30, expires_field="expires")
     task = asyncio.create_task(runner.run())
     try:
-        await until(lambda: "a" in hub.tables["accounts"].rows)
-        await until(lambda: "a" not in hub.tables["accounts"].rows, 3)
+        await eventually(lambda: "a" in hub.tables["accounts"].rows, 5 * UNIT, "row a in")
+        await eventually(lambda: "a" not in hub.tables["accounts"].rows, 3 * UNIT, "row a out")
         assert expires is not None
         # Gone within the second it expired, with no poll in between.
         assert source.calls == 1
@@ -116,7 +112,7 @@ async def test_watch_is_restarted_after_a_crash() -> None:
     runner = CollectorRunner(source, hub, interval=30)
     task = asyncio.create_task(runner.watch())
     try:
-        await until(lambda: len(starts) >= 2)
+        await eventually(lambda: len(starts) >= 2, 5 * UNIT, "a restarted watch")
     finally:
         task.cancel()
 
@@ -135,7 +131,7 @@ async def test_cheap_source_is_checked_often_but_read_at_most_once_per_interval(
     source.fetch = timed_fetch  # type: ignore[method-assign]
     task = asyncio.create_task(runner.run())
     try:
-        await until(lambda: len(times) >= 4)
+        await eventually(lambda: len(times) >= 4, 5 * UNIT, "four fetches")
     finally:
         task.cancel()
     gaps = [b - a for a, b in zip(times, times[1:], strict=False)]

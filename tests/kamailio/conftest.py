@@ -38,7 +38,6 @@ Every instance has its own directory under ``tmp_path`` (log in ``kamailio.log``
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import shutil
@@ -63,7 +62,6 @@ SIPP_DIR = LAB / "sipp"
 SCHEMA_DIR = Path("/usr/share/kamailio/db_sqlite")
 SCHEMAS = ("standard", "usrloc", "msilo", "uac")
 READY_WITHIN = 10 * UNIT
-POLL_INTERVAL = 0.02
 STOP_WITHIN = 5 * UNIT
 
 
@@ -293,15 +291,6 @@ class Kamailio:
 
 # kamailio_factory(uacreg=..., dispatcher=..., defines=..., start=True) -> Kamailio
 StartKamailio = Callable[..., Kamailio]
-
-
-async def eventually(condition: Callable[[], bool], within: float, what: str) -> None:
-    """Poll ``condition`` every 20 ms until it holds, at most ``within`` seconds."""
-    deadline = time.monotonic() + within
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what}: not within {within} s")
-        await asyncio.sleep(POLL_INTERVAL)
 
 
 class Sipp:

@@ -18,7 +18,8 @@ import pytest
 from ..conftest import StartRtm
 from ..live_server import UNIT
 from ..mirror import Mirror
-from .conftest import Kamailio, Sipp, StartKamailio, eventually, free_port, udp_port_free
+from ..waiting import eventually
+from .conftest import Kamailio, Sipp, StartKamailio, free_port, udp_port_free
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.kamailio]
 

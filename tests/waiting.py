@@ -1,0 +1,18 @@
+"""Waiting for a condition: poll it against a deadline, never sleep a fixed time and hope."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+POLL_INTERVAL = 0.02
+
+
+async def eventually(condition: Callable[[], bool], within: float, what: str) -> None:
+    """Poll ``condition`` every 20 ms until it holds; TimeoutError after ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: not within {within} s")
+        await asyncio.sleep(POLL_INTERVAL)
