@@ -3,32 +3,37 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
 import pytest
 
 from server.supervise import Backoff, TaskSet
+
+from .live_server import UNIT
+from .waiting import eventually
 
 
 @pytest.mark.asyncio
 async def test_crashed_task_is_reported_and_restarted() -> None:
     runs: list[int] = []
     crashes: list[BaseException] = []
+    cancelled: list[int] = []
 
     async def flaky() -> None:
         runs.append(1)
         if len(runs) < 3:
             raise RuntimeError("bug")
-        await asyncio.Event().wait()  # third run stays up
+        try:
+            await asyncio.Event().wait()  # third run stays up
+        except asyncio.CancelledError:
+            cancelled.append(len(runs))
+            raise
 
     tasks = TaskSet()
     tasks.start("flaky", flaky, crashes.append)
-    deadline = time.monotonic() + 10
-    while len(runs) < 3:
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.02)
+    await eventually(lambda: len(runs) >= 3, 10 * UNIT, "a third run")
     assert [str(c) for c in crashes] == ["bug", "bug"]
     await tasks.stop()
+    assert cancelled == [3]  # stop() cancelled the run that stayed up
 
 
 def test_backoff_doubles_to_its_cap_and_starts_over_after_a_healthy_run() -> None:
