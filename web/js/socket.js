@@ -32,7 +32,7 @@ export function goToLogin() {
  * Whether the server says this browser is not logged in (401, or a redirect to /login).
  * @returns {Promise<boolean>}
  */
-export async function isLoggedOut() {
+async function isLoggedOut() {
   try {
     const response = await fetch('/api/trunks', { cache: 'no-store', credentials: 'same-origin' });
     return response.status === 401 || (response.redirected && new URL(response.url).pathname === '/login');
