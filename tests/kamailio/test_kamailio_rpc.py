@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -18,8 +19,10 @@ pytestmark = pytest.mark.asyncio
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 
-async def serve(handler: Handler) -> AsyncIterator[str]:
-    """Run ``handler`` per connection; every connection is closed when the test is done."""
+@contextlib.asynccontextmanager
+async def rpc_against(handler: Handler, **options: float) -> AsyncIterator[KamailioRpc]:
+    """A KamailioRpc (``options`` as its keywords) to a loopback server running ``handler``
+    per connection; the client and every connection are closed when the block ends."""
     tasks: set[asyncio.Task[None]] = set()
 
     async def connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -32,9 +35,11 @@ async def serve(handler: Handler) -> AsyncIterator[str]:
             writer.close()
 
     server = await asyncio.start_server(connection, "127.0.0.1", 0)
+    rpc = KamailioRpc(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/RPC", **options)
     try:
-        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/RPC"
+        yield rpc
     finally:
+        await rpc.close()
         server.close()
         for task in tasks:
             task.cancel()
@@ -62,16 +67,12 @@ async def test_a_reply_that_never_comes_is_cut_at_the_time_limit() -> None:
         await writer.drain()
         await reader.read()  # hold the connection open, like a stuck Kamailio worker
 
-    async for url in serve(hang):
-        rpc = KamailioRpc(url, timeout=10 * UNIT)
-        try:
-            loop = asyncio.get_running_loop()
-            started = loop.time()
-            with pytest.raises(SourceError, match="no reply within 0.3 s"):
-                await rpc.call("ul.dump", within=0.3)
-            assert loop.time() - started < 2 * UNIT
-        finally:
-            await rpc.close()
+    async with rpc_against(hang, timeout=10 * UNIT) as rpc:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        with pytest.raises(SourceError, match="no reply within 0.3 s"):
+            await rpc.call("ul.dump", within=0.3)
+        assert loop.time() - started < 2 * UNIT
 
 
 async def test_error_objects_sent_with_http_500_are_rpc_errors() -> None:
@@ -81,14 +82,10 @@ async def test_error_objects_sent_with_http_500_are_rpc_errors() -> None:
         writer.write(reply("500 AOR not found", json.dumps(body).encode()))
         await writer.drain()
 
-    async for url in serve(not_found):
-        rpc = KamailioRpc(url)
-        try:
-            with pytest.raises(RpcError) as caught:
-                await rpc.call("ul.lookup", "location", "nobody")
-            assert caught.value.code == 500
-        finally:
-            await rpc.close()
+    async with rpc_against(not_found) as rpc:
+        with pytest.raises(RpcError) as caught:
+            await rpc.call("ul.lookup", "location", "nobody")
+        assert caught.value.code == 500
 
 
 async def test_an_html_error_page_is_a_readable_error() -> None:
@@ -97,10 +94,6 @@ async def test_an_html_error_page_is_a_readable_error() -> None:
         writer.write(reply("502 Bad Gateway", b"<html>bad gateway</html>"))
         await writer.drain()
 
-    async for url in serve(proxy_page):
-        rpc = KamailioRpc(url)
-        try:
-            with pytest.raises(SourceError, match="HTTP 502, not JSON"):
-                await rpc.call("ul.dump")
-        finally:
-            await rpc.close()
+    async with rpc_against(proxy_page) as rpc:
+        with pytest.raises(SourceError, match="HTTP 502, not JSON"):
+            await rpc.call("ul.dump")
