@@ -109,6 +109,10 @@ export class Details {
   render(ctx) {
     if (!this.current) return;
     clear(this.body);
+    if (this.fetched?.status === 403) {
+      this.body.append(notice(FORBIDDEN, `Your sign-in may not open ${this.current.kind} details (wall displays see only the live tables).`));
+      return;
+    }
     if (this.current.kind === 'account') this.renderAccount(this.current.key, ctx);
     else this.renderMessage(this.current.key, ctx);
   }
@@ -120,10 +124,6 @@ export class Details {
    */
   renderAccount(username, ctx) {
     const status = this.fetched?.status;
-    if (status === 403) {
-      this.body.append(notice(FORBIDDEN, 'Your sign-in may not open account details (wall displays see only the live tables).'));
-      return;
-    }
     const directory = this.fetched?.body?.directory;
     const contacts = this.contacts(username);
     if (this.fetched === null) this.body.append(el('p', { class: 'muted' }, 'Loading…'));
@@ -153,10 +153,6 @@ export class Details {
    */
   renderMessage(id, ctx) {
     const status = this.fetched?.status;
-    if (status === 403) {
-      this.body.append(notice(FORBIDDEN, 'Your sign-in may not open message details (wall displays see only the live tables).'));
-      return;
-    }
     const live = this.stores.get('queue')?.rows.get(id);
     const row = live ?? this.fetched?.body;
     if (!row) {
