@@ -165,9 +165,17 @@ export class App {
     this.schedule();
   }
 
+  /**
+   * What cells are formatted with: the server's zone and its time now.
+   * @returns {import('./columns.js').CellContext}
+   */
+  cellContext() {
+    return { zone: this.zone, now: this.clock.now() };
+  }
+
   /** The per-frame render: active view, tiles, details; stats are recounted in idle time. */
   render() {
-    const ctx = { zone: this.zone, now: this.clock.now() };
+    const ctx = this.cellContext();
     this.views.get(this.active)?.frame(ctx);
     if (Object.values(this.statsDirty).some(Boolean)) this.requestStats();
     if (this.tilesDirty) this.showStats(ctx.now);
@@ -250,7 +258,7 @@ export class App {
   openDetails(target) {
     if (this.detailsAllowed === false) return;
     if (this.detailsAllowed === null) this.pendingDetails = target;
-    else void this.details.open(target, { zone: this.zone, now: this.clock.now() });
+    else void this.details.open(target, this.cellContext());
     this.saveUrl();
   }
 
@@ -284,7 +292,7 @@ export class App {
    * @param {ViewController} view
    */
   exportCsv(view) {
-    const ctx = { zone: this.zone, now: this.clock.now() };
+    const ctx = this.cellContext();
     if (view.dirty) view.rebuild(ctx.now);
     const columns = view.def.columns.filter((column) => column.kind !== 'remaining');
     const stamp = this.zone.format(ctx.now).slice(0, 19).replace(/[: ]/g, '-');
