@@ -8,11 +8,24 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed
 
 from server.diff import Changes, apply
 
 from .live_server import UNIT
+
+
+async def close_code(ws: ClientConnection, *frames: str) -> int:
+    """Send ``frames``, then read until the server closes the socket; the code it closed with."""
+    with pytest.raises(ConnectionClosed) as closed:
+        for frame in frames:
+            await ws.send(frame)
+        while True:
+            await asyncio.wait_for(ws.recv(), 10 * UNIT)
+    assert closed.value.rcvd is not None, "closed without a close frame from the server"
+    return closed.value.rcvd.code
 
 
 class Mirror:

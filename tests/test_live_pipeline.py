@@ -14,7 +14,7 @@ from server.times import parse_iso
 
 from .conftest import StartRtm
 from .live_server import UNIT, RtmServer
-from .mirror import Mirror
+from .mirror import Mirror, close_code
 from .store_rows import (
     add_account,
     add_contact,
@@ -155,29 +155,16 @@ async def test_garbage_frames_get_errors_and_server_lives(rtm_server: RtmServer)
 
 
 async def test_oversized_frame_closes_1009(rtm_server: RtmServer) -> None:
-    from websockets.exceptions import ConnectionClosed
-
     async with rtm_server.ws(max_size=None) as ws:
         await ws.recv()
-        await ws.send("x" * (70 * 1024))
-        with pytest.raises(ConnectionClosed) as closed:
-            for _ in range(10):
-                await ws.recv()
-        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
+        assert await close_code(ws, "x" * (70 * 1024)) == 1009
     assert rtm_server.get("/healthz").status_code == 200
 
 
 async def test_flood_closes_1008(rtm_server: RtmServer) -> None:
-    from websockets.exceptions import ConnectionClosed
-
     async with rtm_server.ws() as ws:
         await ws.recv()
-        with pytest.raises(ConnectionClosed) as closed:
-            for _ in range(200):
-                await ws.send("{}")
-            for _ in range(300):
-                await ws.recv()
-        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+        assert await close_code(ws, *["{}"] * 200) == 1008
 
 
 async def test_payload_canary_appears_nowhere(rtm_server: RtmServer) -> None:
