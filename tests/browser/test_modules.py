@@ -35,11 +35,21 @@ def page(browser: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any
     assert not errors, errors
 
 
+# What the bodies share: `load(name)` imports /static/js/<name>.js, `iso(unixSeconds)` makes a
+# wire timestamp, `seeded(seed)` a reproducible `rand(n)` (0 <= rand(n) < n) for random diffs.
+PRELUDE = """
+    const load = (n) => import(`/static/js/${n}.js`);
+    const iso = (t) => new Date(t * 1000).toISOString();
+    const seeded = (seed) => (n) => {
+        seed = (seed * 1103515245 + 12345) % 2147483648;
+        return seed % n;
+    };
+"""
+
+
 def run(page: Any, body: str) -> Any:
-    """Evaluate an async function body with `load(name)` importing /static/js/<name>.js."""
-    return page.evaluate(
-        f"async () => {{ const load = (n) => import(`/static/js/${{n}}.js`); {body} }}"
-    )
+    """Evaluate an async function body after PRELUDE (load, iso, seeded)."""
+    return page.evaluate(f"async () => {{ {PRELUDE} {body} }}")
 
 
 def test_zone_formats_like_the_original(page: Any) -> None:
@@ -191,7 +201,6 @@ def test_index_drops_expired_rows_filters_and_sorts(page: Any) -> None:
         """
         const { buildIndex } = await load('rowindex');
         const { viewByName } = await load('columns');
-        const iso = (t) => new Date(t * 1000).toISOString();
         const now = 1_000_000;
         const make = (id, username, group, transport, port, expires) =>
             [id, { id, username, group, transport, port, expires }];
@@ -227,9 +236,7 @@ def test_live_index_matches_a_full_rebuild_after_random_diffs(page: Any) -> None
         const { buildIndex } = await load('rowindex');
         const { TableStore } = await load('store');
         const { viewByName } = await load('columns');
-        let seed = 42;
-        const rand = (n) => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed % n; };
-        const iso = (t) => new Date(t * 1000).toISOString();
+        const rand = seeded(42);
         let now = 1_000_000;
         const row = (i) => ({
             id: `r${i}`, username: `u${rand(50)}`, group: ['NOC', 'Ops', ''][rand(3)],
@@ -297,7 +304,6 @@ def test_one_row_change_costs_no_pass_over_the_table(page: Any) -> None:
         const { TableStore } = await load('store');
         const { viewByName } = await load('columns');
         const { changesStats } = await load('stats');
-        const iso = (t) => new Date(t * 1000).toISOString();
         const now = 1_000_000;
         const view = viewByName('accounts');
         const filters = { group: '', transport: '' };
@@ -366,9 +372,7 @@ def test_account_counter_matches_a_full_count_after_random_diffs(page: Any) -> N
         """
         const { AccountCounter, accountStats } = await load('stats');
         const { TableStore } = await load('store');
-        let seed = 7;
-        const rand = (n) => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed % n; };
-        const iso = (t) => new Date(t * 1000).toISOString();
+        const rand = seeded(7);
         let now = 1_000_000;
         const row = (i) => ({ id: `r${i}`, username: `u${rand(40)}`,
             expires: rand(10) === 0 ? null : iso(now + rand(30) - 3) });
