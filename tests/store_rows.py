@@ -10,7 +10,8 @@ from server import store
 from server.times import unix_to_julian
 
 
-def _write(db: str, sql: str, params: tuple[Any, ...] | list[tuple[Any, ...]]) -> None:
+def write(db: str, sql: str, params: tuple[Any, ...] | list[tuple[Any, ...]] = ()) -> None:
+    """Run one statement on the store file; a list of parameter tuples is one transaction."""
     conn = store.connect(db)
     try:
         if isinstance(params, list):
@@ -60,23 +61,23 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 def add_contact(db: str, username: str, expires_in: float = 3600, **kwargs: Any) -> str:
     """Insert one usrloc contact as Kamailio's db_mode 2 writes it; return its ruid."""
     params = contact_params(username, expires_in, **kwargs)
-    _write(db, CONTACT_SQL, params)
+    write(db, CONTACT_SQL, params)
     return str(params[0])
 
 
 def add_contacts(db: str, params: list[tuple[Any, ...]]) -> None:
-    _write(db, CONTACT_SQL, params)
+    write(db, CONTACT_SQL, params)
 
 
 def delete_contact(db: str, ruid: str) -> None:
-    _write(db, "DELETE FROM location WHERE ruid = ?", (ruid,))
+    write(db, "DELETE FROM location WHERE ruid = ?", (ruid,))
 
 
 def add_account(db: str, username: str, **fields: Any) -> None:
     columns = ["username", *fields]
     quoted = ", ".join(f'"{c}"' for c in columns)
     marks = ", ".join("?" for _ in columns)
-    _write(db, f"INSERT INTO accounts ({quoted}) VALUES ({marks})", (username, *fields.values()))
+    write(db, f"INSERT INTO accounts ({quoted}) VALUES ({marks})", (username, *fields.values()))
 
 
 def add_message(db: str, message_id: str, payload: bytes = b"", **fields: Any) -> None:
@@ -90,24 +91,24 @@ def add_message(db: str, message_id: str, payload: bytes = b"", **fields: Any) -
     }
     quoted = ", ".join(row)
     marks = ", ".join("?" for _ in row)
-    _write(db, f"INSERT INTO messages ({quoted}) VALUES ({marks})", tuple(row.values()))
+    write(db, f"INSERT INTO messages ({quoted}) VALUES ({marks})", tuple(row.values()))
 
 
 def set_message_status(db: str, message_id: str, status: str) -> None:
-    _write(db, "UPDATE messages SET status = ? WHERE id = ?", (status, message_id))
+    write(db, "UPDATE messages SET status = ? WHERE id = ?", (status, message_id))
 
 
 def add_trunk(db: str, name: str, host: str = "carrier.example", **fields: Any) -> None:
     row = {"name": name, "host": host, **fields}
     quoted = ", ".join(row)
     marks = ", ".join("?" for _ in row)
-    _write(db, f"INSERT INTO trunks ({quoted}) VALUES ({marks})", tuple(row.values()))
+    write(db, f"INSERT INTO trunks ({quoted}) VALUES ({marks})", tuple(row.values()))
 
 
 def set_trunk_status(
     db: str, name: str, status: str, reason: str | None = None, latency_ms: float | None = None
 ) -> None:
-    _write(
+    write(
         db,
         "INSERT OR REPLACE INTO trunk_status (trunk, status, reason, since, latency_ms)"
         " VALUES (?, ?, ?, ?, ?)",

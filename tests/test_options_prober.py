@@ -24,6 +24,8 @@ from server.collectors.options_prober import OptionsTrunkCollector
 from server.collectors.trunk_probes import ProbeLoop, ProbeSettings, Target
 from server.sip_options import ProbeResult, parse_status, probe, tls_context
 
+from .store_rows import write
+
 Reply = Callable[[bytes, int], bytes | None]
 
 
@@ -316,14 +318,12 @@ def test_tls_untrusted_certificate_by_default(certs: dict[str, Path]) -> None:
 def make_store(path: Path, trunks: list[tuple[str, int, str]]) -> str:
     db = str(path / "rtm.db")
     store.migrate(db)
-    conn = store.connect(db)
-    for name, port, transport in trunks:
-        conn.execute(
-            "INSERT INTO trunks (name, host, port, transport, virtual_number, username)"
-            " VALUES (?, '127.0.0.1', ?, ?, '+4930123', 'acme')",
-            (name, port, transport),
-        )
-    conn.close()
+    write(
+        db,
+        "INSERT INTO trunks (name, host, port, transport, virtual_number, username)"
+        " VALUES (?, '127.0.0.1', ?, ?, '+4930123', 'acme')",
+        trunks,
+    )
     return db
 
 

@@ -12,10 +12,9 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from server import store
 from server.times import unix_to_julian
 
-from ..store_rows import add_account
+from ..store_rows import add_account, write
 from .conftest import OpenPage
 from .page import rows
 
@@ -34,27 +33,24 @@ def seed_hostile(db: str) -> None:
     add_account(db, "mallory", owner=SCRIPT, group=IMG, caller_id=JS_URI)
     add_account(db, IMG, owner=FORMULA)
     now = time.time()
-    conn = store.connect(db)
-    try:
-        conn.execute("BEGIN")
-        for i, agent in enumerate(HOSTILE_AGENTS):
-            username = IMG if i == 0 else "mallory"
-            conn.execute(
-                "INSERT INTO location (ruid, username, contact, expires, last_modified,"
-                " user_agent, socket) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    f"evil-{i}-{uuid.uuid4().hex[:6]}",
-                    username,
-                    f"sip:{JS_URI}@192.0.2.{i + 1}:5060;x={SCRIPT}",
-                    unix_to_julian(now + 3600),
-                    unix_to_julian(now),
-                    agent,
-                    "udp:127.0.0.1:5060",
-                ),
-            )
-        conn.execute("COMMIT")
-    finally:
-        conn.close()
+    contacts = [
+        (
+            f"evil-{i}-{uuid.uuid4().hex[:6]}",
+            IMG if i == 0 else "mallory",
+            f"sip:{JS_URI}@192.0.2.{i + 1}:5060;x={SCRIPT}",
+            unix_to_julian(now + 3600),
+            unix_to_julian(now),
+            agent,
+            "udp:127.0.0.1:5060",
+        )
+        for i, agent in enumerate(HOSTILE_AGENTS)
+    ]
+    write(
+        db,
+        "INSERT INTO location (ruid, username, contact, expires, last_modified,"
+        " user_agent, socket) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        contacts,
+    )
 
 
 def test_hostile_strings_are_text_only(start_rtm: Any, open_page: OpenPage, tmp_path: Path) -> None:

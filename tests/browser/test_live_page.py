@@ -10,8 +10,6 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from playwright.sync_api import expect
 
-from server import store
-
 from ..store_rows import (
     add_account,
     add_contact,
@@ -19,6 +17,7 @@ from ..store_rows import (
     add_trunk,
     delete_contact,
     set_trunk_status,
+    write,
 )
 from .conftest import MS, OpenPage
 from .page import column_texts, headline, row_with, rows, tile
@@ -41,7 +40,7 @@ def test_inserted_contact_appears_within_2s_and_counts_go_up(
     expect(headline(page)).to_have_text(" - 2 registered users")
     expect(tile(page, "contacts").locator(".tile-value")).to_have_text("3")
     # A changed cell flashes (and only that cell of the row).
-    execute(rtm_server.db, "UPDATE location SET user_agent = 'Zoiper/5' WHERE username = 'bob'")
+    write(rtm_server.db, "UPDATE location SET user_agent = 'Zoiper/5' WHERE username = 'bob'")
     agent = row_with(page, "bob").locator("td").nth(10)
     expect(agent).to_have_text("Zoiper/5", timeout=2 * MS)
     expect(agent).to_have_class(re.compile(r"\bflash-[ab]\b"))
@@ -221,20 +220,12 @@ CREATE TABLE trunk_status (
 """
 
 
-def execute(db: str, sql: str) -> None:
-    conn = store.connect(db)
-    try:
-        conn.execute(sql)
-    finally:
-        conn.close()
-
-
 def test_stale_source_banner_says_what_and_since_when(rtm_server: Any, open_page: OpenPage) -> None:
     add_trunk(rtm_server.db, "carrier-a")
     set_trunk_status(rtm_server.db, "carrier-a", "OK")
     page = open_page(rtm_server, "/?view=trunks")
     expect(row_with(page, "carrier-a", "trunks")).to_contain_text("OK")
-    execute(rtm_server.db, "DROP TABLE trunk_status")  # the trunk source now fails every poll
+    write(rtm_server.db, "DROP TABLE trunk_status")  # the trunk source now fails every poll
     banner = page.locator(".banner-stale")
     expect(banner).to_be_visible(timeout=5 * MS)
     expect(banner).to_contain_text(
@@ -243,7 +234,7 @@ def test_stale_source_banner_says_what_and_since_when(rtm_server: Any, open_page
     expect(banner).to_contain_text("trunk_status")
     # The last good rows stay on screen meanwhile.
     expect(row_with(page, "carrier-a", "trunks")).to_contain_text("OK")
-    execute(rtm_server.db, TRUNK_STATUS_TABLE)
+    write(rtm_server.db, TRUNK_STATUS_TABLE)
     expect(banner).to_have_count(0, timeout=5 * MS)
 
 

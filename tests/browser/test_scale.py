@@ -5,10 +5,8 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from server import store
-
 from ..conftest import StartRtm
-from ..store_rows import add_contacts, contact_params
+from ..store_rows import add_contacts, contact_params, write
 from .conftest import MS, OpenPage
 from .page import headline, row_with, rows
 
@@ -51,11 +49,7 @@ def test_100k_contacts_load_scroll_and_update(start_rtm: StartRtm, open_page: Op
     assert rows(page).count() <= MAX_DOM_ROWS
 
     # A change to a row on screen shows within 2 s.
-    conn = store.connect(server.db)
-    try:
-        conn.execute("UPDATE location SET user_agent = 'Upgraded/5.0' WHERE username = 'u099998'")
-    finally:
-        conn.close()
+    write(server.db, "UPDATE location SET user_agent = 'Upgraded/5.0' WHERE username = 'u099998'")
     late = "a write to a visible row did not show within 2 s (docs/frontend.md, Server contract)"
     expect(row_with(page, "u099998"), late).to_contain_text("Upgraded/5.0", timeout=2 * MS)
 

@@ -22,6 +22,7 @@ from ..store_rows import (
     add_trunk,
     set_message_status,
     set_trunk_status,
+    write,
 )
 
 pytestmark = pytest.mark.asyncio
@@ -60,14 +61,13 @@ async def test_unchanged_store_returns_none_until_a_write(db: str) -> None:
 
 
 async def test_expired_and_permanent_contacts(db: str) -> None:
-    conn = store.connect(db)
     now = time.time()
-    conn.execute(
+    write(
+        db,
         "INSERT INTO location (ruid, username, contact, expires) VALUES"
         " ('gone', 'x', 'sip:x@h', ?), ('forever', 'y', 'sip:y@h', ?), ('text', 'z', 'sip:z@h', ?)",
         (unix_to_julian(now - 5), unix_to_julian(0), "2099-01-01 00:00:00"),
     )
-    conn.close()
     collector = RegistrationCollector(db)
     rows = await collector.fetch()
     await collector.close()

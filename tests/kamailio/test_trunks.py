@@ -26,6 +26,7 @@ from server.collectors.trunk_probes import ProbeLoop, ProbeSettings
 from ..conftest import StartRtm
 from ..live_server import UNIT
 from ..mirror import Mirror
+from ..store_rows import write
 from .conftest import SIPP_DIR, Kamailio, Sipp, free_port
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.kamailio]
@@ -69,8 +70,8 @@ class CarrierLab:
         self.carrier.wait(10)
 
     def seed(self, db: str) -> None:
-        conn = store.connect(db)
-        conn.executemany(
+        write(
+            db,
             "INSERT INTO trunks (name, host, port, transport, encryption, virtual_number, username)"
             " VALUES (?, '127.0.0.1', ?, ?, ?, ?, 'acme')",
             [
@@ -78,7 +79,6 @@ class CarrierLab:
                 ("spare", self.dead_tcp, "TCP", 0, "+493099999999"),  # the table only
             ],
         )
-        conn.close()
 
 
 def uac(name: str, user: str, port: int) -> dict[str, object]:

@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
-from server import store
 from server.sip_options import probe
 
 from ..conftest import StartRtm
 from ..live_server import UNIT
 from ..mirror import Mirror
+from ..store_rows import write
 from .conftest import Kamailio, Sipp, free_port
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.kamailio]
@@ -58,8 +58,8 @@ async def test_options_source_end_to_end(
         return sipp.start(CARRIER, None, port=carrier_port, extra=DEADCALL)
 
     def seed(db: str) -> None:
-        conn = store.connect(db)
-        conn.executemany(
+        write(
+            db,
             "INSERT INTO trunks (name, host, port, transport, virtual_number)"
             " VALUES (?, '127.0.0.1', ?, ?, ?)",
             [
@@ -68,7 +68,6 @@ async def test_options_source_end_to_end(
                 ("closed", closed_port, "TCP", "+4930300"),
             ],
         )
-        conn.close()
 
     carrier = start_carrier()
     env = {"RTM_TRUNKS": "options:", "RTM_OPTIONS_INTERVAL": "0.5", "RTM_OPTIONS_TIMEOUT": "1"}
