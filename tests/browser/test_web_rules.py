@@ -37,19 +37,27 @@ def test_index_html_is_csp_clean() -> None:
 
 
 def test_modules_import_explicit_relative_files() -> None:
-    for path in SCRIPTS:
-        for spec in re.findall(r"^import .* from '([^']+)';$", path.read_text(), re.M):
-            assert spec.startswith("./") and spec.endswith(".js"), f"{path.name}: {spec}"
-            assert (path.parent / spec).exists(), f"{path.name}: {spec} missing"
+    specs = [
+        (path, spec)
+        for path in SCRIPTS
+        for spec in re.findall(r"^import .* from '([^']+)';$", path.read_text(), re.M)
+    ]
+    assert specs, "the import pattern matched nothing: it no longer checks anything"
+    for path, spec in specs:
+        assert spec.startswith("./") and spec.endswith(".js"), f"{path.name}: {spec}"
+        assert (path.parent / spec).exists(), f"{path.name}: {spec} missing"
 
 
 def test_every_function_has_jsdoc() -> None:
-    missing = []
+    missing, definitions = [], 0
     for path in SCRIPTS:
         lines = path.read_text().splitlines()
         for number, line in enumerate(lines):
-            if DEFINITION.match(line) and not lines[number - 1].strip().endswith("*/"):
-                missing.append(f"{path.name}:{number + 1}: {line.strip()}")
+            if DEFINITION.match(line):
+                definitions += 1
+                if not lines[number - 1].strip().endswith("*/"):
+                    missing.append(f"{path.name}:{number + 1}: {line.strip()}")
+    assert definitions, "DEFINITION matched no function: it no longer checks anything"
     assert not missing, missing
 
 
