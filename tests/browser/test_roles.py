@@ -76,13 +76,14 @@ def test_display_is_offered_no_details_and_a_details_url_shows_nothing(
     add_message(rtm_server.db, "m-wall", from_number="+390001", to_number="+390002")
     token = Auth(Config(db=rtm_server.db)).add_display("wall-1")
     details_requests: list[str] = []
-    # The wall's own URL, carrying a details link someone shared: the kiosk opens, no panel.
-    wall = f"/?display={token}&account=on-the-wall"
-    page = open_page(rtm_server, wall, width=1920, height=1080, signed_in=False)
+    page = open_page(rtm_server, "/login", width=1920, height=1080, signed_in=False)
+    # Listening before the wall URL loads: a details fetch on the first load counts too.
     page.on(
         "request",
         lambda r: details_requests.append(r.url) if "/api/accounts/" in r.url else None,
     )
+    # The wall's own URL, carrying a details link someone shared: the kiosk opens, no panel.
+    page.goto(f"{rtm_server.url}/?display={token}&account=on-the-wall")
     expect(page.locator("body")).to_have_class("kiosk")
     expect(row_with(page, "on-the-wall")).to_be_visible()
     expect(page.locator(".link")).to_have_attribute("data-state", "live")
