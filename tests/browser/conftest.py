@@ -67,6 +67,31 @@ def browser() -> Iterator[Any]:
         chromium.close()
 
 
+# Init script for fresh_page (and pages that add it): records what the page would do if an
+# injected string ever became markup.
+WATCH = """
+window.__rtm_csp = [];
+document.addEventListener('securitypolicyviolation',
+  (e) => window.__rtm_csp.push(e.violatedDirective + ' ' + e.blockedURI));
+window.alert = (m) => { window.__rtm_pwned = String(m); };
+"""
+
+
+@pytest.fixture
+def fresh_page(browser: Any) -> Iterator[Any]:
+    """A browser context with no cookies, failing on dialogs and page errors like open_page."""
+    context = browser.new_context()
+    context.set_default_timeout(10 * MS)
+    problems: list[str] = []
+    page = context.new_page()
+    page.on("dialog", lambda d: (problems.append(f"dialog: {d.message!r}"), d.dismiss()))
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    page.add_init_script(WATCH)
+    yield page
+    context.close()
+    assert not problems, problems
+
+
 @pytest.fixture
 def open_page(browser: Any) -> Iterator[OpenPage]:
     """``open_page(server, "/?view=trunks", width=1440, height=900, signed_in=True)`` → a Page.

@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,7 +14,7 @@ from playwright.sync_api import expect
 from ..credentials import ADMIN, ADMIN_PASSWORD
 from ..live_server import RtmServer
 from ..store_rows import add_account, add_contact, add_trunk, set_trunk_status
-from .conftest import MS, OpenPage
+from .conftest import MS, WATCH, OpenPage
 from .page import row_with, rows
 
 pytestmark = pytest.mark.browser
@@ -28,28 +27,6 @@ HOSTILE = {
     "svg": "<svg onload=alert(1)>",
 }
 LONG = "L" * 10_240
-# Records what the page would do if an injected string ever became markup.
-WATCH = """
-window.__rtm_csp = [];
-document.addEventListener('securitypolicyviolation',
-  (e) => window.__rtm_csp.push(e.violatedDirective + ' ' + e.blockedURI));
-window.alert = (m) => { window.__rtm_pwned = String(m); };
-"""
-
-
-@pytest.fixture
-def fresh_page(browser: Any) -> Iterator[Any]:
-    """A browser context with no cookies, failing on dialogs and page errors like open_page."""
-    context = browser.new_context()
-    context.set_default_timeout(10 * MS)
-    problems: list[str] = []
-    page = context.new_page()
-    page.on("dialog", lambda d: (problems.append(f"dialog: {d.message!r}"), d.dismiss()))
-    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-    page.add_init_script(WATCH)
-    yield page
-    context.close()
-    assert not problems, problems
 
 
 def seed_hostile(db: str) -> None:

@@ -9,44 +9,29 @@ from playwright.sync_api import expect
 
 from ..conftest import StartRtm
 from ..test_setup import setup_link
-from .conftest import MS
 
 pytestmark = pytest.mark.browser
-WATCH = """
-window.__rtm_csp = [];
-document.addEventListener('securitypolicyviolation',
-  (e) => window.__rtm_csp.push(e.violatedDirective + ' ' + e.blockedURI));
-"""
 
 
 def test_first_start_link_creates_the_admin_in_a_real_browser(
-    start_rtm: StartRtm, browser: Any
+    start_rtm: StartRtm, fresh_page: Any
 ) -> None:
     server = start_rtm(users=False)
-    context = browser.new_context()
-    context.set_default_timeout(10 * MS)
-    problems: list[str] = []
-    page = context.new_page()
-    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-    page.add_init_script(WATCH)
-    try:
-        page.goto(setup_link(server))
-        styled = "[...document.styleSheets].every((sheet) => sheet.cssRules.length > 0)"
-        assert page.evaluate("document.styleSheets.length") == 3 and page.evaluate(styled)
-        assert page.evaluate("window.__rtm_csp") == []
-        page.fill("#username", "root")
-        page.fill("#password", "first-admin-password")
-        page.fill("#password2", "first-admin-passwore")
-        page.click("button[type=submit]")
-        expect(page.locator(".error")).to_have_text("The two passwords differ.")
-        expect(page.locator("#username")).to_have_value("root")
-        page.fill("#password", "first-admin-password")
-        page.fill("#password2", "first-admin-password")
-        page.click("button[type=submit]")
-        # Chromium posts with "Origin: null" (Referrer-Policy: no-referrer); it must pass.
-        expect(page).to_have_url(server.url + "/")
-        expect(page.locator(".link")).to_have_attribute("data-state", "live")
-        assert page.evaluate("window.__rtm_csp") == []
-    finally:
-        context.close()
-    assert not problems, problems
+    page = fresh_page
+    page.goto(setup_link(server))
+    styled = "[...document.styleSheets].every((sheet) => sheet.cssRules.length > 0)"
+    assert page.evaluate("document.styleSheets.length") == 3 and page.evaluate(styled)
+    assert page.evaluate("window.__rtm_csp") == []
+    page.fill("#username", "root")
+    page.fill("#password", "first-admin-password")
+    page.fill("#password2", "first-admin-passwore")
+    page.click("button[type=submit]")
+    expect(page.locator(".error")).to_have_text("The two passwords differ.")
+    expect(page.locator("#username")).to_have_value("root")
+    page.fill("#password", "first-admin-password")
+    page.fill("#password2", "first-admin-password")
+    page.click("button[type=submit]")
+    # Chromium posts with "Origin: null" (Referrer-Policy: no-referrer); it must pass.
+    expect(page).to_have_url(server.url + "/")
+    expect(page.locator(".link")).to_have_attribute("data-state", "live")
+    assert page.evaluate("window.__rtm_csp") == []
