@@ -25,6 +25,19 @@ export function goneAt(row) {
 }
 
 /**
+ * Until when a row still counts and shows (unix seconds; Infinity when it never expires), or
+ * null when it has expired and finished fading by `now`.
+ * @param {Record<string, any>} row
+ * @param {number} now server unix seconds
+ * @returns {number|null}
+ */
+export function shownUntil(row, now) {
+  const gone = goneAt(row);
+  if (gone === null) return Number.POSITIVE_INFINITY;
+  return gone <= now ? null : gone;
+}
+
+/**
  * Whether a row has expired and finished fading (it no longer counts or shows).
  * @param {Record<string, any>} row
  * @param {number} now server unix seconds

@@ -2,7 +2,7 @@
 // chosen column. Rebuilt lazily, only when something that affects membership or order changed.
 
 import { columnByKey, sortValue } from './columns.js';
-import { goneAt } from './expiry.js';
+import { shownUntil } from './expiry.js';
 
 /**
  * @typedef {{sort: string, dir: 'asc'|'desc', q: string, filters: Record<string, string>}} ViewState
@@ -96,11 +96,9 @@ export function buildIndex(rows, view, state, now) {
   let live = 0;
   for (const [id, row] of rows) {
     if (view.expiring) {
-      const gone = goneAt(row);
-      if (gone !== null) {
-        if (gone <= now) continue;
-        nextChange = Math.min(nextChange, gone);
-      }
+      const until = shownUntil(row, now);
+      if (until === null) continue;
+      nextChange = Math.min(nextChange, until);
     }
     live += 1;
     for (const key of view.filters) seen[key].add(String(row[key] ?? ''));

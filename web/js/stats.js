@@ -1,7 +1,7 @@
 // The headline numbers, computed from the stores: what the tiles and view titles show.
 
 import { parseTime } from './format.js';
-import { goneAt } from './expiry.js';
+import { shownUntil } from './expiry.js';
 
 /**
  * @typedef {{users: number, contacts: number, nextChange: number,
@@ -38,11 +38,9 @@ export function accountStats(rows, now) {
   let contacts = 0;
   let nextChange = Number.POSITIVE_INFINITY;
   for (const row of rows.values()) {
-    const gone = goneAt(row);
-    if (gone !== null) {
-      if (gone <= now) continue;
-      nextChange = Math.min(nextChange, gone);
-    }
+    const until = shownUntil(row, now);
+    if (until === null) continue;
+    nextChange = Math.min(nextChange, until);
     contacts += 1;
     users.add(row.username);
   }
@@ -104,11 +102,9 @@ export class AccountCounter {
    * @param {number} now
    */
   add(id, row, now) {
-    const gone = goneAt(row);
-    if (gone !== null) {
-      if (gone <= now) return;
-      this.nextChange = Math.min(this.nextChange, gone);
-    }
+    const until = shownUntil(row, now);
+    if (until === null) return;
+    this.nextChange = Math.min(this.nextChange, until);
     this.counted.set(id, row.username);
     this.users.set(row.username, (this.users.get(row.username) ?? 0) + 1);
   }
