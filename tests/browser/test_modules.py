@@ -227,6 +227,22 @@ def test_index_drops_expired_rows_filters_and_sorts(page: Any) -> None:
     assert result["text"] == ["b", "d"]  # "amy" and "cal"; never-expiring sorts last
 
 
+def test_a_sort_the_view_lacks_still_reorders_on_its_fallback_column(page: Any) -> None:
+    """``?sort=`` naming a column this view lacks sorts by the view's default (username):
+    a changed username must then count as moving the row, as the index sorts by it."""
+    result = run(
+        page,
+        """
+        const { affectsIndex } = await load('rowindex');
+        const { viewByName } = await load('columns');
+        const view = viewByName('accounts');
+        const state = { sort: 'no-such-column', dir: 'asc', q: '', filters: {} };
+        return affectsIndex(new Set(['username']), view, state);
+    """,
+    )
+    assert result is True
+
+
 def test_live_index_matches_a_full_rebuild_after_random_diffs(page: Any) -> None:
     """Incremental upkeep (inserts, deletes, key changes, expiries) always equals filter + sort."""
     mismatches = run(

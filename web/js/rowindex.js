@@ -124,7 +124,7 @@ export function buildIndex(rows, view, state, now) {
  * @returns {boolean}
  */
 export function affectsIndex(fields, view, state) {
-  const column = columnByKey(view, state.sort);
+  const column = sortColumn(view, state);
   if (column && fields.has(column.from ?? column.key)) return true;
   if (view.expiring && fields.has('expires')) return true;
   if (view.filters.some((key) => fields.has(key))) return true;
