@@ -17,8 +17,8 @@ from pathlib import Path
 
 from server.collectors.registrations import RegistrationCollector
 from server.collectors.runner import CollectorRunner
-from server.demo import write_statements
-from server.demo_traffic import DemoTraffic
+from server.demo.run import write_statements
+from server.demo.traffic import DemoTraffic
 from server.hub import Hub
 from server.store import migrate
 

@@ -14,14 +14,16 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
-from . import api, auth_routes, first_run, store
+from . import api, store
 from .auth import Auth
+from .auth import routes as auth_routes
+from .auth import setup as first_run
+from .auth.gate import SecurityMiddleware
 from .collectors import open_source
 from .collectors.base import Collector
 from .collectors.runner import CollectorRunner, describe
 from .config import TABLES, Config, from_env
 from .hub import Hub
-from .security import SecurityMiddleware
 from .supervise import TaskSet
 from .ws import websocket_endpoint
 
@@ -74,7 +76,7 @@ def create_app(config: Config | None = None) -> Starlette:
         tasks = TaskSet()
         start_collecting(config, hub, collectors, tasks)
         if config.demo:
-            from .demo import run_demo  # the generator is only loaded when asked for
+            from .demo.run import run_demo  # the generator is only loaded when asked for
 
             tasks.start("demo", lambda: run_demo(config.db))
         try:

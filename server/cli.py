@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from .config import ConfigError, from_env
 
 # Each module exposes ``register(subparsers)`` adding its own subcommands.
-SUBCOMMAND_MODULES = ("server.demo", "server.users_cli")
+SUBCOMMAND_MODULES = ("server.demo.run", "server.auth.cli")
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -19,7 +19,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     from . import store
     from .app import create_app
-    from .first_run import announce
+    from .auth.setup import announce
 
     overrides = {
         name: value

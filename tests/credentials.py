@@ -7,7 +7,8 @@ carries a valid admin session cookie without a login round trip.
 
 from __future__ import annotations
 
-from server.auth import COOKIE_NAME, Auth
+from server.auth import Auth
+from server.auth.sessions import COOKIE_NAME
 from server.config import Config
 
 from .live_server import RtmServer

@@ -15,9 +15,9 @@ SOURCES: dict[tuple[str, str], str] = {
     ("sqlite", "accounts"): "server.collectors.registrations",
     ("sqlite", "trunks"): "server.collectors.trunks",
     ("sqlite", "queue"): "server.collectors.queue",
-    ("kamailio+http", "accounts"): "server.collectors.kamailio_registrations",
-    ("kamailio+http", "trunks"): "server.collectors.kamailio_trunks",
-    ("options", "trunks"): "server.collectors.options_prober",
+    ("kamailio+http", "accounts"): "server.collectors.kamailio.registrations",
+    ("kamailio+http", "trunks"): "server.collectors.kamailio.trunks",
+    ("options", "trunks"): "server.collectors.options",
     ("msilo+sqlite", "queue"): "server.collectors.msilo",
 }
 

@@ -7,10 +7,10 @@ import sqlite3
 from collections.abc import Mapping
 
 from ..config import Config
-from ..sipuri import contact_address
+from ..sip.uri import contact_address
 from ..times import iso, julian_to_unix
-from .account_directory import AccountDirectory
 from .base import Row, Rows
+from .directory import AccountDirectory
 from .sqlite_source import SqliteSource, path_from_url
 
 # Contacts whose expiry passed are left out here too; the runner drops the ones that pass

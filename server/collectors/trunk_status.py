@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 
-from ..sip_options import ProbeResult
+from ..sip.options import ProbeResult
 
 OK, FAILED, PENDING, DISABLED = "OK", "FAILED", "PENDING", "DISABLED"
 STATUSES = (OK, FAILED, PENDING, DISABLED)

@@ -10,7 +10,8 @@ from urllib.parse import parse_qs, unquote, urlparse
 import pytest
 from playwright.sync_api import expect
 
-from server.auth import COOKIE_NAME, Auth
+from server.auth import Auth
+from server.auth.sessions import COOKIE_NAME
 from server.config import Config
 
 from ..live_server import RtmServer

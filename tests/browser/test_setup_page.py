@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
+from ..auth.test_setup import setup_link
 from ..conftest import StartRtm
-from ..test_setup import setup_link
 
 pytestmark = pytest.mark.browser
 

@@ -16,7 +16,7 @@ from server.collectors.trunk_status import (
     probe_status,
     uac_status,
 )
-from server.sip_options import ProbeResult
+from server.sip.options import ProbeResult
 
 
 @pytest.mark.parametrize(

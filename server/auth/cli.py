@@ -1,0 +1,124 @@
+"""`rtm user add|passwd|del|list` and `rtm display add|list|revoke`.
+
+Passwords come from the first line of stdin when stdin is not a terminal (scripts, tests),
+otherwise from two hidden prompts; they are never taken from argv, where `ps` shows them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import socket
+import sys
+import time
+from collections.abc import Callable
+
+from ..config import ConfigError, from_env
+from . import Auth
+from .identity import ROLES, AuthError
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the `user` and `display` commands to rtm's command line."""
+    user = subparsers.add_parser("user", help="manage people who may sign in")
+    users = user.add_subparsers(dest="user_command", required=True)
+    add = _command(users, "add", "create a user (password from stdin or prompt)", _user_add)
+    add.add_argument("name")
+    add.add_argument("--role", choices=ROLES, required=True)
+    _command(users, "passwd", "change a password; ends the user's sessions", _user_passwd)
+    _command(users, "del", "delete a user and end their sessions", _user_del)
+    _command(users, "list", "list users and roles", _user_list)
+    for name in ("passwd", "del"):
+        users.choices[name].add_argument("name")
+
+    display = subparsers.add_parser("display", help="manage wall displays")
+    displays = display.add_subparsers(dest="display_command", required=True)
+    add = _command(displays, "add", "create a display; prints its kiosk URL", _display_add)
+    add.add_argument("name")
+    add.add_argument("--base-url", help="how the display reaches rtm, e.g. https://rtm.example")
+    _command(displays, "list", "list displays", _display_list)
+    revoke = _command(displays, "revoke", "revoke a display; its screen goes dark", _display_rm)
+    revoke.add_argument("name")
+
+
+def _command(
+    group: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    help_text: str,
+    handler: Callable[[argparse.Namespace, Auth], None],
+) -> argparse.ArgumentParser:
+    parser = group.add_parser(name, help=help_text)
+    parser.add_argument("--db", help="store path (default: $RTM_DB or var/rtm.db)")
+    parser.set_defaults(handler=lambda args: _run(args, handler))
+    return parser
+
+
+def _run(args: argparse.Namespace, handler: Callable[[argparse.Namespace, Auth], None]) -> int:
+    try:
+        config = from_env()
+        if args.db:
+            config = config.replace(db=args.db)
+        handler(args, Auth(config))
+    except (AuthError, ConfigError) as exc:
+        print(f"rtm: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def read_password() -> str:
+    """First line of stdin if piped, else asked twice on the terminal."""
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\r\n")
+    first = getpass.getpass("Password: ")
+    if getpass.getpass("Again: ") != first:
+        raise AuthError("the two passwords differ")
+    return first
+
+
+def _user_add(args: argparse.Namespace, auth: Auth) -> None:
+    auth.add_user(args.name, args.role, read_password())
+    print(f"user {args.name} ({args.role}) added")
+
+
+def _user_passwd(args: argparse.Namespace, auth: Auth) -> None:
+    if args.name not in {u["name"] for u in auth.list_users()}:
+        raise AuthError(f"no user {args.name!r}")
+    auth.set_password(args.name, read_password())
+    print(f"password of {args.name} changed; their sessions ended")
+
+
+def _user_del(args: argparse.Namespace, auth: Auth) -> None:
+    auth.delete_user(args.name)
+    print(f"user {args.name} deleted")
+
+
+def _user_list(args: argparse.Namespace, auth: Auth) -> None:
+    for user in auth.list_users():
+        print(f"{user['name']}\t{user['role']}\t{_when(user['created'])}")
+
+
+def _display_add(args: argparse.Namespace, auth: Auth) -> None:
+    token = auth.add_display(args.name)
+    config = auth.config
+    scheme = "https" if config.tls_cert else "http"
+    # A wildcard listen address is no place to point a browser at: use this host's name.
+    host = socket.getfqdn() if config.host in ("0.0.0.0", "::", "") else config.host
+    base = (args.base_url or f"{scheme}://{host}:{config.port}").rstrip("/")
+    # The URL is the credential: print it only to stdout, for the person setting up the wall.
+    print(f"{base}/?display={token}")
+
+
+def _display_list(args: argparse.Namespace, auth: Auth) -> None:
+    for display in auth.list_displays():
+        seen = _when(display["last_seen"]) if display["last_seen"] else "never"
+        print(f"{display['name']}\tcreated {_when(display['created'])}\tlast seen {seen}")
+
+
+def _display_rm(args: argparse.Namespace, auth: Auth) -> None:
+    if not auth.revoke_display(args.name):
+        raise AuthError(f"no display {args.name!r}")
+    print(f"display {args.name} revoked")
+
+
+def _when(epoch: object) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(float(str(epoch))))

@@ -1,0 +1,196 @@
+"""The gate in front of every route: who is asking, and may they (server/roles.py says what
+each role may open). Every answer leaves wearing the security headers (server/headers.py).
+
+`SecurityMiddleware` is pure ASGI so it sees WebSocket handshakes as well as HTTP requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import secrets
+from collections.abc import Callable
+from urllib.parse import parse_qsl, quote, urlencode
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from . import Auth
+from .headers import security_headers, with_security_headers
+from .identity import Principal
+from .request import (
+    bearer_token,
+    client_address,
+    is_loopback,
+    origin_allowed,
+    own_origin,
+    read_capped,
+    session_cookie_value,
+    take_display_token,
+    write_origin_allowed,
+)
+from .revocation import SessionWatcher
+from .roles import (
+    ADMIN_ONLY,
+    API_PREFIXES,
+    DISPLAY_ALLOWED,
+    PUBLIC_EXACT,
+    PUBLIC_PREFIXES,
+    SAFE_METHODS,
+    SETUP_PATH,
+    is_public,
+    require_role,
+    role_allows,
+)
+from .sessions import DISPLAY_COOKIE_MAX_AGE, session_cookie
+
+# Names this module held before they got modules of their own; kept importable from here.
+__all__ = [
+    "ADMIN_ONLY",
+    "DISPLAY_ALLOWED",
+    "PUBLIC_EXACT",
+    "PUBLIC_PREFIXES",
+    "SETUP_PATH",
+    "SecurityMiddleware",
+    "client_address",
+    "is_public",
+    "origin_allowed",
+    "own_origin",
+    "read_capped",
+    "require_role",
+    "role_allows",
+    "security_headers",
+    "session_cookie",
+]
+
+log = logging.getLogger("rtm.security")
+
+
+class SecurityMiddleware:
+    """Authenticate, authorise and decorate every HTTP request and WebSocket handshake."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        auth: Auth,
+        watcher: SessionWatcher | None = None,
+        setup_open: Callable[[], bool] | None = None,
+    ) -> None:
+        self.app = app
+        self.auth = auth
+        self.config = auth.config
+        self.watcher = watcher or SessionWatcher(auth)
+        # Blocking; True while the first-run setup link may be used (server/first_run.py).
+        self.setup_open = setup_open or (lambda: False)
+        if re.search(r"[;\r\n,]", self.config.frame_ancestors):
+            raise ValueError("RTM_FRAME_ANCESTORS: space-separated CSP sources, no ; or ,")
+        if not auth.list_users() and not self.setup_open():
+            log.warning("no users yet: nobody can sign in; create one with "
+                        "`rtm user add NAME --role admin` (same RTM_DB)")  # fmt: skip
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            scope["rtm.display_token"] = take_display_token(scope)
+        if scope["type"] == "http":
+            await self._http(scope, receive, with_security_headers(scope, self.config, send))
+        elif scope["type"] == "websocket":
+            await self._websocket(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path, method = scope["path"], scope["method"]
+        if method not in SAFE_METHODS and not write_origin_allowed(scope, self.config):
+            return await _answer(send, 403, "cross-site request refused", json_body=True)
+        if is_public(path):
+            return await self.app(scope, receive, send)
+        if path == SETUP_PATH:
+            if await asyncio.to_thread(self.setup_open):
+                return await self.app(scope, receive, send)
+            # Setup is over: a spent token goes no further (not into a `next=`, not to a log).
+            scope["query_string"] = b""
+        if path == "/" and scope["rtm.display_token"] is not None:
+            return await self._display_login(scope, send)
+        principal = await self._principal(scope)
+        if path == "/metrics" and self._metrics_ok(scope, principal):
+            return await self.app(scope, receive, send)
+        if principal is None:
+            if path.startswith(API_PREFIXES):
+                return await _answer(send, 401, "authentication required", json_body=True)
+            return await _redirect(send, "/login?" + urlencode({"next": _here(scope)}))
+        if not role_allows(principal.role, method, path):
+            return await _answer(send, 403, "forbidden", json_body=path.startswith(API_PREFIXES))
+        _attach(scope, principal)
+        await self.app(scope, receive, send)
+
+    def _metrics_ok(self, scope: Scope, principal: Principal | None) -> bool:
+        token = self.config.metrics_token
+        if token and secrets.compare_digest(bearer_token(scope).encode(), token.encode()):
+            return True
+        if principal is not None and principal.role in ("admin", "operator"):
+            return True
+        return is_loopback(client_address(scope, self.config))
+
+    async def _principal(self, scope: Scope) -> Principal | None:
+        bearer, cookie = bearer_token(scope), session_cookie_value(scope)
+        if bearer:
+            return await asyncio.to_thread(self.auth.display_for_token, bearer)
+        if cookie:
+            return await asyncio.to_thread(self.auth.principal_for_cookie, cookie)
+        return None
+
+    async def _display_login(self, scope: Scope, send: Send) -> None:
+        """`/?display=TOKEN`: trade the token for a display session cookie."""
+        token = scope["rtm.display_token"]
+        display = await asyncio.to_thread(self.auth.display_for_token, token)
+        if display is None:
+            return await _redirect(send, "/login")
+        cookie = await asyncio.to_thread(self.auth.start_session, "display", display.name)
+        header = session_cookie(scope, cookie, DISPLAY_COOKIE_MAX_AGE)
+        # The kiosk URL may carry the page's own settings too (`&rotate=30&view=trunks`).
+        rest = parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True)
+        query = urlencode([("kiosk", "1"), *((k, v) for k, v in rest if k != "kiosk")])
+        await _redirect(send, "/?" + query, [(b"set-cookie", header.encode("latin-1"))])
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        principal = None
+        if origin_allowed(scope, self.config):
+            principal = await self._principal(scope)
+        path = scope["path"]
+        if principal is None or not role_allows(principal.role, "WEBSOCKET", path):
+            # Closing before accept makes uvicorn answer the upgrade with HTTP 403.
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        _attach(scope, principal)
+        await self.watcher.run(principal.credential, self.app, scope, receive, send)
+
+
+def _attach(scope: Scope, principal: Principal) -> None:
+    scope["user"] = principal.as_dict()
+    scope.setdefault("state", {})["user"] = principal.as_dict()
+
+
+def _here(scope: Scope) -> str:
+    query = scope.get("query_string", b"").decode("latin-1")
+    return str(scope["path"]) + ("?" + query if query else "")
+
+
+async def _answer(send: Send, status: int, error: str, json_body: bool) -> None:
+    if json_body:
+        body, kind = json.dumps({"error": error}).encode(), b"application/json"
+    else:
+        body, kind = error.encode(), b"text/plain; charset=utf-8"
+    headers = [(b"content-type", kind), (b"content-length", str(len(body)).encode())]
+    if status == 401:
+        headers.append((b"www-authenticate", b'Bearer realm="rtm"'))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _redirect(
+    send: Send, location: str, extra: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    headers = [(b"location", quote(location, safe="/?=&%:+").encode()), (b"content-length", b"0")]
+    await send({"type": "http.response.start", "status": 303, "headers": headers + (extra or [])})
+    await send({"type": "http.response.body", "body": b""})

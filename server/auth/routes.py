@@ -1,0 +1,118 @@
+"""Routes for signing in and out, and (from admin.py) for admins.
+
+`routes(auth)` returns them all for server/app.py; SecurityMiddleware lets anybody reach
+`/login` and `/logout`, and only signed-in principals `/api/me`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+from starlette.templating import Jinja2Templates
+
+from ..config import Config
+from . import Auth, admin
+from .request import client_address, read_form
+from .sessions import COOKIE_NAME, session_cookie
+
+MAX_CONCURRENT_LOGINS = 2
+templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+WRONG = "Wrong user name or password."
+LOCKED = "Too many failed sign-ins. Try again later."
+
+
+def safe_next(target: str) -> str:
+    """A local path to go to after login; anything that could leave the site becomes "/"."""
+    if (
+        not target.startswith("/")
+        or target.startswith(("//", "/\\"))
+        or any(ord(c) < 0x20 or c == "\\" for c in target)
+        or target.startswith("/login")
+    ):
+        return "/"
+    return target[:2048]
+
+
+async def slow_failure(config: Config, failures: int) -> None:
+    """Answer the n-th consecutive failed guess n x login_delay late; the lockout bounds n."""
+    await asyncio.sleep(min(failures, config.login_max_failures) * config.login_delay)
+
+
+async def signed_in(auth: Auth, request: Request, name: str, target: str) -> Response:
+    """Open a session for user `name` and send the browser to `target` wearing its cookie."""
+    cookie = await asyncio.to_thread(auth.start_session, "user", name)
+    response = RedirectResponse(target, status_code=303)
+    max_age = int(auth.config.session_max)
+    response.headers.append("set-cookie", session_cookie(request.scope, cookie, max_age))
+    return response
+
+
+async def login_page(
+    request: Request, status: int, error: str, username: str, nxt: str
+) -> Response:
+    # Before the first admin exists nobody can sign in: say where to start instead.
+    first_run = getattr(request.app.state, "first_run", None)
+    first_start = first_run is not None and await asyncio.to_thread(first_run.is_open)
+    context = {
+        "error": error,
+        "username": username,
+        "next": safe_next(nxt),
+        "first_start": first_start,
+    }
+    return templates.TemplateResponse(request, "login.html", context, status_code=status)
+
+
+class SignIn:
+    """`/login`, `/logout` and `/api/me`, bound to one `Auth`."""
+
+    def __init__(self, auth: Auth) -> None:
+        self.auth = auth
+        # Each argon2 check takes ~64 MiB and a core for ~0.1 s: a login flood queues here
+        # instead of exhausting memory and the thread pool the rest of rtm needs.
+        self.hashing = asyncio.Semaphore(MAX_CONCURRENT_LOGINS)
+
+    async def login(self, request: Request) -> Response:
+        if request.method == "GET":
+            return await login_page(request, 200, "", "", request.query_params.get("next", "/"))
+        form = await read_form(request)
+        if form is None:
+            return Response("form too large", status_code=413)
+        username = form.get("username", "")[:256]
+        nxt = form.get("next", "/")
+        address = client_address(request.scope, self.auth.config)
+        async with self.hashing:
+            outcome = await asyncio.to_thread(
+                self.auth.check_login, username, form.get("password", ""), address
+            )
+        if outcome.locked:
+            return await login_page(request, 429, LOCKED, username, nxt)
+        if outcome.principal is None:
+            await slow_failure(self.auth.config, outcome.failures)
+            return await login_page(request, 401, WRONG, username, nxt)
+        return await signed_in(self.auth, request, outcome.principal.name, safe_next(nxt))
+
+    async def logout(self, request: Request) -> Response:
+        cookie = request.cookies.get(COOKIE_NAME, "")
+        if cookie:
+            await asyncio.to_thread(self.auth.end_session, cookie)
+        response = RedirectResponse("/login", status_code=303)
+        response.headers.append("set-cookie", session_cookie(request.scope, "", 0))
+        return response
+
+    async def me(self, request: Request) -> Response:
+        return JSONResponse(request.scope.get("user"))
+
+
+def routes(auth: Auth) -> list[Route]:
+    """The login, logout and admin routes, bound to `auth`."""
+    sign_in = SignIn(auth)
+    return [
+        Route("/login", sign_in.login, methods=["GET", "POST"]),
+        Route("/logout", sign_in.logout, methods=["POST"]),
+        Route("/api/me", sign_in.me, methods=["GET"]),
+        *admin.routes(auth, templates),
+    ]

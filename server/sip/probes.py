@@ -1,0 +1,149 @@
+"""Probe every trunk host with SIP OPTIONS at an interval, in one background task.
+
+``ProbeLoop.track(targets)`` says what to probe; the loop probes them all every
+``interval`` seconds (at once when a new target appears), at most ``concurrency`` at a time,
+each within ``timeout`` seconds, and keeps only the latest result per target. The task is
+started by the first ``track()`` and restarted by the next one if it ever died; a crash is
+reported once (``ProbeLoopCrashed``) so the runner shows the source stale instead of losing it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from ..config import ConfigError
+from .options import ProbeResult, probe, tls_context
+
+log = logging.getLogger("rtm.trunks.options")
+
+
+# A bound on one source's probing work: beyond it, the rest stay unprobed (PENDING).
+MAX_TARGETS = 2000
+# Where SIP listens when a URI or the trunk table gives no port.
+DEFAULT_PORTS = {"UDP": 5060, "TCP": 5060, "TLS": 5061}
+
+
+class ProbeLoopCrashed(RuntimeError):
+    """The probing task died of a bug; raised once by the next ``track()``, which restarts it."""
+
+
+class Target(NamedTuple):
+    """Where a trunk answers SIP."""
+
+    host: str
+    port: int
+    transport: str
+
+
+def _setting(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
+    raw = env.get(name, "")
+    try:
+        value = float(raw) if raw else default
+    except ValueError as exc:
+        raise ConfigError(f"{name}: {raw!r} is not a number") from exc
+    if not low <= value <= high:
+        raise ConfigError(f"{name}: {value} s is out of {low}..{high}")
+    return value
+
+
+@dataclass(frozen=True)
+class ProbeSettings:
+    """How often and how patiently trunks are probed; ``ca_file`` adds a trusted TLS CA."""
+
+    interval: float = 5.0
+    timeout: float = 2.0
+    ca_file: str = ""
+    concurrency: int = 32
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ProbeSettings:
+        """From RTM_OPTIONS_INTERVAL (5 s), RTM_OPTIONS_TIMEOUT (2 s), RTM_OPTIONS_CA_FILE."""
+        env = os.environ if env is None else env
+        ca_file = env.get("RTM_OPTIONS_CA_FILE", "")
+        if ca_file and not os.path.isfile(ca_file):
+            raise ConfigError(f"RTM_OPTIONS_CA_FILE: no file at {ca_file!r}")
+        return cls(
+            interval=_setting(env, "RTM_OPTIONS_INTERVAL", cls.interval, 0.1, 3600),
+            timeout=_setting(env, "RTM_OPTIONS_TIMEOUT", cls.timeout, 0.05, 60),
+            ca_file=ca_file,
+        )
+
+
+class ProbeLoop:
+    """Keeps the latest OPTIONS result of every tracked target, probing in the background."""
+
+    def __init__(self, settings: ProbeSettings) -> None:
+        self.settings = settings
+        # Built once: loading the CA store per probe would cost more than the probe.
+        self._context = tls_context(settings.ca_file)
+        self._targets: frozenset[Target] = frozenset()
+        self._results: dict[Target, ProbeResult] = {}
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._round_done = asyncio.Condition()
+        self.rounds = 0
+
+    def track(self, targets: Iterable[Target]) -> None:
+        """Probe exactly these targets from now on; raises ProbeLoopCrashed once after a crash."""
+        wanted = frozenset(sorted(set(targets))[:MAX_TARGETS])
+        if wanted - self._targets:
+            self._wake.set()
+        self._targets = wanted
+        task = self._task
+        if task is not None and not task.done():
+            return
+        self._task = asyncio.create_task(self._run(), name="rtm-options-prober")
+        if task is not None and not task.cancelled() and task.exception() is not None:
+            raise ProbeLoopCrashed(f"OPTIONS prober restarted after: {task.exception()!r}")
+
+    def result(self, target: Target) -> ProbeResult | None:
+        """The latest result for ``target``, None before its first probe has finished."""
+        return self._results.get(target)
+
+    async def probe_all(self) -> None:
+        """Probe every tracked target once, concurrently (bounded), and keep the results."""
+        targets = sorted(self._targets)
+        gate = asyncio.Semaphore(self.settings.concurrency)
+
+        async def one(target: Target) -> ProbeResult:
+            async with gate:
+                return await probe(
+                    target.host,
+                    target.port,
+                    target.transport,
+                    within=self.settings.timeout,
+                    context=self._context,
+                )
+
+        results = await asyncio.gather(*(one(target) for target in targets))
+        self._results = dict(zip(targets, results, strict=True))
+        async with self._round_done:
+            self.rounds += 1
+            self._round_done.notify_all()
+
+    async def wait_rounds(self, count: int) -> None:
+        """Return once ``count`` probe rounds in all have finished."""
+        async with self._round_done:
+            await self._round_done.wait_for(lambda: self.rounds >= count)
+
+    async def _run(self) -> None:
+        while True:
+            self._wake.clear()
+            await self.probe_all()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.settings.interval):
+                    await self._wake.wait()
+
+    async def close(self) -> None:
+        """Stop probing."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
