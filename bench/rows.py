@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from server.collectors.base import Row
+from server.rows import Row
 
 
 def contact_row(i: int, rng: random.Random) -> Row:

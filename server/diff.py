@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
-Row = dict[str, Any]
+from .rows import Row
 
 
 @dataclass

@@ -16,8 +16,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from . import protocol
-from .collectors.base import Row
 from .diff import Changes, diff
+from .rows import Row
 from .times import now_iso
 
 

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .collectors.base import Row
+from .rows import Row
 
 SNAPSHOT_PAGE_ROWS = 5000
 SNAPSHOT_PAGE_BYTES = 512 * 1024

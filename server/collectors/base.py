@@ -1,18 +1,20 @@
-"""The one small Protocol every source implements, and the row types it speaks.
+"""The one small Protocol every source implements, and the optional powers a source declares.
 
 A collector only fetches. Polling, timing, timeouts, errors, staleness, expiry and
 diffing are the runner's (``server.collectors.runner``), written once for all sources.
+A source that can do more says so by matching a second small Protocol (``CheapUnchanged``,
+``HintStream``); the runner checks with ``isinstance``, so mypy sees what it relies on.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Callable
+from typing import Protocol, runtime_checkable
 
-# A row is the wire form of one table row: JSON-ready values, always with an "id".
-Row = dict[str, Any]
-# A table's state: rows keyed by their id.
-Rows = Mapping[str, Row]
+from ..rows import Row, Rows
+
+# The runner's replace(match, rows): swap the rows ``match`` selects for ``rows``, publish.
+Replace = Callable[[Callable[[Row], bool], Rows], None]
 
 
 @runtime_checkable
@@ -31,6 +33,22 @@ class Collector(Protocol):
     async def close(self) -> None:
         """Release connections; called once when the app stops."""
         ...
+
+
+@runtime_checkable
+class CheapUnchanged(Protocol):
+    """A source whose "unchanged" answer costs almost nothing (SQLite's ``data_version``):
+    the runner asks it five times per interval while it has nothing new."""
+
+    cheap_unchanged: bool
+
+
+@runtime_checkable
+class HintStream(Protocol):
+    """A source that also pushes hints (Kamailio's evapi): ``watch`` runs beside polling,
+    calling ``replace`` for what changed; it returns or raises when its link is lost."""
+
+    async def watch(self, replace: Replace) -> None: ...
 
 
 class SourceError(Exception):

@@ -9,8 +9,8 @@ cost one pragma per poll.
 from __future__ import annotations
 
 from ..config import Config
+from ..rows import Row
 from ..times import iso
-from .base import Row
 from .sqlite_source import QueryCollector, path_from_url
 
 SILO_SQL = """
@@ -57,10 +57,10 @@ def silo_row(record: dict[str, object]) -> Row:
     }
 
 
-class MsiloQueue(QueryCollector):
+class MsiloCollector(QueryCollector):
     def __init__(self, path: str) -> None:
         super().__init__("queue", path, SILO_SQL, silo_row)
 
 
 def open_source(table: str, url: str, config: Config) -> QueryCollector:
-    return MsiloQueue(path_from_url(url))
+    return MsiloCollector(path_from_url(url))

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..config import Config
+from ..rows import Row, Rows
 from ..sip.probes import DEFAULT_PORTS, ProbeLoop, ProbeSettings, Target
-from .base import Row, Rows
 from .sqlite_source import SqliteSource
 from .trunk_status import SinceTracker, probe_status
 

@@ -6,8 +6,8 @@
 from __future__ import annotations
 
 from ..config import Config
+from ..rows import Row
 from ..times import iso
-from .base import Row
 from .sqlite_source import QueryCollector, path_from_url
 
 QUEUE_SQL = """

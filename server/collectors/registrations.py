@@ -7,9 +7,9 @@ import sqlite3
 from collections.abc import Mapping
 
 from ..config import Config
+from ..rows import Row, Rows
 from ..sip.uri import contact_address
 from ..times import iso, julian_to_unix
-from .base import Row, Rows
 from .directory import AccountDirectory
 from .sqlite_source import SqliteSource, path_from_url
 

@@ -15,9 +15,10 @@ import time
 from collections.abc import Callable
 
 from ..hub import Hub
+from ..rows import Row, Rows
 from ..supervise import Backoff
 from ..times import parse_iso
-from .base import Collector, Row, Rows
+from .base import CheapUnchanged, Collector, HintStream
 
 log = logging.getLogger("rtm.collectors")
 
@@ -60,11 +61,12 @@ class CollectorRunner:
         """Poll forever (until cancelled); never raises for a source's failure.
 
         The interval is the most often a source's rows are read. A source that answers
-        "unchanged" cheaply (``cheap_unchanged``, e.g. SQLite's data_version) is asked five
+        "unchanged" cheaply (``CheapUnchanged``, e.g. SQLite's data_version) is asked five
         times per interval while it has nothing new, so a change in a quiet store shows
         within a fifth of the interval; a busy one is still read once per interval.
         """
-        quick = self.interval / 5 if getattr(self.collector, "cheap_unchanged", False) else None
+        cheap = isinstance(self.collector, CheapUnchanged) and self.collector.cheap_unchanged
+        quick = self.interval / 5 if cheap else None
         while True:
             started = time.monotonic()
             fetched = await self.poll_once()
@@ -153,9 +155,9 @@ class CollectorRunner:
 
     async def watch(self) -> None:
         """Run the collector's optional hint stream, restarting it with capped backoff."""
-        watch = getattr(self.collector, "watch", None)
-        if watch is None:
+        if not isinstance(self.collector, HintStream):
             return
+        watch = self.collector.watch
         # Unlike a supervised task, a hint stream that returns (link lost) starts again too.
         backoff = Backoff(healthy=30.0)
         while True:

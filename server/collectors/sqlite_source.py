@@ -10,7 +10,7 @@ from urllib.parse import quote, urlsplit
 
 import aiosqlite
 
-from .base import Row, Rows
+from ..rows import Row, Rows
 
 
 def path_from_url(url: str) -> str:

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from server.collectors.base import Rows
 from server.collectors.runner import CollectorRunner
 from server.hub import Hub
+from server.rows import Rows
 from server.times import iso, parse_iso
 
 from ..live_server import UNIT

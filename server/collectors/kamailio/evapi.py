@@ -11,14 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..base import Row, Rows, SourceError
-
-# The runner's replace(match, rows): swap the rows ``match`` selects for ``rows``.
-Replace = Callable[[Callable[[Row], bool], Rows], None]
+from ..base import SourceError
 
 CONNECT_TIMEOUT = 5.0
 MAX_FRAME = 64 * 1024

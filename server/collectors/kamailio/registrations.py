@@ -17,11 +17,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from ...config import Config
+from ...rows import Row, Rows
 from ...sip.uri import contact_address
 from ...times import iso
-from ..base import Row, Rows
+from ..base import Replace
 from ..directory import AccountDirectory
-from .evapi import Replace, watch_events
+from .evapi import watch_events
 from .rpc import KamailioRpc, RpcError, http_url
 
 NOT_SET = "[not set]"
@@ -131,7 +132,7 @@ def contact_row(
     }
 
 
-class KamailioRegistrations:
+class KamailioRegistrationCollector:
     """Contacts from ``ul.dump``; see the module docstring."""
 
     table = "accounts"
@@ -194,7 +195,7 @@ class KamailioRegistrations:
         await self.directory.close()
 
 
-class HintedKamailioRegistrations(KamailioRegistrations):
+class HintedKamailioRegistrationCollector(KamailioRegistrationCollector):
     """Adds ``watch``: the runner runs it next to polling when evapi is configured."""
 
     def __init__(self, rpc: KamailioRpc, directory: AccountDirectory, evapi_url: str) -> None:
@@ -224,12 +225,12 @@ def _same_aor(user: str, domain: str) -> Callable[[Row], bool]:
     return match
 
 
-def open_source(table: str, url: str, config: Config) -> KamailioRegistrations:
+def open_source(table: str, url: str, config: Config) -> KamailioRegistrationCollector:
     # Answer a little before the runner gives up, so the operator sees our clearer error.
     interval = config.poll.get(table, 1.0)
     timeout = min(max(5.0, 3 * interval) * 0.9, MAX_DUMP_TIMEOUT)
     rpc = KamailioRpc(http_url(url), timeout=timeout)
     directory = AccountDirectory(config.db)
     if config.kamailio_evapi:
-        return HintedKamailioRegistrations(rpc, directory, config.kamailio_evapi)
-    return KamailioRegistrations(rpc, directory)
+        return HintedKamailioRegistrationCollector(rpc, directory, config.kamailio_evapi)
+    return KamailioRegistrationCollector(rpc, directory)

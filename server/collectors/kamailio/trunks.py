@@ -20,8 +20,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from ...config import Config
+from ...rows import Row, Rows
 from ...sip.probes import ProbeLoop, ProbeSettings, Target
-from ..base import Row, Rows
 from ..options import ConfiguredTrunk, TrunkTable, trunk_row
 from ..trunk_status import (
     FAILED,

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from server.collectors.kamailio.evapi import EvapiFramer, evapi_address
 from server.collectors.kamailio.registrations import (
     Held,
-    KamailioRegistrations,
+    KamailioRegistrationCollector,
     contact_row,
     contacts_in_dump,
     contacts_in_lookup,
@@ -157,7 +157,7 @@ class NoDirectory:
 def test_hostile_rpc_replies_give_rows_or_nothing_never_an_exception(
     aor: str, contacts: list[Any], noise: Any
 ) -> None:
-    source = KamailioRegistrations(None, NoDirectory())  # type: ignore[arg-type]
+    source = KamailioRegistrationCollector(None, NoDirectory())  # type: ignore[arg-type]
     info = {"AoR": aor, "Contacts": [{"Contact": c} for c in contacts] + [noise]}
     dump = {"Domains": [{"Domain": {"AoRs": [{"Info": info}, noise]}}, noise]}
     for pairs in (contacts_in_dump(dump), contacts_in_lookup(info), contacts_in_dump(noise)):

@@ -9,9 +9,9 @@ import pytest
 
 from server import store
 from server.collectors import open_source
-from server.collectors.base import Rows
-from server.collectors.kamailio.registrations import KamailioRegistrations
+from server.collectors.kamailio.registrations import KamailioRegistrationCollector
 from server.config import Config
+from server.rows import Rows
 from server.times import parse_iso
 
 from ...store_rows import add_account
@@ -24,10 +24,10 @@ pytestmark = [pytest.mark.asyncio, pytest.mark.kamailio]
 HOSTILE_UA = ("<script>alert(\"x\")</script> 'quoted' & \\ <img src=x onerror=1> " * 40)[:2048]
 
 
-def collector(kamailio: Kamailio, tmp_path: Path) -> KamailioRegistrations:
+def collector(kamailio: Kamailio, tmp_path: Path) -> KamailioRegistrationCollector:
     config = Config(db=str(tmp_path / "rtm.db"))
     source = open_source("accounts", kamailio.source_url, config)
-    assert isinstance(source, KamailioRegistrations)
+    assert isinstance(source, KamailioRegistrationCollector)
     return source
 
 
