@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,6 +62,11 @@ class Config:
     frame_ancestors: str = ""
     # Bearer token for /metrics from other hosts (loopback needs none).
     metrics_token: str = ""
+    # rtm's own SIP OPTIONS prober (RTM_TRUNKS=options:, and beside kamailio+http trunks):
+    # seconds between rounds, seconds a probe may take, a CA file trusted for TLS trunks.
+    options_interval: float = 5.0
+    options_timeout: float = 2.0
+    options_ca_file: str = ""
 
     @property
     def source_urls(self) -> dict[str, str]:
@@ -87,6 +93,16 @@ class Config:
                 raise ConfigError(f"RTM_POLL_{table.upper()}: {seconds} s is out of 0.05..3600")
         if bool(self.tls_cert) != bool(self.tls_key):
             raise ConfigError("RTM_TLS_CERT and RTM_TLS_KEY go together")
+        if re.search(r"[;\r\n,]", self.frame_ancestors):
+            raise ConfigError("RTM_FRAME_ANCESTORS: space-separated CSP sources, no ; or ,")
+        for name, seconds, low, high in (
+            ("RTM_OPTIONS_INTERVAL", self.options_interval, 0.1, 3600),
+            ("RTM_OPTIONS_TIMEOUT", self.options_timeout, 0.05, 60),
+        ):
+            if not low <= seconds <= high:
+                raise ConfigError(f"{name}: {seconds} s is out of {low}..{high}")
+        if self.options_ca_file and not os.path.isfile(self.options_ca_file):
+            raise ConfigError(f"RTM_OPTIONS_CA_FILE: no file at {self.options_ca_file!r}")
         return self
 
 
@@ -147,6 +163,9 @@ def from_env(env: Mapping[str, str] | None = None) -> Config:
         login_delay=_number(env, "RTM_LOGIN_DELAY", base.login_delay),
         frame_ancestors=env.get("RTM_FRAME_ANCESTORS", ""),
         metrics_token=env.get("RTM_METRICS_TOKEN", ""),
+        options_interval=_number(env, "RTM_OPTIONS_INTERVAL", base.options_interval),
+        options_timeout=_number(env, "RTM_OPTIONS_TIMEOUT", base.options_timeout),
+        options_ca_file=env.get("RTM_OPTIONS_CA_FILE", ""),
     )
 
 

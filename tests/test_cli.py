@@ -21,6 +21,10 @@ from .live_server import UNIT, free_port
         ({"RTM_REGISTRATIONS": "gopher://x/RPC"}, "unknown source scheme 'gopher' for accounts"),
         ({"RTM_QUEUE": "sqlite://host/x.db"}, "a sqlite URL has no host"),
         ({"RTM_TLS_CERT": "/nonexistent.pem"}, "RTM_TLS_CERT and RTM_TLS_KEY go together"),
+        ({"RTM_FRAME_ANCESTORS": "'self'; script-src *"}, "RTM_FRAME_ANCESTORS: space-separated"),
+        ({"RTM_OPTIONS_TIMEOUT": "0"}, "RTM_OPTIONS_TIMEOUT: 0.0 s is out of"),
+        ({"RTM_OPTIONS_CA_FILE": "/nonexistent.pem"}, "RTM_OPTIONS_CA_FILE: no file at"),
+        ({"RTM_RING_SIZE": "many"}, "RTM_RING_SIZE: 'many' is not a number"),
     ],
 )
 def test_bad_settings_exit_2_with_the_setting_named(

@@ -127,4 +127,4 @@ def open_source(table: str, url: str, config: Config) -> OptionsTrunkCollector:
     """``options:`` probes the trunks of the store at ``config.db`` (RTM_OPTIONS_* tune it)."""
     if table != "trunks":
         raise ValueError(f"options: is a trunk source, not a {table} source")
-    return OptionsTrunkCollector(config.db, ProbeSettings.from_env())
+    return OptionsTrunkCollector(config.db, ProbeSettings.from_config(config))

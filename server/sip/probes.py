@@ -12,12 +12,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from ..config import ConfigError
+from ..config import Config
 from .options import ProbeResult, probe, tls_context
 
 log = logging.getLogger("rtm.trunks.options")
@@ -41,17 +40,6 @@ class Target(NamedTuple):
     transport: str
 
 
-def _setting(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
-    raw = env.get(name, "")
-    try:
-        value = float(raw) if raw else default
-    except ValueError as exc:
-        raise ConfigError(f"{name}: {raw!r} is not a number") from exc
-    if not low <= value <= high:
-        raise ConfigError(f"{name}: {value} s is out of {low}..{high}")
-    return value
-
-
 @dataclass(frozen=True)
 class ProbeSettings:
     """How often and how patiently trunks are probed; ``ca_file`` adds a trusted TLS CA."""
@@ -62,17 +50,9 @@ class ProbeSettings:
     concurrency: int = 32
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> ProbeSettings:
-        """From RTM_OPTIONS_INTERVAL (5 s), RTM_OPTIONS_TIMEOUT (2 s), RTM_OPTIONS_CA_FILE."""
-        env = os.environ if env is None else env
-        ca_file = env.get("RTM_OPTIONS_CA_FILE", "")
-        if ca_file and not os.path.isfile(ca_file):
-            raise ConfigError(f"RTM_OPTIONS_CA_FILE: no file at {ca_file!r}")
-        return cls(
-            interval=_setting(env, "RTM_OPTIONS_INTERVAL", cls.interval, 0.1, 3600),
-            timeout=_setting(env, "RTM_OPTIONS_TIMEOUT", cls.timeout, 0.05, 60),
-            ca_file=ca_file,
-        )
+    def from_config(cls, config: Config) -> ProbeSettings:
+        """From RTM_OPTIONS_INTERVAL, RTM_OPTIONS_TIMEOUT and RTM_OPTIONS_CA_FILE."""
+        return cls(config.options_interval, config.options_timeout, config.options_ca_file)
 
 
 class ProbeLoop:

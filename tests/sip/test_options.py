@@ -404,20 +404,23 @@ def test_probe_loop_runs_in_background_and_probes_new_targets_at_once() -> None:
     run(scenario())
 
 
-def test_settings_from_env(tmp_path: Path) -> None:
-    from server.config import ConfigError
+def test_settings_come_from_config_and_bad_values_name_the_setting(tmp_path: Path) -> None:
+    from server.config import ConfigError, from_env
 
-    assert ProbeSettings.from_env({}) == ProbeSettings(interval=5.0, timeout=2.0)
+    def settings(env: dict[str, str]) -> ProbeSettings:
+        return ProbeSettings.from_config(from_env(env).validate())
+
+    assert settings({}) == ProbeSettings(interval=5.0, timeout=2.0)
     ca = tmp_path / "ca.pem"
     ca.write_text("x")
     env = {"RTM_OPTIONS_INTERVAL": "1.5", "RTM_OPTIONS_TIMEOUT": "0.5"}
     env["RTM_OPTIONS_CA_FILE"] = str(ca)
-    assert ProbeSettings.from_env(env) == ProbeSettings(1.5, 0.5, str(ca))
-    for bad in ({"RTM_OPTIONS_INTERVAL": "soon"}, {"RTM_OPTIONS_TIMEOUT": "0"}):
-        with pytest.raises(ConfigError):
-            ProbeSettings.from_env(bad)
+    assert settings(env) == ProbeSettings(1.5, 0.5, str(ca))
+    for name, bad in (("RTM_OPTIONS_INTERVAL", "soon"), ("RTM_OPTIONS_TIMEOUT", "0")):
+        with pytest.raises(ConfigError, match=name):
+            settings({name: bad})
     with pytest.raises(ConfigError, match="RTM_OPTIONS_CA_FILE"):
-        ProbeSettings.from_env({"RTM_OPTIONS_CA_FILE": str(tmp_path / "missing.pem")})
+        settings({"RTM_OPTIONS_CA_FILE": str(tmp_path / "missing.pem")})
 
 
 def test_a_crashed_probe_loop_is_reported_once_and_restarted(

@@ -172,4 +172,5 @@ def open_source(table: str, url: str, config: Config) -> KamailioTrunkCollector:
     interval = config.poll.get(table, 1.0)
     # Answer a little before the runner gives up, so the operator sees our clearer error.
     rpc = KamailioRpc(http_url(url), timeout=max(5.0, 3 * interval) * 0.9)
-    return KamailioTrunkCollector(rpc, TrunkTable(config.db), ProbeLoop(ProbeSettings.from_env()))
+    probes = ProbeLoop(ProbeSettings.from_config(config))
+    return KamailioTrunkCollector(rpc, TrunkTable(config.db), probes)
