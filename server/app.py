@@ -69,10 +69,11 @@ def create_app(config: Config | None = None) -> Starlette:
         client_bytes=config.client_queue_bytes,
     )
     collectors = open_collectors(config)
+    # The one migration of a serving rtm: Auth reads its signing key from the store below.
+    store.migrate(config.db)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        store.migrate(config.db)
         tasks = TaskSet()
         start_collecting(config, hub, collectors, tasks)
         if config.demo:

@@ -17,7 +17,6 @@ SUBCOMMAND_MODULES = ("server.demo.run", "server.auth.cli")
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from . import store
     from .app import create_app
     from .auth.setup import announce
 
@@ -36,7 +35,6 @@ def _serve(args: argparse.Namespace) -> int:
     }
     try:
         config = from_env().replace(**overrides).validate()
-        store.migrate(config.db)
         app = create_app(config)
     except (ConfigError, ValueError, RuntimeError, OSError) as exc:
         print(f"rtm: {exc}", file=sys.stderr)

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from . import protocol
+from .config import Config
 from .diff import Changes, diff
 from .rows import Row
 from .times import now_iso
@@ -68,7 +69,7 @@ class Client:
 class Table:
     name: str
     ring_size: int
-    ring_bytes: int = 16 * 1024 * 1024
+    ring_bytes: int
     rows: dict[str, Row] = field(default_factory=dict)
     seq: int = 0
     ring: deque[tuple[int, str]] = field(init=False)
@@ -126,10 +127,10 @@ class Hub:
         self,
         tables: Iterable[str],
         *,
-        ring_size: int = 1024,
-        ring_bytes: int = 16 * 1024 * 1024,
-        client_frames: int = 256,
-        client_bytes: int = 16 * 1024 * 1024,
+        ring_size: int = Config.ring_size,
+        ring_bytes: int = Config.ring_bytes,
+        client_frames: int = Config.client_queue_frames,
+        client_bytes: int = Config.client_queue_bytes,
     ) -> None:
         self.epoch = f"{int(time.time())}-{secrets.token_hex(4)}"
         self.tables = {name: Table(name, ring_size, ring_bytes) for name in tables}

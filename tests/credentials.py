@@ -20,7 +20,7 @@ ADMIN_PASSWORD = "test-admin-password"
 def grant(server: RtmServer) -> Auth:
     """Create the admin user and put a session cookie for it into `server.cookies`."""
     auth = Auth(Config(db=server.db))
-    if ADMIN not in {user["name"] for user in auth.list_users()}:
-        auth.add_user(ADMIN, "admin", ADMIN_PASSWORD)
-    server.cookies[COOKIE_NAME] = auth.start_session("user", ADMIN)
+    if ADMIN not in {user["name"] for user in auth.users.rows()}:
+        auth.users.add(ADMIN, "admin", ADMIN_PASSWORD)
+    server.cookies[COOKIE_NAME] = auth.sessions.start("user", ADMIN)
     return auth

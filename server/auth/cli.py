@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import socket
 import sys
 import time
 from collections.abc import Callable
 
+from .. import store
 from ..config import ConfigError, from_env
 from . import Auth
 from .identity import ROLES, AuthError
+from .setup import base_url
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -58,8 +59,9 @@ def _run(args: argparse.Namespace, handler: Callable[[argparse.Namespace, Auth],
         config = from_env()
         if args.db:
             config = config.replace(db=args.db)
+        store.migrate(config.db)
         handler(args, Auth(config))
-    except (AuthError, ConfigError) as exc:
+    except (AuthError, ConfigError, RuntimeError, OSError) as exc:
         print(f"rtm: {exc}", file=sys.stderr)
         return 1
     return 0
@@ -76,46 +78,42 @@ def read_password() -> str:
 
 
 def _user_add(args: argparse.Namespace, auth: Auth) -> None:
-    auth.add_user(args.name, args.role, read_password())
+    auth.users.add(args.name, args.role, read_password())
     print(f"user {args.name} ({args.role}) added")
 
 
 def _user_passwd(args: argparse.Namespace, auth: Auth) -> None:
-    if args.name not in {u["name"] for u in auth.list_users()}:
+    if args.name not in {u["name"] for u in auth.users.rows()}:
         raise AuthError(f"no user {args.name!r}")
-    auth.set_password(args.name, read_password())
+    auth.users.set_password(args.name, read_password())
     print(f"password of {args.name} changed; their sessions ended")
 
 
 def _user_del(args: argparse.Namespace, auth: Auth) -> None:
-    auth.delete_user(args.name)
+    auth.users.delete(args.name)
     print(f"user {args.name} deleted")
 
 
 def _user_list(args: argparse.Namespace, auth: Auth) -> None:
-    for user in auth.list_users():
+    for user in auth.users.rows():
         print(f"{user['name']}\t{user['role']}\t{_when(user['created'])}")
 
 
 def _display_add(args: argparse.Namespace, auth: Auth) -> None:
-    token = auth.add_display(args.name)
-    config = auth.config
-    scheme = "https" if config.tls_cert else "http"
-    # A wildcard listen address is no place to point a browser at: use this host's name.
-    host = socket.getfqdn() if config.host in ("0.0.0.0", "::", "") else config.host
-    base = (args.base_url or f"{scheme}://{host}:{config.port}").rstrip("/")
+    token = auth.displays.add(args.name)
+    base = (args.base_url or base_url(auth.config)).rstrip("/")
     # The URL is the credential: print it only to stdout, for the person setting up the wall.
     print(f"{base}/?display={token}")
 
 
 def _display_list(args: argparse.Namespace, auth: Auth) -> None:
-    for display in auth.list_displays():
+    for display in auth.displays.rows():
         seen = _when(display["last_seen"]) if display["last_seen"] else "never"
         print(f"{display['name']}\tcreated {_when(display['created'])}\tlast seen {seen}")
 
 
 def _display_rm(args: argparse.Namespace, auth: Auth) -> None:
-    if not auth.revoke_display(args.name):
+    if not auth.displays.revoke(args.name):
         raise AuthError(f"no display {args.name!r}")
     print(f"display {args.name} revoked")
 

@@ -1,5 +1,5 @@
-"""The gate in front of every route: who is asking, and may they (server/roles.py says what
-each role may open). Every answer leaves wearing the security headers (server/headers.py).
+"""The gate in front of every route: who is asking, and may they (roles.py says what
+each role may open). Every answer leaves wearing the security headers (headers.py).
 
 `SecurityMiddleware` is pure ASGI so it sees WebSocket handshakes as well as HTTP requests.
 """
@@ -7,62 +7,35 @@ each role may open). Every answer leaves wearing the security headers (server/he
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import re
 import secrets
 from collections.abc import Callable
-from urllib.parse import parse_qsl, quote, urlencode
+from urllib.parse import parse_qsl, urlencode
 
+from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from . import Auth
-from .headers import security_headers, with_security_headers
+from .headers import with_security_headers
 from .identity import Principal
 from .request import (
     bearer_token,
     client_address,
     is_loopback,
     origin_allowed,
-    own_origin,
-    read_capped,
     session_cookie_value,
     take_display_token,
     write_origin_allowed,
 )
 from .revocation import SessionWatcher
 from .roles import (
-    ADMIN_ONLY,
     API_PREFIXES,
-    DISPLAY_ALLOWED,
-    PUBLIC_EXACT,
-    PUBLIC_PREFIXES,
     SAFE_METHODS,
     SETUP_PATH,
     is_public,
-    require_role,
     role_allows,
 )
 from .sessions import DISPLAY_COOKIE_MAX_AGE, session_cookie
-
-# Names this module held before they got modules of their own; kept importable from here.
-__all__ = [
-    "ADMIN_ONLY",
-    "DISPLAY_ALLOWED",
-    "PUBLIC_EXACT",
-    "PUBLIC_PREFIXES",
-    "SETUP_PATH",
-    "SecurityMiddleware",
-    "client_address",
-    "is_public",
-    "origin_allowed",
-    "own_origin",
-    "read_capped",
-    "require_role",
-    "role_allows",
-    "security_headers",
-    "session_cookie",
-]
 
 log = logging.getLogger("rtm.security")
 
@@ -83,9 +56,7 @@ class SecurityMiddleware:
         self.watcher = watcher or SessionWatcher(auth)
         # Blocking; True while the first-run setup link may be used (server/first_run.py).
         self.setup_open = setup_open or (lambda: False)
-        if re.search(r"[;\r\n,]", self.config.frame_ancestors):
-            raise ValueError("RTM_FRAME_ANCESTORS: space-separated CSP sources, no ; or ,")
-        if not auth.list_users() and not self.setup_open():
+        if not auth.users.rows() and not self.setup_open():
             log.warning("no users yet: nobody can sign in; create one with "
                         "`rtm user add NAME --role admin` (same RTM_DB)")  # fmt: skip
 
@@ -102,7 +73,9 @@ class SecurityMiddleware:
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         path, method = scope["path"], scope["method"]
         if method not in SAFE_METHODS and not write_origin_allowed(scope, self.config):
-            return await _answer(send, 403, "cross-site request refused", json_body=True)
+            return await _refuse(
+                scope, receive, send, 403, "cross-site request refused", json_body=True
+            )
         if is_public(path):
             return await self.app(scope, receive, send)
         if path == SETUP_PATH:
@@ -111,16 +84,21 @@ class SecurityMiddleware:
             # Setup is over: a spent token goes no further (not into a `next=`, not to a log).
             scope["query_string"] = b""
         if path == "/" and scope["rtm.display_token"] is not None:
-            return await self._display_login(scope, send)
+            return await self._display_login(scope, receive, send)
         principal = await self._principal(scope)
         if path == "/metrics" and self._metrics_ok(scope, principal):
             return await self.app(scope, receive, send)
         if principal is None:
             if path.startswith(API_PREFIXES):
-                return await _answer(send, 401, "authentication required", json_body=True)
-            return await _redirect(send, "/login?" + urlencode({"next": _here(scope)}))
+                return await _refuse(
+                    scope, receive, send, 401, "authentication required", json_body=True
+                )
+            login = RedirectResponse("/login?" + urlencode({"next": _here(scope)}), 303)
+            return await login(scope, receive, send)
         if not role_allows(principal.role, method, path):
-            return await _answer(send, 403, "forbidden", json_body=path.startswith(API_PREFIXES))
+            return await _refuse(
+                scope, receive, send, 403, "forbidden", path.startswith(API_PREFIXES)
+            )
         _attach(scope, principal)
         await self.app(scope, receive, send)
 
@@ -135,23 +113,24 @@ class SecurityMiddleware:
     async def _principal(self, scope: Scope) -> Principal | None:
         bearer, cookie = bearer_token(scope), session_cookie_value(scope)
         if bearer:
-            return await asyncio.to_thread(self.auth.display_for_token, bearer)
+            return await asyncio.to_thread(self.auth.displays.for_token, bearer)
         if cookie:
-            return await asyncio.to_thread(self.auth.principal_for_cookie, cookie)
+            return await asyncio.to_thread(self.auth.sessions.principal_for_cookie, cookie)
         return None
 
-    async def _display_login(self, scope: Scope, send: Send) -> None:
+    async def _display_login(self, scope: Scope, receive: Receive, send: Send) -> None:
         """`/?display=TOKEN`: trade the token for a display session cookie."""
         token = scope["rtm.display_token"]
-        display = await asyncio.to_thread(self.auth.display_for_token, token)
+        display = await asyncio.to_thread(self.auth.displays.for_token, token)
         if display is None:
-            return await _redirect(send, "/login")
-        cookie = await asyncio.to_thread(self.auth.start_session, "display", display.name)
-        header = session_cookie(scope, cookie, DISPLAY_COOKIE_MAX_AGE)
+            return await RedirectResponse("/login", 303)(scope, receive, send)
+        cookie = await asyncio.to_thread(self.auth.sessions.start, "display", display.name)
         # The kiosk URL may carry the page's own settings too (`&rotate=30&view=trunks`).
         rest = parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True)
         query = urlencode([("kiosk", "1"), *((k, v) for k, v in rest if k != "kiosk")])
-        await _redirect(send, "/?" + query, [(b"set-cookie", header.encode("latin-1"))])
+        response = RedirectResponse("/?" + query, 303)
+        response.headers.append("set-cookie", session_cookie(scope, cookie, DISPLAY_COOKIE_MAX_AGE))
+        await response(scope, receive, send)
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         principal = None
@@ -176,21 +155,15 @@ def _here(scope: Scope) -> str:
     return str(scope["path"]) + ("?" + query if query else "")
 
 
-async def _answer(send: Send, status: int, error: str, json_body: bool) -> None:
-    if json_body:
-        body, kind = json.dumps({"error": error}).encode(), b"application/json"
-    else:
-        body, kind = error.encode(), b"text/plain; charset=utf-8"
-    headers = [(b"content-type", kind), (b"content-length", str(len(body)).encode())]
-    if status == 401:
-        headers.append((b"www-authenticate", b'Bearer realm="rtm"'))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
-
-
-async def _redirect(
-    send: Send, location: str, extra: list[tuple[bytes, bytes]] | None = None
+async def _refuse(
+    scope: Scope, receive: Receive, send: Send, status: int, error: str, json_body: bool
 ) -> None:
-    headers = [(b"location", quote(location, safe="/?=&%:+").encode()), (b"content-length", b"0")]
-    await send({"type": "http.response.start", "status": 303, "headers": headers + (extra or [])})
-    await send({"type": "http.response.body", "body": b""})
+    """Answer a refused request: `{"error": ...}` for scripts, plain text for pages."""
+    response: Response
+    if json_body:
+        response = JSONResponse({"error": error}, status)
+    else:
+        response = PlainTextResponse(error, status)
+    if status == 401:
+        response.headers["www-authenticate"] = 'Bearer realm="rtm"'
+    await response(scope, receive, send)

@@ -99,7 +99,7 @@ class SessionWatcher:
             await asyncio.sleep(self.interval)
             credentials = list(self._live)
             try:
-                alive = await asyncio.to_thread(self.auth.valid_credentials, credentials)
+                alive = await asyncio.to_thread(self.auth.sessions.valid_credentials, credentials)
             except Exception:  # a busy or broken store must not close everyone
                 log.exception("checking open sockets' credentials failed; will retry")
                 continue

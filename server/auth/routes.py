@@ -44,7 +44,7 @@ async def slow_failure(config: Config, failures: int) -> None:
 
 async def signed_in(auth: Auth, request: Request, name: str, target: str) -> Response:
     """Open a session for user `name` and send the browser to `target` wearing its cookie."""
-    cookie = await asyncio.to_thread(auth.start_session, "user", name)
+    cookie = await asyncio.to_thread(auth.sessions.start, "user", name)
     response = RedirectResponse(target, status_code=303)
     max_age = int(auth.config.session_max)
     response.headers.append("set-cookie", session_cookie(request.scope, cookie, max_age))
@@ -98,7 +98,7 @@ class SignIn:
     async def logout(self, request: Request) -> Response:
         cookie = request.cookies.get(COOKIE_NAME, "")
         if cookie:
-            await asyncio.to_thread(self.auth.end_session, cookie)
+            await asyncio.to_thread(self.auth.sessions.end, cookie)
         response = RedirectResponse("/login", status_code=303)
         response.headers.append("set-cookie", session_cookie(request.scope, "", 0))
         return response

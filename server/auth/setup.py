@@ -45,7 +45,7 @@ class FirstRun:
 
     def issue(self) -> str | None:
         """A fresh token if the store has no user yet (only its hash is kept), else None."""
-        if self.auth.list_users():
+        if self.auth.users.rows():
             return None
         token = secrets.token_urlsafe(32)
         self._digest = token_hash(token)
@@ -55,7 +55,7 @@ class FirstRun:
         """Whether `/setup` may be used now; blocking (reads the store while open)."""
         if self._digest is None:
             return False
-        if self.auth.list_users():
+        if self.auth.users.rows():
             self.close()  # made by `rtm user add` meanwhile: the token dies all the same
             return False
         return True
@@ -134,7 +134,8 @@ class SetupForm:
         async with self.first_run.lock:
             if not self.first_run.matches(token):  # the other of two racing requests won
                 return page(request, 404, DONE)
-            created = await asyncio.to_thread(self.auth.add_first_admin, name, form["password"])
+            add_first_admin = self.auth.users.add_first_admin
+            created = await asyncio.to_thread(add_first_admin, name, form["password"])
             self.first_run.close()
         if not created:  # a user appeared through `rtm user add` in the meantime
             return page(request, 404, DONE)

@@ -16,14 +16,15 @@ import asyncio
 import concurrent.futures
 import contextlib
 import logging
-import os
 import random
 import signal
 import sqlite3
+import sys
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
+from ..config import ConfigError, from_env
 from ..store import migrate
 from .traffic import DemoTraffic, Statement
 
@@ -66,8 +67,9 @@ async def run_demo(
 ) -> None:
     """Write demo traffic into the store at ``db_path`` until ``stop`` is set or cancelled.
 
-    Creates the schema if needed, replaces the demo's own rows from an earlier run, then
-    writes a few changes every ``tick`` seconds. The same ``seed`` replays the same choices.
+    The store must be migrated already (``rtm serve`` and ``rtm demo`` do it). Replaces the
+    demo's own rows from an earlier run, then writes a few changes every ``tick`` seconds.
+    The same ``seed`` replays the same choices.
     """
     if accounts < 2:
         raise ValueError(f"demo needs at least 2 accounts, got {accounts}")
@@ -83,7 +85,6 @@ async def run_demo(
 
     conn: sqlite3.Connection | None = None
     try:
-        await in_thread(migrate, db_path)
         conn = await in_thread(_open, db_path)
         traffic = DemoTraffic(random.Random(seed), accounts, time.time())
         log.info("demo traffic: %d accounts, seed %d, store %s", accounts, seed, db_path)
@@ -121,8 +122,7 @@ def register(subparsers: Any) -> None:
         description="Write demo registrations, trunk states and queued messages into the "
         "store's tables until interrupted (creates the schema if needed).",
     )
-    parser.add_argument("--db", default=os.environ.get("RTM_DB") or "var/rtm.db",
-                        help="store path (default: RTM_DB or var/rtm.db)")  # fmt: skip
+    parser.add_argument("--db", help="store path (default: RTM_DB or var/rtm.db)")
     parser.add_argument("--seed", type=int, default=None, help="replay the same traffic")
     parser.add_argument("--accounts", type=_accounts, default=300, help="accounts (default 300)")
     parser.set_defaults(handler=main)
@@ -131,13 +131,19 @@ def register(subparsers: Any) -> None:
 def main(args: argparse.Namespace) -> int:
     """Run the generator in the foreground; SIGINT or SIGTERM stops it cleanly."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    try:
+        db = args.db or from_env().db
+        migrate(db)
+    except (ConfigError, RuntimeError, OSError, sqlite3.Error) as exc:
+        print(f"rtm: {exc}", file=sys.stderr)
+        return 2
 
     async def run() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        await run_demo(args.db, seed=args.seed, accounts=args.accounts, stop=stop)
+        await run_demo(db, seed=args.seed, accounts=args.accounts, stop=stop)
 
     asyncio.run(run())
     return 0

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from server.auth import Auth, AuthError
+from server import store
+from server.auth import Auth
+from server.auth.identity import AuthError
 from server.config import Config
 
 PASSWORD = "correct horse battery"
@@ -30,8 +32,9 @@ def clock() -> Clock:
 @pytest.fixture
 def auth(tmp_path: Path, clock: Clock) -> Auth:
     config = Config(db=str(tmp_path / "rtm.db"), login_max_failures=3, login_lock=900)
+    store.migrate(config.db)
     auth = Auth(config, clock=clock)
-    auth.add_user("alice", "admin", PASSWORD)
+    auth.users.add("alice", "admin", PASSWORD)
     return auth
 
 
@@ -48,26 +51,26 @@ def _wal(auth: Auth) -> bytes:
 
 def test_user_management_rejects_bad_input(auth: Auth) -> None:
     with pytest.raises(AuthError, match="exists"):
-        auth.add_user("alice", "operator", PASSWORD)
+        auth.users.add("alice", "operator", PASSWORD)
     with pytest.raises(AuthError, match="role"):
-        auth.add_user("bob", "root", PASSWORD)
+        auth.users.add("bob", "root", PASSWORD)
     with pytest.raises(AuthError, match="characters"):
-        auth.add_user("bob", "operator", "short")
+        auth.users.add("bob", "operator", "short")
     for bad in ("", "-x", "a b", "<script>", "x" * 65, "é"):
         with pytest.raises(AuthError, match="names"):
-            auth.add_user(bad, "operator", PASSWORD)
+            auth.users.add(bad, "operator", PASSWORD)
     with pytest.raises(AuthError, match="no user"):
-        auth.set_password("nobody", PASSWORD)
+        auth.users.set_password("nobody", PASSWORD)
     with pytest.raises(AuthError, match="no user"):
-        auth.delete_user("nobody")
-    assert [u["name"] for u in auth.list_users()] == ["alice"]
+        auth.users.delete("nobody")
+    assert [u["name"] for u in auth.users.rows()] == ["alice"]
 
 
 def test_login_succeeds_and_the_session_cookie_names_the_user(auth: Auth) -> None:
     outcome = auth.check_login("alice", PASSWORD, "10.0.0.1")
     assert outcome.principal is not None and outcome.principal.role == "admin"
-    cookie = auth.start_session("user", "alice")
-    principal = auth.principal_for_cookie(cookie)
+    cookie = auth.sessions.start("user", "alice")
+    principal = auth.sessions.principal_for_cookie(cookie)
     assert principal is not None and principal.as_dict() == {"name": "alice", "role": "admin"}
 
 
@@ -103,72 +106,73 @@ def test_success_resets_the_user_counter(auth: Auth) -> None:
 
 
 def test_tampered_or_foreign_cookies_are_refused(auth: Auth, tmp_path: Path) -> None:
-    cookie = auth.start_session("user", "alice")
+    cookie = auth.sessions.start("user", "alice")
     payload, _, signature = cookie.rpartition(".")
     flipped = payload[:5] + ("A" if payload[5] != "A" else "B") + payload[6:]
-    assert auth.principal_for_cookie(f"{flipped}.{signature}") is None
-    assert auth.principal_for_cookie(cookie + "x") is None
-    assert auth.principal_for_cookie("") is None
-    assert auth.principal_for_cookie("x" * 10_000) is None
+    assert auth.sessions.principal_for_cookie(f"{flipped}.{signature}") is None
+    assert auth.sessions.principal_for_cookie(cookie + "x") is None
+    assert auth.sessions.principal_for_cookie("") is None
+    assert auth.sessions.principal_for_cookie("x" * 10_000) is None
+    store.migrate(str(tmp_path / "other.db"))
     other = Auth(Config(db=str(tmp_path / "other.db")))
-    assert other.principal_for_cookie(cookie) is None  # another store's key
+    assert other.sessions.principal_for_cookie(cookie) is None  # another store's key
 
 
 def test_sessions_die_when_idle_or_too_old(auth: Auth, clock: Clock) -> None:
     config = auth.config.replace(session_idle=100, session_max=250)
     auth = Auth(config, clock=clock)
-    idle = auth.start_session("user", "alice")
-    busy = auth.start_session("user", "alice")
+    idle = auth.sessions.start("user", "alice")
+    busy = auth.sessions.start("user", "alice")
     for _ in range(4):
         clock.now += 60
-        assert auth.principal_for_cookie(busy) is not None
-    assert auth.principal_for_cookie(idle) is None
+        assert auth.sessions.principal_for_cookie(busy) is not None
+    assert auth.sessions.principal_for_cookie(idle) is None
     clock.now += 60  # 300 s since login, never idle for 100 s
-    assert auth.principal_for_cookie(busy) is None
+    assert auth.sessions.principal_for_cookie(busy) is None
 
 
 def test_signing_key_and_sessions_survive_a_restart(auth: Auth) -> None:
-    cookie = auth.start_session("user", "alice")
+    cookie = auth.sessions.start("user", "alice")
     again = Auth(auth.config, clock=auth.clock)
-    assert again.principal_for_cookie(cookie) is not None
+    assert again.sessions.principal_for_cookie(cookie) is not None
 
 
 def test_logout_password_change_and_deletion_end_sessions(auth: Auth) -> None:
-    one, two, three = (auth.start_session("user", "alice") for _ in range(3))
-    auth.end_session(one)
-    assert auth.principal_for_cookie(one) is None
-    assert auth.principal_for_cookie(two) is not None
-    auth.set_password("alice", "another good password")
-    assert auth.principal_for_cookie(two) is None
-    three = auth.start_session("user", "alice")
-    auth.delete_user("alice")
-    assert auth.principal_for_cookie(three) is None
+    one, two, three = (auth.sessions.start("user", "alice") for _ in range(3))
+    auth.sessions.end(one)
+    assert auth.sessions.principal_for_cookie(one) is None
+    assert auth.sessions.principal_for_cookie(two) is not None
+    auth.users.set_password("alice", "another good password")
+    assert auth.sessions.principal_for_cookie(two) is None
+    three = auth.sessions.start("user", "alice")
+    auth.users.delete("alice")
+    assert auth.sessions.principal_for_cookie(three) is None
 
 
 def test_display_tokens_are_hashed_and_revocable(auth: Auth, clock: Clock) -> None:
-    token = auth.add_display("wall-1")
+    token = auth.displays.add("wall-1")
     assert len(token) >= 40
     assert token.encode() not in Path(auth.config.db).read_bytes() + _wal(auth)
-    display = auth.display_for_token(token)
+    display = auth.displays.for_token(token)
     assert display is not None and display.as_dict() == {"name": "wall-1", "role": "display"}
-    assert auth.display_for_token(token + "x") is None
-    assert auth.display_for_token("") is None
-    cookie = auth.start_session("display", "wall-1")
+    assert auth.displays.for_token(token + "x") is None
+    assert auth.displays.for_token("") is None
+    cookie = auth.sessions.start("display", "wall-1")
     clock.now += 365 * 24 * 3600  # displays do not expire with time
-    principal = auth.principal_for_cookie(cookie)
+    principal = auth.sessions.principal_for_cookie(cookie)
     assert principal is not None and principal.role == "display"
-    assert auth.valid_credentials([principal.credential, display.credential]) == {
+    assert auth.sessions.valid_credentials([principal.credential, display.credential]) == {
         principal.credential,
         display.credential,
     }
-    assert [d["name"] for d in auth.list_displays()] == ["wall-1"]
-    assert auth.revoke_display("wall-1")
-    assert not auth.revoke_display("wall-1")
-    assert auth.principal_for_cookie(cookie) is None
-    assert auth.display_for_token(token) is None
-    assert auth.valid_credentials([principal.credential, display.credential]) == set()
+    assert [d["name"] for d in auth.displays.rows()] == ["wall-1"]
+    assert auth.displays.revoke("wall-1")
+    assert not auth.displays.revoke("wall-1")
+    assert auth.sessions.principal_for_cookie(cookie) is None
+    assert auth.displays.for_token(token) is None
+    assert auth.sessions.valid_credentials([principal.credential, display.credential]) == set()
     with pytest.raises(AuthError, match="names"):
-        auth.add_display("bad name")
+        auth.displays.add("bad name")
 
 
 def test_loopback_is_not_locked_as_an_address(auth: Auth) -> None:
@@ -180,14 +184,14 @@ def test_loopback_is_not_locked_as_an_address(auth: Auth) -> None:
 
 
 def test_dead_sessions_are_purged_when_new_ones_start(auth: Auth, clock: Clock) -> None:
-    auth.start_session("user", "alice")
-    auth.add_display("wall")
-    auth.start_session("display", "wall")
+    auth.sessions.start("user", "alice")
+    auth.displays.add("wall")
+    auth.sessions.start("display", "wall")
     clock.now += auth.config.session_max + 1
-    auth.start_session("user", "alice")
+    auth.sessions.start("user", "alice")
     assert _session_kinds(auth) == ["display", "user"]
     clock.now += 401 * 24 * 3600  # longer than any display cookie lives
-    auth.start_session("user", "alice")
+    auth.sessions.start("user", "alice")
     assert _session_kinds(auth) == ["user"]
 
 
@@ -197,23 +201,23 @@ def _session_kinds(auth: Auth) -> list[str]:
 
 
 def test_display_last_seen_follows_its_session(auth: Auth, clock: Clock) -> None:
-    auth.add_display("wall")
-    cookie = auth.start_session("display", "wall")
-    assert auth.list_displays()[0]["last_seen"] is None
+    auth.displays.add("wall")
+    cookie = auth.sessions.start("display", "wall")
+    assert auth.displays.rows()[0]["last_seen"] is None
     clock.now += 120
-    principal = auth.principal_for_cookie(cookie)
+    principal = auth.sessions.principal_for_cookie(cookie)
     assert principal is not None
-    assert auth.list_displays()[0]["last_seen"] == clock.now
+    assert auth.displays.rows()[0]["last_seen"] == clock.now
     clock.now += 120  # an open WebSocket keeps it seen too
-    auth.valid_credentials([principal.credential])
-    assert auth.list_displays()[0]["last_seen"] == clock.now
+    auth.sessions.valid_credentials([principal.credential])
+    assert auth.displays.rows()[0]["last_seen"] == clock.now
 
 
 def test_unknown_users_cost_a_password_check_too(
     auth: Auth, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     checked: list[str] = []
-    real = auth.hasher
+    real = auth.users.hasher
 
     class Spy:
         def verify(self, digest: str, password: str) -> bool:
@@ -223,7 +227,7 @@ def test_unknown_users_cost_a_password_check_too(
         def __getattr__(self, name: str) -> object:
             return getattr(real, name)
 
-    monkeypatch.setattr(auth, "hasher", Spy())
+    monkeypatch.setattr(auth.users, "hasher", Spy())
     auth.check_login("nobody-here", "guess", "192.0.2.1")
     auth.check_login("alice", "guess", "192.0.2.1")
     assert len(checked) == 2 and all(d.startswith("$argon2id$") for d in checked)

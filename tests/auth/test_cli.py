@@ -46,16 +46,16 @@ def test_user_lifecycle_with_password_from_stdin(
     assert rtm(monkeypatch, "user", "add", "alice", "--role", "admin", stdin=PASSWORD + "\n") == 0
     auth = Auth(Config(db=db))
     assert auth.check_login("alice", PASSWORD, "192.0.2.1").principal is not None
-    session = auth.start_session("user", "alice")
+    session = auth.sessions.start("user", "alice")
     assert rtm(monkeypatch, "user", "passwd", "alice", stdin="a new good password\n") == 0
-    assert auth.principal_for_cookie(session) is None
+    assert auth.sessions.principal_for_cookie(session) is None
     assert auth.check_login("alice", "a new good password", "192.0.2.1").principal is not None
     capsys.readouterr()
     assert rtm(monkeypatch, "user", "list") == 0
     listing = capsys.readouterr().out
     assert listing.startswith("alice\tadmin\t") and "argon2" not in listing
     assert rtm(monkeypatch, "user", "del", "alice") == 0
-    assert auth.list_users() == []
+    assert auth.users.rows() == []
     assert PASSWORD not in capsys.readouterr().out
 
 
@@ -91,11 +91,11 @@ def test_display_lifecycle(
     url = capsys.readouterr().out.strip()
     assert url.startswith("https://rtm.example/?display=")
     auth = Auth(Config(db=db))
-    assert auth.display_for_token(url.rpartition("=")[2]) is not None
+    assert auth.displays.for_token(url.rpartition("=")[2]) is not None
     assert rtm(monkeypatch, "display", "add", "lobby") == 1
     capsys.readouterr()
     assert rtm(monkeypatch, "display", "list") == 0
     assert capsys.readouterr().out.startswith("lobby\tcreated ")
     assert rtm(monkeypatch, "display", "revoke", "lobby") == 0
-    assert auth.display_for_token(url.rpartition("=")[2]) is None
+    assert auth.displays.for_token(url.rpartition("=")[2]) is None
     assert rtm(monkeypatch, "display", "revoke", "lobby") == 1

@@ -19,6 +19,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from server import store
 from server.auth import Auth
 from server.auth.gate import SecurityMiddleware
 from server.auth.revocation import SessionWatcher
@@ -26,7 +27,7 @@ from server.auth.roles import role_allows
 from server.auth.routes import routes as auth_routes
 from server.auth.routes import safe_next
 from server.auth.sessions import COOKIE_NAME
-from server.config import Config
+from server.config import Config, ConfigError, from_env
 
 with warnings.catch_warnings():
     # Starlette 1.x prefers httpx2 for its TestClient; httpx works the same for these tests.
@@ -68,9 +69,10 @@ def make_app(auth: Auth) -> Starlette:
 @pytest.fixture
 def auth(tmp_path: Path) -> Auth:
     config = Config(db=str(tmp_path / "rtm.db"), login_max_failures=3, login_delay=0.05)
+    store.migrate(config.db)
     auth = Auth(config)
-    auth.add_user("alice", "admin", PASSWORD)
-    auth.add_user("olga", "operator", PASSWORD)
+    auth.users.add("alice", "admin", PASSWORD)
+    auth.users.add("olga", "operator", PASSWORD)
     return auth
 
 
@@ -81,7 +83,7 @@ def client(auth: Auth) -> Iterator[TestClient]:
 
 
 def session(auth: Auth, client: TestClient, kind: str, name: str) -> TestClient:
-    client.cookies.set(COOKIE_NAME, auth.start_session(kind, name))
+    client.cookies.set(COOKIE_NAME, auth.sessions.start(kind, name))
     return client
 
 
@@ -127,9 +129,9 @@ def test_frame_ancestors_can_be_configured(auth: Auth) -> None:
         headers = client.get("/login").headers
     assert "frame-ancestors https://noc.example" in headers["content-security-policy"]
     assert "x-frame-options" not in headers
-    auth.config = auth.config.replace(frame_ancestors="'self'; script-src *")
-    with pytest.raises(ValueError, match="RTM_FRAME_ANCESTORS"):
-        SecurityMiddleware(make_app(auth), auth)
+    # A CSP injection is refused where every setting is checked: rtm serve fails, naming it.
+    with pytest.raises(ConfigError, match="RTM_FRAME_ANCESTORS"):
+        from_env({"RTM_FRAME_ANCESTORS": "'self'; script-src *"}).validate()
 
 
 def test_login_sets_a_strict_httponly_cookie_and_goes_to_next(client: TestClient) -> None:
@@ -208,7 +210,7 @@ def test_logout_ends_the_session(client: TestClient) -> None:
 
 
 def test_display_token_becomes_a_cookie_and_leaves_the_url(client: TestClient, auth: Auth) -> None:
-    token = auth.add_display("wall")
+    token = auth.displays.add("wall")
     answer = client.get(f"/?display={token}")
     assert answer.status_code == 303 and answer.headers["location"] == "/?kiosk=1"
     assert token not in answer.text and token not in answer.headers["location"]
@@ -222,10 +224,10 @@ def test_display_token_becomes_a_cookie_and_leaves_the_url(client: TestClient, a
 
 
 def test_display_token_works_as_bearer_for_scripts(client: TestClient, auth: Auth) -> None:
-    token = auth.add_display("wall")
+    token = auth.displays.add("wall")
     bearer = {"Authorization": f"Bearer {token}"}
     assert client.get("/api/accounts", headers=bearer).json()["user"]["role"] == "display"
-    auth.revoke_display("wall")
+    auth.displays.revoke("wall")
     assert client.get("/api/accounts", headers=bearer).status_code == 401
 
 
@@ -258,7 +260,7 @@ def test_roles(role: str, method: str, path: str, allowed: bool) -> None:
 
 
 def test_roles_through_the_middleware(client: TestClient, auth: Auth) -> None:
-    auth.add_display("wall")
+    auth.displays.add("wall")
     session(auth, client, "display", "wall")
     assert client.get("/api/accounts").status_code == 200
     assert client.get("/api/accounts/alice").status_code == 403
@@ -285,7 +287,7 @@ def test_admins_manage_displays_over_the_api(client: TestClient, auth: Auth) -> 
     assert all("password" not in str(u) for u in users)
     assert client.delete("/api/displays/lobby").status_code == 204
     assert client.delete("/api/displays/lobby").status_code == 404
-    assert auth.display_for_token(url.rpartition("=")[2]) is None
+    assert auth.displays.for_token(url.rpartition("=")[2]) is None
 
 
 def test_metrics_needs_loopback_a_token_or_a_person(auth: Auth) -> None:
@@ -337,12 +339,12 @@ def test_revocation_closes_sockets_and_stops_apps_that_linger(auth: Auth) -> Non
     app = Starlette(routes=[WebSocketRoute("/ws", stubborn)])
     watcher = SessionWatcher(auth, interval=0.05, grace=0.1)
     gated = SecurityMiddleware(app, auth, watcher)
-    auth.add_display("wall")
+    auth.displays.add("wall")
     with TestClient(gated) as client:
-        client.cookies.set(COOKIE_NAME, auth.start_session("display", "wall"))
+        client.cookies.set(COOKIE_NAME, auth.sessions.start("display", "wall"))
         with client.websocket_connect("/ws") as ws:
             assert ws.receive_json()["user"]["role"] == "display"
-            assert auth.revoke_display("wall")
+            assert auth.displays.revoke("wall")
             assert ws.receive() == {
                 "type": "websocket.close",
                 "code": 1008,
@@ -361,7 +363,7 @@ def test_admin_page_adds_and_revokes_displays(client: TestClient, auth: Auth) ->
     added = client.post("/admin/displays", data={"name": "lobby"})
     assert added.status_code == 201
     url = re.search(r'value="(http://testserver/\?display=[^"]+)"', added.text)
-    assert url is not None and auth.display_for_token(url[1].rpartition("=")[2]) is not None
+    assert url is not None and auth.displays.for_token(url[1].rpartition("=")[2]) is not None
     assert url[1] not in client.get("/admin").text  # shown once
     again = client.post("/admin/displays", data={"name": "lobby"})
     assert again.status_code == 400 and "exists" in again.text
@@ -369,7 +371,7 @@ def test_admin_page_adds_and_revokes_displays(client: TestClient, auth: Auth) ->
     assert hostile.status_code == 400 and "<b>x</b>" not in hostile.text
     revoked = client.post("/admin/displays/lobby/revoke")
     assert revoked.status_code == 303 and revoked.headers["location"] == "/admin"
-    assert auth.list_displays() == []
+    assert auth.displays.rows() == []
     assert "<script" not in page.text
 
 
@@ -406,6 +408,7 @@ async def test_login_floods_queue_for_two_password_checks_at_a_time(
 def test_a_store_without_users_says_how_to_add_one(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    store.migrate(str(tmp_path / "empty.db"))
     empty = Auth(Config(db=str(tmp_path / "empty.db")))
     with caplog.at_level("WARNING", logger="rtm.security"):
         SecurityMiddleware(make_app(empty), empty)

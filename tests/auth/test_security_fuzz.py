@@ -11,6 +11,7 @@ from urllib.parse import parse_qsl
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from server import store
 from server.auth import Auth
 from server.auth.gate import SecurityMiddleware
 from server.auth.roles import is_public
@@ -66,8 +67,9 @@ _GATE: dict[str, SecurityMiddleware] = {}
 
 def gate(tmp: Path) -> SecurityMiddleware:
     if "gate" not in _GATE:
+        store.migrate(str(tmp / "fuzz.db"))
         auth = Auth(Config(db=str(tmp / "fuzz.db")))
-        auth.add_display("wall")
+        auth.displays.add("wall")
         _GATE["gate"] = SecurityMiddleware(app, auth)
     return _GATE["gate"]
 

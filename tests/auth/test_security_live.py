@@ -17,6 +17,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
+from server import store
 from server.auth import Auth
 from server.auth.sessions import COOKIE_NAME
 from server.config import Config
@@ -100,8 +101,8 @@ async def test_revoked_display_is_closed_within_seconds(rtm_server: RtmServer) -
 
 async def test_deleted_user_socket_is_closed(rtm_server: RtmServer) -> None:
     auth = Auth(Config(db=rtm_server.db))
-    auth.add_user("olga", "operator", ADMIN_PASSWORD)
-    headers = {"Cookie": f"{COOKIE_NAME}={auth.start_session('user', 'olga')}"}
+    auth.users.add("olga", "operator", ADMIN_PASSWORD)
+    headers = {"Cookie": f"{COOKIE_NAME}={auth.sessions.start('user', 'olga')}"}
     async with connect(rtm_server.ws_url, additional_headers=headers, origin=rtm_server.url) as ws:
         await ws.recv()
         rtm_command(rtm_server, "user", "del", "olga")
@@ -172,7 +173,8 @@ async def test_tls_serves_https_and_wss_with_hsts_and_secure_cookies(tmp_path: P
     server.url = server.url.replace("http://", "https://")
     server.ws_url = server.ws_url.replace("ws://", "wss://")
     context = ssl.create_default_context(cafile=str(cert))
-    Auth(Config(db=server.db)).add_user("olga", "operator", ADMIN_PASSWORD)
+    store.migrate(server.db)
+    Auth(Config(db=server.db)).users.add("olga", "operator", ADMIN_PASSWORD)
     try:
         # RtmServer.start polls /healthz with httpx.get; make that poll trust our certificate.
         with mock.patch.object(httpx, "get", functools.partial(httpx.get, verify=context)):

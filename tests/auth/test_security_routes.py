@@ -84,8 +84,8 @@ def test_every_other_route_refuses_anonymous_callers(app: Starlette, client: Tes
 
 def test_displays_reach_only_what_a_wall_shows(app: Starlette, client: TestClient) -> None:
     auth: Auth = app.state.auth
-    auth.add_display("wall")
-    client.cookies.set(COOKIE_NAME, auth.start_session("display", "wall"))
+    auth.displays.add("wall")
+    client.cookies.set(COOKIE_NAME, auth.sessions.start("display", "wall"))
     refused = 0
     for path, method, concrete in endpoints(app):
         if path in PUBLIC_ROUTES or role_allows("display", method, concrete):
@@ -114,7 +114,7 @@ def test_setup_passes_the_gate_only_at_first_start(tmp_path: Path) -> None:
         assert answer.status_code == 403 and 'name="password"' not in answer.text
     assert client.get("/setup?token=" + token).status_code == 200
     assert client.get("/api/accounts?token=" + token).status_code == 401
-    app.state.auth.add_user("alice", "operator", "a long enough password")
+    app.state.auth.users.add("alice", "operator", "a long enough password")
     for method in ("GET", "POST"):
         answer = client.request(method, "/setup?token=" + token)
         assert answer.status_code == 303, method

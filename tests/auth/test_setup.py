@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from server import store
 from server.auth import Auth
 from server.auth.sessions import COOKIE_NAME
 from server.auth.setup import base_url
@@ -40,7 +41,7 @@ def post(server: RtmServer, form: dict[str, str], cookie: str = "") -> httpx.Res
 
 
 def users(server: RtmServer) -> list[str]:
-    return [str(user["name"]) for user in Auth(Config(db=server.db)).list_users()]
+    return [str(user["name"]) for user in Auth(Config(db=server.db)).users.rows()]
 
 
 def test_first_start_link_creates_the_admin_once(start_rtm: StartRtm) -> None:
@@ -135,10 +136,13 @@ def test_racing_stores_create_one_first_admin(tmp_path: Path) -> None:
     # Two processes (rtm serve and `rtm user add`, say) share only the store: the check and
     # the insert are one transaction there.
     db = str(tmp_path / "rtm.db")
+    store.migrate(db)
     auths = [Auth(Config(db=db)) for _ in range(3)]
     results: list[bool] = []
     threads = [
-        threading.Thread(target=lambda a=a, n=n: results.append(a.add_first_admin(n, PASSWORD)))
+        threading.Thread(
+            target=lambda a=a, n=n: results.append(a.users.add_first_admin(n, PASSWORD))
+        )
         for n, a in zip(("ann", "bob", "cid"), auths, strict=True)
     ]
     for thread in threads:
@@ -146,7 +150,7 @@ def test_racing_stores_create_one_first_admin(tmp_path: Path) -> None:
     for thread in threads:
         thread.join(30 * UNIT)
     assert sorted(results) == [False, False, True]
-    assert len(auths[0].list_users()) == 1 and auths[0].list_users()[0]["role"] == "admin"
+    assert len(auths[0].users.rows()) == 1 and auths[0].users.rows()[0]["role"] == "admin"
 
 
 @pytest.mark.parametrize(

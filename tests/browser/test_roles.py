@@ -34,8 +34,8 @@ def open_as(open_page: OpenPage, server: RtmServer, cookie: str, path: str = "/"
 
 def operator_session(server: RtmServer, name: str = "olga") -> str:
     auth = Auth(Config(db=server.db))
-    auth.add_user(name, "operator", "operator-password")
-    return auth.start_session("user", name)
+    auth.users.add(name, "operator", "operator-password")
+    return auth.sessions.start("user", name)
 
 
 def test_operator_signs_out_and_the_session_is_gone(
@@ -75,7 +75,7 @@ def test_display_is_offered_no_details_and_a_details_url_shows_nothing(
 ) -> None:
     add_contact(rtm_server.db, "on-the-wall")
     add_message(rtm_server.db, "m-wall", from_number="+390001", to_number="+390002")
-    token = Auth(Config(db=rtm_server.db)).add_display("wall-1")
+    token = Auth(Config(db=rtm_server.db)).displays.add("wall-1")
     details_requests: list[str] = []
     page = open_page(rtm_server, "/login", width=1920, height=1080, signed_in=False)
     # Listening before the wall URL loads: a details fetch on the first load counts too.
