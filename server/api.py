@@ -8,7 +8,8 @@ import sqlite3
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
 
 from .config import Config
 from .hub import Hub
@@ -29,16 +30,25 @@ def not_found(what: str) -> JSONResponse:
     return JSONResponse({"error": f"{what} not found"}, status_code=404)
 
 
-async def table(request: Request) -> JSONResponse:
-    """``GET /api/{table}``: the table's rows, its seq and its source's health."""
-    hub = _hub(request)
-    state = hub.tables.get(request.path_params["table"])
-    if state is None:
-        return not_found("table")
-    source = dataclasses.asdict(state.source)
-    source.pop("type")
-    source.pop("table")
-    return JSONResponse({"seq": state.seq, "rows": list(state.rows.values()), "source": source})
+async def not_found_handler(request: Request, exc: Exception) -> Response:
+    """No route: scripts asking under ``/api/`` get JSON like every other API answer."""
+    if request.url.path.startswith("/api/"):
+        return not_found(request.url.path.removeprefix("/api/")[:64] or "resource")
+    return PlainTextResponse("Not Found", status_code=404)
+
+
+def table_route(name: str) -> Route:
+    """``GET /api/<name>``: the table's rows, its seq and its source's health."""
+
+    async def table(request: Request) -> JSONResponse:
+        state = _hub(request).tables[name]
+        source = dataclasses.asdict(state.source)
+        source.pop("type")
+        source.pop("table")
+        rows = list(state.rows.values())
+        return JSONResponse({"seq": state.seq, "rows": rows, "source": source})
+
+    return Route(f"/api/{name}", table, methods=["GET"])
 
 
 def _directory(db: str, username: str) -> list[dict[str, Any]]:

@@ -90,7 +90,6 @@ def create_app(config: Config | None = None) -> Starlette:
     auth = Auth(config)
     setup = first_run.FirstRun(auth)  # `rtm serve` issues its token (first_run.announce)
     routes = [
-        # Before /api/{table}, which would take /api/displays for a table name.
         *auth_routes.routes(auth),
         *first_run.routes(auth, setup),
         Route("/", index),
@@ -98,13 +97,18 @@ def create_app(config: Config | None = None) -> Starlette:
         Route("/metrics", api.metrics),
         Route("/api/accounts/{username:path}", api.account),
         Route("/api/queue/{id:path}", api.message),
-        Route("/api/{table}", api.table),
+        *(api.table_route(name) for name in TABLES),
         WebSocketRoute("/ws", websocket_endpoint),
         Mount("/static", StaticFiles(directory=WEB_DIR, check_dir=False), name="static"),
     ]
     # Every request and WebSocket passes the gate first (docs/security.md).
     middleware = [Middleware(SecurityMiddleware, auth=auth, setup_open=setup.is_open)]
-    app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware)
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        middleware=middleware,
+        exception_handlers={404: api.not_found_handler},
+    )
     app.state.auth = auth
     app.state.first_run = setup
     app.state.config = config
