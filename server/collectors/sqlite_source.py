@@ -24,6 +24,18 @@ def path_from_url(url: str) -> str:
     return path
 
 
+def missing_database(path: str) -> str:
+    """The error for a database that is not there, pointing at the four-slash URL when the
+    path was read as relative but exists from the root (``sqlite:///srv/x`` for ``/srv/x``)."""
+    message = f"no database at {path}"
+    if not os.path.isabs(path) and os.path.exists(os.sep + path):
+        message += (
+            f" (relative to {os.getcwd()}); /{path} exists: an absolute path takes four"
+            f" slashes, as in sqlite:////{path}"
+        )
+    return message
+
+
 class SqliteSource:
     """One persistent read connection; ``changed()`` uses ``PRAGMA data_version``.
 
@@ -45,7 +57,7 @@ class SqliteSource:
         try:
             info = os.stat(self.path)
         except FileNotFoundError:
-            raise FileNotFoundError(f"no database at {self.path}") from None
+            raise FileNotFoundError(missing_database(self.path)) from None
         return info.st_dev, info.st_ino
 
     async def _connection(self) -> aiosqlite.Connection:

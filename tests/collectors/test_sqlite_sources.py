@@ -10,9 +10,11 @@ from pathlib import Path
 import pytest
 
 from server import store
+from server.collectors import open_source
 from server.collectors.queue import QueueCollector
 from server.collectors.registrations import RegistrationCollector
 from server.collectors.trunks import TrunkCollector
+from server.config import Config
 from server.times import parse_iso, unix_to_julian
 
 from ..store_rows import (
@@ -136,3 +138,17 @@ async def test_a_broken_store_raises_and_recovers(db: str) -> None:
     conn.close()
     assert await collector.fetch() == {}
     await collector.close()
+
+
+async def test_a_three_slash_url_to_an_absolute_path_says_to_use_four(db: str) -> None:
+    # Kamailio's own db_url writes sqlite:///var/lib/x for /var/lib/x; rtm reads a URL the
+    # way SQLAlchemy does (three slashes: relative), so it says which form was meant.
+    three_slashes = open_source("queue", "sqlite://" + db, Config(db=db))
+    with pytest.raises(FileNotFoundError) as missing:
+        await three_slashes.fetch()
+    await three_slashes.close()
+    assert f"no database at {db[1:]}" in str(missing.value)
+    assert f"four slashes, as in sqlite:///{db}" in str(missing.value)
+    four_slashes = open_source("queue", "sqlite:///" + db, Config(db=db))
+    assert await four_slashes.fetch() == {}
+    await four_slashes.close()
