@@ -1,6 +1,11 @@
-"""Sources by URL: each (scheme, table) names the module whose ``open_source`` builds it.
+"""Collectors: one source per file, each behind the one small Protocol in ``base.py``, and
+the ``runner.py`` that polls them all into the hub.
 
+Sources by URL: each (scheme, table) names the module whose ``open_source`` builds it.
 Modules are imported lazily so a source's dependencies load only when it is used.
+
+May import: server.rows, server.config, server.times, server.sip, and (the runner, to
+publish) server.hub and server.supervise. Never the app, ws, api, auth or the demo.
 """
 
 from __future__ import annotations
