@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from ..config import Config
 from ..rows import Row
+from ..sip.uri import user_of
 from ..times import iso
 from .sqlite_source import QueryCollector, path_from_url
 
@@ -18,18 +19,6 @@ SELECT id, src_addr, dst_addr, username, domain, inc_time, exp_time, snd_time, c
        extra_hdrs, callid, status
 FROM silo
 """
-
-
-def uri_user(uri: str) -> str:
-    """``sip:alice@example.com`` (or ``"A" <sip:alice@x>``) → ``alice``; '' when there is none."""
-    text = uri.strip()
-    if "<" in text:
-        text = text[text.index("<") + 1 :].split(">", 1)[0]
-    scheme, sep, rest = text.partition(":")
-    if not sep or scheme.lower() not in ("sip", "sips", "tel"):
-        return ""
-    user, at, _host = rest.split(";", 1)[0].rpartition("@")
-    return user if at else ""
 
 
 def silo_row(record: dict[str, object]) -> Row:
@@ -45,7 +34,7 @@ def silo_row(record: dict[str, object]) -> Row:
         else None,
         "from": src,
         "to": str(record.get("dst_addr") or ""),
-        "from_account": uri_user(src),
+        "from_account": user_of(src),
         "to_account": str(record.get("username") or ""),
         "status": "ENQUEUED",
         # msilo stamps snd_time when it tried a delivery (m_dump); the row stays until it works.

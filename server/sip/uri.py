@@ -1,7 +1,11 @@
-"""Where a contact really is: IP, port and transport from SIP URIs and Kamailio socket strings.
+"""Where SIP names point: the one parser of SIP URIs, and what rtm reads from them.
 
-Pure functions; every input is hostile (SIP clients write their own Contact header), so a
-value that does not parse gives None rather than an exception.
+``parse`` reads ``sip:``/``sips:`` URIs (user and password, host or ``[v6]``, port,
+parameters, headers), also inside a name-addr (``"Bob" <sip:bob@host>``) and, when asked, a
+bare ``host``, ``host:port`` or ``user@host``. Every input is hostile (SIP clients write
+their own Contact header): what does not parse gives None or an empty part, never an
+exception. Kamailio's ``proto:ip:port`` socket strings are not URIs; ``parse_socket`` reads
+them with the same host grammar.
 """
 
 from __future__ import annotations
@@ -9,11 +13,23 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-_DEFAULT_PORTS = {"UDP": 5060, "TCP": 5060, "TLS": 5061, "WS": 80, "WSS": 443, "SCTP": 5060}
+SCHEMES = ("sip", "sips")
+DEFAULT_PORTS = {"UDP": 5060, "TCP": 5060, "TLS": 5061, "WS": 80, "WSS": 443, "SCTP": 5060}
+_SCHEME = re.compile(r"[a-z][a-z0-9+.-]*")
 # host part: [v6] or anything up to a port, parameter or header separator
 _HOSTPORT = re.compile(
-    r"^(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[^:;?>\s]+))(?::(?P<port>\d{1,5}))?"
+    r"^(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[^:;?>\s\[\]]+))(?::(?P<port>\d{1,5}))?"
 )
+
+
+class SipUri(NamedTuple):
+    """The parts of a SIP URI rtm uses; ``transport`` is upper case (TLS for ``sips:``)."""
+
+    scheme: str
+    user: str
+    host: str
+    port: int | None
+    transport: str | None
 
 
 class Address(NamedTuple):
@@ -22,61 +38,87 @@ class Address(NamedTuple):
     transport: str | None
 
 
-def _strip_uri(uri: str) -> tuple[str, str] | None:
-    """Return (scheme, rest after user@) of a SIP URI, or None."""
-    text = uri.strip()
-    if "<" in text:  # name-addr: "Bob" <sip:bob@host>
-        text = text[text.index("<") + 1 :]
-        text = text.split(">", 1)[0]
-    scheme, sep, rest = text.partition(":")
-    if not sep or scheme.lower() not in ("sip", "sips"):
+NOWHERE = Address(None, None, None)
+
+
+def parse(text: str | None, *, bare: bool = False) -> SipUri | None:
+    """The parts of a SIP URI, or None when ``text`` is not one.
+
+    With ``bare``, text without a scheme (``host``, ``host:5060``, ``[2001:db8::1]``,
+    ``alice@host``) is read as a ``sip:`` URI; ``other:...`` is still not one.
+    """
+    if not text:
         return None
-    # The user part may hold ':' (user:password); the host follows the last '@' before params.
+    text = text.strip()
+    if "<" in text:  # name-addr: "Bob" <sip:bob@host>;tag=...
+        text = text[text.index("<") + 1 :].split(">", 1)[0]
+    scheme, colon, rest = text.partition(":")
+    scheme = scheme.lower()
+    if not colon or scheme not in SCHEMES:
+        # "host:5060", "[v6]", "alice@host:5060": no scheme; "mailto:x": another scheme.
+        scheme_less = not colon or rest[:1].isdigit() or not _SCHEME.fullmatch(scheme)
+        if not (bare and scheme_less):
+            return None
+        scheme, rest = "sip", text
+    # The user part may hold ':' (user:password); the host follows the last '@' before
+    # the parameters and headers.
     head = rest.split(";", 1)[0].split("?", 1)[0]
-    rest = rest[head.rfind("@") + 1 :]
-    return scheme.lower(), rest
-
-
-def _transport_param(rest: str) -> str | None:
-    for param in rest.split(";")[1:]:
-        name, _, value = param.partition("=")
-        if name.strip().lower() == "transport" and value:
-            return value.split("?", 1)[0].strip().upper()
-    return None
-
-
-def parse_uri(uri: str | None) -> Address:
-    """IP (or host), port and transport of a SIP URI; missing parts are None."""
-    if not uri:
-        return Address(None, None, None)
-    stripped = _strip_uri(uri)
-    if stripped is None:
-        return Address(None, None, None)
-    scheme, rest = stripped
-    match = _HOSTPORT.match(rest)
+    at = head.rfind("@")
+    user = head[:at].split(":", 1)[0] if at >= 0 else ""
+    hostport = rest[at + 1 :]
+    match = _HOSTPORT.match(hostport)
     if not match:
-        return Address(None, None, None)
-    host = match.group("v6") or match.group("host")
+        return None
     port = int(match.group("port")) if match.group("port") else None
     if port is not None and not 0 < port < 65536:
         port = None
-    transport = _transport_param(rest) or ("TLS" if scheme == "sips" else None)
-    return Address(host, port, transport)
+    transport = _transport_param(hostport) or ("TLS" if scheme == "sips" else None)
+    return SipUri(scheme, user, match.group("v6") or match.group("host"), port, transport)
+
+
+def _transport_param(rest: str) -> str | None:
+    for param in rest.split("?", 1)[0].split(";")[1:]:
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "transport" and value.strip():
+            return value.strip().upper()
+    return None
+
+
+def user_of(text: str | None) -> str:
+    """``sip:alice@example.com`` (or ``"A" <sip:alice:secret@x>``) -> ``alice``; '' for none."""
+    uri = parse(text)
+    return uri.user if uri else ""
+
+
+def split_aor(aor: str) -> tuple[str, str]:
+    """usrloc's AoR as (user, domain): ``alice@example.com`` -> (alice, example.com),
+    ``alice`` (use_domain 0) -> (alice, '')."""
+    uri = parse(aor, bare=True)
+    if uri is None:
+        return aor, ""
+    if not uri.user:  # no '@': the whole AoR is the user
+        return uri.host, ""
+    domain = f"[{uri.host}]" if ":" in uri.host else uri.host
+    return uri.user, domain if uri.port is None else f"{domain}:{uri.port}"
 
 
 def parse_socket(socket: str | None) -> Address:
     """Kamailio's ``proto:ip:port`` socket string (``udp:127.0.0.1:5060``, ``tcp:[::1]:5060``)."""
     if not socket:
-        return Address(None, None, None)
+        return NOWHERE
     proto, sep, rest = socket.strip().partition(":")
     if not sep:
-        return Address(None, None, None)
+        return NOWHERE
     match = _HOSTPORT.match(rest)
     if not match:
         return Address(None, None, proto.upper() or None)
-    host = match.group("v6") or match.group("host")
     port = int(match.group("port")) if match.group("port") else None
-    return Address(host, port, proto.upper() or None)
+    return Address(match.group("v6") or match.group("host"), port, proto.upper() or None)
+
+
+def _address(text: str | None) -> Address:
+    uri = parse(text)
+    return Address(uri.host, uri.port, uri.transport) if uri else NOWHERE
 
 
 def contact_address(contact: str | None, received: str | None, socket: str | None) -> Address:
@@ -84,12 +126,13 @@ def contact_address(contact: str | None, received: str | None, socket: str | Non
 
     Transport comes from the socket the REGISTER arrived on, else ``;transport=``, else UDP.
     """
-    source = parse_uri(received) if received else Address(None, None, None)
+    declared = _address(contact)
+    source = _address(received) if received else NOWHERE
     if source.ip is None:
-        source = parse_uri(contact)
-    transport = parse_socket(socket).transport or source.transport or parse_uri(contact).transport
+        source = declared
+    transport = parse_socket(socket).transport or source.transport or declared.transport
     transport = transport or "UDP"
     port = source.port
     if port is None and source.ip is not None:
-        port = _DEFAULT_PORTS.get(transport, 5060)
+        port = DEFAULT_PORTS.get(transport, 5060)
     return Address(source.ip, port, transport)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ...sip.probes import DEFAULT_PORTS, Target
-from ...sip.uri import parse_uri
+from ...sip.uri import parse
 
 SECRETS = ("auth_password", "auth_ha1")
 MAX_TEXT = 256
@@ -40,18 +40,12 @@ def _text(value: object) -> str:
 
 
 def target_of(uri: str) -> Target | None:
-    """Where a SIP URI (``sip:host:port;transport=tcp``, ``sips:...``) answers, or None."""
-    if not uri:
+    """Where a SIP URI or bare host (``sip:host:port;transport=tcp``, ``host:5060``) answers."""
+    parsed = parse(uri, bare=True)
+    if parsed is None:
         return None
-    scheme, colon, rest = uri.partition(":")
-    if scheme.lower() not in ("sip", "sips"):
-        bare = not colon or rest[:1].isdigit() or uri.startswith("[")  # host, host:port, [v6]
-        uri = f"sip:{uri}" if bare else ""
-    address = parse_uri(uri)
-    if not address.ip:
-        return None
-    transport = address.transport if address.transport in DEFAULT_PORTS else "UDP"
-    return Target(address.ip, address.port or DEFAULT_PORTS[transport], transport)
+    transport = parsed.transport if parsed.transport in DEFAULT_PORTS else "UDP"
+    return Target(parsed.host, parsed.port or DEFAULT_PORTS[transport], transport)
 
 
 def uac_parts(result: Any) -> list[TrunkPart]:

@@ -18,7 +18,7 @@ from typing import Any
 
 from ...config import Config
 from ...rows import Row, Rows
-from ...sip.uri import contact_address
+from ...sip.uri import contact_address, split_aor
 from ...times import iso
 from ..base import Replace
 from ..directory import AccountDirectory
@@ -47,13 +47,6 @@ def _text(contact: Mapping[str, Any], name: str) -> str | None:
     if value is None or value == NOT_SET:
         return None
     return str(value)
-
-
-def split_aor(aor: str) -> tuple[str, str]:
-    """``alice@example.com`` → (alice, example.com); ``alice`` (use_domain 0) → (alice, '')."""
-    text = aor.removeprefix("sip:").removeprefix("sips:")
-    user, _, domain = text.rpartition("@")
-    return (user, domain) if user else (text, "")
 
 
 def contacts_in_dump(dump: Any) -> Iterator[tuple[str, Mapping[str, Any]]]:

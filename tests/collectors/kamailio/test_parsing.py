@@ -17,10 +17,10 @@ from server.collectors.kamailio.registrations import (
     contacts_in_lookup,
     expires_at,
     is_gone,
-    split_aor,
 )
 from server.collectors.kamailio.rpc import http_url
-from server.collectors.msilo import silo_row, uri_user
+from server.collectors.msilo import silo_row
+from server.sip.uri import split_aor, user_of
 
 
 def test_netstrings_split_anywhere_are_reassembled() -> None:
@@ -123,8 +123,8 @@ def test_silo_row_never_needs_the_body() -> None:
     assert (row["from_account"], row["to_account"]) == ("sender", "carol")
     assert row["received"] == "2026-11-27T08:07:07.000Z"
     assert (row["status"], row["sent"], row["managed"]) == ("ENQUEUED", 0, False)
-    assert uri_user('"Bob" <sip:bob@x;user=phone>') == "bob"
-    assert uri_user("garbage") == ""
+    assert user_of('"Bob" <sip:bob@x;user=phone>') == "bob"
+    assert user_of("garbage") == ""
 
 
 json_values = st.recursive(
