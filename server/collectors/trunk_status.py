@@ -9,9 +9,9 @@ refresh is in flight (uac flags 18), and marks a gateway "trying" between probes
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
 
 from ..sip.options import ProbeResult
+from ..times import iso
 
 OK, FAILED, PENDING, DISABLED = "OK", "FAILED", "PENDING", "DISABLED"
 STATUSES = (OK, FAILED, PENDING, DISABLED)
@@ -76,12 +76,6 @@ def combine(statuses: Iterable[str]) -> str:
     return DISABLED if parts else PENDING
 
 
-def iso_utc(timestamp: float) -> str:
-    """ISO-8601 UTC with a ``Z``, to the second."""
-    moment = datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds")
-    return moment.replace("+00:00", "Z")
-
-
 class SinceTracker:
     """Remembers each trunk's status and when it last changed (the row's ``since``)."""
 
@@ -98,6 +92,6 @@ class SinceTracker:
         seen: dict[str, tuple[str, str]] = {}
         for trunk_id, status in statuses.items():
             old = self._seen.get(trunk_id)
-            seen[trunk_id] = old if old and old[0] == status else (status, iso_utc(now))
+            seen[trunk_id] = old if old and old[0] == status else (status, iso(now) or "")
         self._seen = seen
         return {trunk_id: since for trunk_id, (_, since) in seen.items()}

@@ -7,6 +7,7 @@ from ..config import Config
 from ..rows import Row
 from ..times import iso
 from .sqlite_source import QueryCollector, path_from_url
+from .trunk_rows import ConfiguredTrunk, trunk_row
 
 # Status rows for trunks missing from ``trunks`` are still shown: the watcher knows them.
 TRUNKS_SQL = """
@@ -19,29 +20,30 @@ FROM trunk_status s WHERE s.trunk NOT IN (SELECT name FROM trunks)
 """
 
 
-def trunk_row(record: dict[str, object]) -> Row:
-    host = str(record.get("host") or "")
-    port = record.get("port")
-    since = record.get("since")
-    latency = record.get("latency_ms")
-    return {
-        "id": str(record["name"]),
-        "name": str(record["name"]),
-        "host": f"{host}:{port}" if host and port else host,
-        "virtual_number": str(record.get("virtual_number") or ""),
-        "username": str(record.get("username") or ""),
-        "transport": str(record.get("transport") or ""),
-        "encryption": bool(record.get("encryption")),
-        "status": str(record.get("status") or "PENDING"),
-        "reason": record.get("reason"),
-        "since": iso(float(since)) if isinstance(since, (int, float)) else None,
-        "latency_ms": float(latency) if isinstance(latency, (int, float)) else None,
-    }
+def store_row(record: dict[str, object]) -> Row:
+    """The wire row of one record of TRUNKS_SQL (a status with no trunk has no host)."""
+    port, since, latency = record.get("port"), record.get("since"), record.get("latency_ms")
+    trunk = ConfiguredTrunk(
+        name=str(record["name"]),
+        host=str(record.get("host") or ""),
+        port=port if isinstance(port, int) else 0,
+        transport=str(record.get("transport") or ""),
+        encryption=bool(record.get("encryption")),
+        virtual_number=str(record.get("virtual_number") or ""),
+        username=str(record.get("username") or ""),
+    )
+    return trunk_row(
+        trunk,
+        str(record.get("status") or "PENDING"),
+        str(record["reason"]) if record.get("reason") is not None else None,
+        iso(float(since)) if isinstance(since, (int, float)) else None,
+        float(latency) if isinstance(latency, (int, float)) else None,
+    )
 
 
 class TrunkCollector(QueryCollector):
     def __init__(self, path: str) -> None:
-        super().__init__("trunks", path, TRUNKS_SQL, trunk_row)
+        super().__init__("trunks", path, TRUNKS_SQL, store_row)
 
 
 def open_source(table: str, url: str, config: Config) -> QueryCollector:

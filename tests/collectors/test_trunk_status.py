@@ -12,11 +12,11 @@ from server.collectors.trunk_status import (
     SinceTracker,
     combine,
     dispatcher_status,
-    iso_utc,
     probe_status,
     uac_status,
 )
 from server.sip.options import ProbeResult
+from server.times import iso
 
 
 @pytest.mark.parametrize(
@@ -116,14 +116,14 @@ def test_combine(parts: list[str], expected: str) -> None:
 def test_since_changes_only_with_the_status() -> None:
     tracker = SinceTracker()
     t0 = 1_800_000_000.0
-    assert tracker.update({"a": OK, "b": PENDING}, t0) == {"a": iso_utc(t0), "b": iso_utc(t0)}
-    assert tracker.update({"a": OK, "b": OK}, t0 + 5) == {"a": iso_utc(t0), "b": iso_utc(t0 + 5)}
+    assert tracker.update({"a": OK, "b": PENDING}, t0) == {"a": iso(t0), "b": iso(t0)}
+    assert tracker.update({"a": OK, "b": OK}, t0 + 5) == {"a": iso(t0), "b": iso(t0 + 5)}
     assert tracker.previous("b") == OK
-    assert tracker.update({"a": FAILED}, t0 + 9) == {"a": iso_utc(t0 + 9)}
+    assert tracker.update({"a": FAILED}, t0 + 9) == {"a": iso(t0 + 9)}
     assert tracker.previous("b") is None  # vanished trunks are forgotten
-    assert tracker.update({"a": FAILED, "b": OK}, t0 + 10)["b"] == iso_utc(t0 + 10)
+    assert tracker.update({"a": FAILED, "b": OK}, t0 + 10)["b"] == iso(t0 + 10)
 
 
-def test_iso_utc() -> None:
-    assert iso_utc(0) == "1970-01-01T00:00:00Z"
-    assert iso_utc(1_800_000_000.7) == "2027-01-15T08:00:00Z"
+def test_since_is_the_wire_time_to_the_second() -> None:
+    assert iso(0) == "1970-01-01T00:00:00Z"
+    assert iso(1_800_000_000.7) == "2027-01-15T08:00:00Z"

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from ...config import Config
 from ...rows import Row, Rows
 from ...sip.probes import ProbeLoop, ProbeSettings, Target
-from ..options import ConfiguredTrunk, TrunkTable, trunk_row
+from ..trunk_rows import ConfiguredTrunk, TrunkTable, trunk_row
 from ..trunk_status import (
     FAILED,
     SinceTracker,
@@ -123,8 +123,9 @@ class KamailioTrunkCollector:
         rows: dict[str, Row] = {}
         for trunk in trunks:
             status, reason, latency = verdicts[trunk.name]
-            row = trunk_row(trunk.as_configured(), status, reason, since[trunk.name])
-            rows[trunk.name] = row | {"latency_ms": latency}
+            rows[trunk.name] = trunk_row(
+                trunk.as_configured(), status, reason, since[trunk.name], latency
+            )
         return rows
 
     def _part_verdict(self, part: TrunkPart) -> str:

@@ -14,7 +14,7 @@ from server.collectors.kamailio.parts import (
     uac_parts,
 )
 from server.collectors.kamailio.trunks import group_trunks
-from server.collectors.options import ConfiguredTrunk
+from server.collectors.trunk_rows import ConfiguredTrunk
 from server.sip.probes import Target
 
 CANARY = "canary-pw-5b1e"

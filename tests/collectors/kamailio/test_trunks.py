@@ -20,7 +20,7 @@ from server import store
 from server.collectors.base import SourceError
 from server.collectors.kamailio.rpc import KamailioRpc, http_url
 from server.collectors.kamailio.trunks import KamailioTrunkCollector
-from server.collectors.options import TrunkTable
+from server.collectors.trunk_rows import TrunkTable
 from server.sip.probes import ProbeLoop, ProbeSettings
 
 from ...conftest import StartRtm
