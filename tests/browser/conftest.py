@@ -116,8 +116,8 @@ def open_page(browser: Any) -> Iterator[OpenPage]:
         contexts.append(context)
         if server.cookies and signed_in:
             context.add_cookies(cookies_for(server))
-        if server.auth.headers:
-            context.set_extra_http_headers(server.auth.headers)
+        if server.headers:
+            context.set_extra_http_headers(server.headers)
         page = context.new_page()
 
         def on_dialog(dialog: Any) -> None:
