@@ -200,7 +200,7 @@ def test_index_drops_expired_rows_filters_and_sorts(page: Any) -> None:
         page,
         """
         const { buildIndex } = await load('rowindex');
-        const { viewByName } = await load('columns');
+        const { viewByName } = await load('viewdefs');
         const now = 1_000_000;
         const make = (id, username, group, transport, port, expires) =>
             [id, { id, username, group, transport, port, expires }];
@@ -234,7 +234,7 @@ def test_a_sort_the_view_lacks_still_reorders_on_its_fallback_column(page: Any) 
         page,
         """
         const { affectsIndex } = await load('rowindex');
-        const { viewByName } = await load('columns');
+        const { viewByName } = await load('viewdefs');
         const view = viewByName('accounts');
         const state = { sort: 'no-such-column', dir: 'asc', q: '', filters: {} };
         return affectsIndex(new Set(['username']), view, state);
@@ -248,10 +248,10 @@ def test_live_index_matches_a_full_rebuild_after_random_diffs(page: Any) -> None
     mismatches = run(
         page,
         """
-        const { LiveIndex } = await load('liveindex');
+        const { LiveIndex } = await load('rowindex');
         const { buildIndex } = await load('rowindex');
         const { TableStore } = await load('store');
-        const { viewByName } = await load('columns');
+        const { viewByName } = await load('viewdefs');
         const rand = seeded(42);
         let now = 1_000_000;
         const row = (i) => ({
@@ -315,10 +315,10 @@ def test_one_row_change_costs_no_pass_over_the_table(page: Any) -> None:
     result = run(
         page,
         """
-        const { LiveIndex } = await load('liveindex');
+        const { LiveIndex } = await load('rowindex');
         const { buildIndex } = await load('rowindex');
         const { TableStore } = await load('store');
-        const { viewByName } = await load('columns');
+        const { viewByName } = await load('viewdefs');
         const { changesStats } = await load('stats');
         const now = 1_000_000;
         const view = viewByName('accounts');

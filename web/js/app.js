@@ -3,7 +3,7 @@
 
 import { Banners } from './banners.js';
 import { ServerClock } from './clock.js';
-import { VIEWS, viewByName } from './columns.js';
+import { VIEWS, viewByName } from './viewdefs.js';
 import { download, toCsv } from './csv.js';
 import { Details } from './details.js';
 import { el } from './dom.js';
@@ -11,7 +11,7 @@ import { plural, Zone } from './format.js';
 import { FrameScheduler } from './frame.js';
 import { Header } from './header.js';
 import { Connection } from './socket.js';
-import { AccountCounter, changesStats, queueStats, trunkStats } from './stats.js';
+import { LiveStats } from './stats.js';
 import { TableStore } from './store.js';
 import { applyTheme, initialTheme, toggleTheme } from './theme.js';
 import { Tiles } from './tiles.js';
@@ -30,11 +30,10 @@ export class App {
     this.schedule = () => this.frames.request();
     /** @type {Map<string, TableStore>} */
     this.stores = new Map(VIEWS.map((view) => [view.table, new TableStore(view.table)]));
-    /** @type {Record<string, boolean>} */
-    this.statsDirty = { accounts: true, trunks: true, queue: true };
-    /** @type {import('./stats.js').Stats} */
-    this.stats = { users: 0, contacts: 0, nextChange: Infinity, trunksOk: 0, trunksTotal: 0, trunksFailed: [],
-      trunksPending: [], trunksDisabled: 0, queueDepth: 0, oldestReceived: null };
+    this.stats = new LiveStats(this.stores, () => this.clock.now(), () => {
+      this.tilesDirty = true;
+      this.schedule();
+    });
     this.detailsDirty = false;
     this.tilesDirty = true;
     // Whether this login may open details: a wall display may not (the server answers 403), and
@@ -43,8 +42,6 @@ export class App {
     this.detailsAllowed = this.page.kiosk ? false : null;
     /** @type {{kind: 'account'|'message', key: string}|null} */
     this.pendingDetails = null;
-    this.statsPending = false;
-    this.accountCounter = new AccountCounter();
     this.views = new Map(VIEWS.map((def) => [def.name, this.makeView(def)]));
     this.active = viewByName(this.page.view).name;
     this.sound = new Sound();
@@ -61,7 +58,7 @@ export class App {
 
   /**
    * A view controller with its state from the URL (for the URL's view) or its defaults.
-   * @param {import('./columns.js').ViewDef} fullDef
+   * @param {import('./viewdefs.js').ViewDef} fullDef
    * @returns {ViewController}
    */
   makeView(fullDef) {
@@ -135,20 +132,12 @@ export class App {
   }
 
   /**
-   * A table changed: its stats (registrations: counted diff by diff; others: recounted if a
-   * counted field changed) and the open details (if they show a changed row) need redrawing.
-   * All of it costs O(diff): at 100k contacts a re-registration must not cost a recount.
+   * A table changed: its stats and the open details (if they show a changed row) follow.
    * @param {string} table
    * @param {import('./store.js').Change} change
    */
   storeChanged(table, change) {
-    if (table === 'accounts' && !change.reset && !this.statsDirty.accounts) {
-      // Registrations are counted diff by diff; a snapshot or a passed expiry recounts (in
-      // idle time), and until then that pending recount covers every diff.
-      this.accountCounter.apply(change, /** @type {TableStore} */ (this.stores.get(table)).rows, this.clock.now());
-      Object.assign(this.stats, this.accountCounter.counts());
-      this.tilesDirty = true;
-    } else if (changesStats(table, change)) this.statsDirty[table] = true;
+    this.stats.changed(table, change);
     if (this.details.affectedBy(table, change)) this.detailsDirty = true;
     this.schedule();
   }
@@ -157,7 +146,7 @@ export class App {
   tick() {
     const now = this.clock.now();
     for (const view of this.views.values()) view.tick(now);
-    if (now >= this.stats.nextChange) this.statsDirty.accounts = true;
+    this.stats.tick(now);
     if (this.details.current?.kind === 'account') this.detailsDirty = true;
     this.banners.render(this.zone, now);
     this.header.setClock(this.zone.formatClock(now));
@@ -173,48 +162,15 @@ export class App {
     return { zone: this.zone, now: this.clock.now() };
   }
 
-  /** The per-frame render: active view, tiles, details; stats are recounted in idle time. */
+  /** The per-frame render: active view, tiles, details (stats recount themselves in idle time). */
   render() {
     const ctx = this.cellContext();
     this.views.get(this.active)?.frame(ctx);
-    if (Object.values(this.statsDirty).some(Boolean)) this.requestStats();
     if (this.tilesDirty) this.showStats(ctx.now);
     if (this.detailsDirty) {
       this.detailsDirty = false;
       this.details.render(ctx);
     }
-  }
-
-  /**
-   * Recount the changed tables when the browser is idle (at most 0.5 s later): at 100k
-   * contacts a recount costs ~10 ms, which must not land in a scrolling frame.
-   */
-  requestStats() {
-    if (this.statsPending) return;
-    this.statsPending = true;
-    const run = () => {
-      this.statsPending = false;
-      this.recount(this.clock.now());
-      this.tilesDirty = true;
-      this.schedule();
-    };
-    if (typeof requestIdleCallback === 'function') requestIdleCallback(run, { timeout: 500 });
-    else setTimeout(run, 50);
-  }
-
-  /**
-   * Recompute the stats of the tables that changed.
-   * @param {number} now
-   */
-  recount(now) {
-    const rows = (/** @type {string} */ name) => /** @type {TableStore} */ (this.stores.get(name)).rows;
-    if (this.statsDirty.accounts) {
-      this.accountCounter.recount(rows('accounts'), now);
-      Object.assign(this.stats, this.accountCounter.counts());
-    }
-    if (this.statsDirty.trunks) Object.assign(this.stats, trunkStats(rows('trunks')));
-    if (this.statsDirty.queue) Object.assign(this.stats, queueStats(rows('queue')));
-    this.statsDirty = { accounts: false, trunks: false, queue: false };
   }
 
   /**
@@ -226,8 +182,8 @@ export class App {
     /** @type {Record<string, boolean>} */
     const ready = {};
     for (const [name, store] of this.stores) ready[name] = store.ready;
-    this.tiles.update(this.stats, now, this.page.queueAlarm, ready);
-    const s = this.stats;
+    const s = this.stats.values;
+    this.tiles.update(s, now, this.page.queueAlarm, ready);
     this.views.get('accounts')?.setHeadline(ready.accounts ? plural(s.users, 'registered user') : '');
     this.views.get('trunks')?.setHeadline(ready.trunks ? `${s.trunksOk} of ${s.trunksTotal} OK` : '');
     this.views.get('queue')?.setHeadline(ready.queue ? plural(s.queueDepth, 'message') : '');
@@ -278,7 +234,7 @@ export class App {
   /**
    * The href of a link cell (so "open in new tab" and copied links work).
    * @param {string} viewName
-   * @param {import('./columns.js').Column} column
+   * @param {import('./viewdefs.js').Column} column
    * @param {Record<string, any>} row
    * @returns {string}
    */
@@ -326,7 +282,7 @@ export class App {
 
 /**
  * What a link cell opens.
- * @param {import('./columns.js').Column} column
+ * @param {import('./viewdefs.js').Column} column
  * @param {Record<string, any>} row
  * @returns {{kind: 'account'|'message', key: string}}
  */

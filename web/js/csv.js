@@ -19,7 +19,7 @@ export function csvField(value) {
 
 /**
  * The CSV text (RFC 4180, CRLF line ends) for rows under columns.
- * @param {import('./columns.js').Column[]} columns
+ * @param {import('./viewdefs.js').Column[]} columns
  * @param {Array<Record<string, any>>} rows
  * @param {import('./columns.js').CellContext} ctx
  * @returns {string}

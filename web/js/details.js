@@ -4,7 +4,7 @@
 
 import { cellText } from './columns.js';
 import { clear, el } from './dom.js';
-import { goToLogin } from './socket.js';
+import { getJson } from './session.js';
 
 /** Message fields in the order of the original "Show Message" page. */
 const MESSAGE_FIELDS = [
@@ -20,23 +20,6 @@ const CONTACT_COLUMNS = [
   { key: 'remaining', label: 'Remaining', kind: 'remaining', from: 'expires' },
   { key: 'user_agent', label: 'UserAgent' }, { key: 'node', label: 'Node' },
 ];
-
-/**
- * Fetch JSON from the API; 401 means "log in".
- * @param {string} path
- * @returns {Promise<{status: number, body: any}>}
- */
-async function getJson(path) {
-  const response = await fetch(path, { credentials: 'same-origin', headers: { Accept: 'application/json' } });
-  if (response.status === 401) goToLogin();
-  let body = null;
-  try {
-    body = await response.json();
-  } catch {
-    body = null;
-  }
-  return { status: response.status, body };
-}
 
 /** The side panel. */
 export class Details {

@@ -8,7 +8,7 @@ const LINK_TEXT = { connecting: 'Connecting…', live: 'Live', reconnecting: 'Re
 /** The page header. */
 export class Header {
   /**
-   * @param {{views: import('./columns.js').ViewDef[], onView: (name: string) => void,
+   * @param {{views: import('./viewdefs.js').ViewDef[], onView: (name: string) => void,
    *   onTheme: () => void, onSound: () => boolean, soundOn: boolean}} options
    */
   constructor({ views, onView, onTheme, onSound, soundOn }) {

@@ -2,6 +2,8 @@
 // with capped full-jitter exponential backoff. A gap in a table's seq means rows were missed,
 // so the socket is dropped and resumed from the last applied seq.
 
+import { goToLogin, isLoggedOut } from './session.js';
+
 const BACKOFF_BASE_MS = 500;
 const BACKOFF_CAP_MS = 8000;
 // A second seq gap this soon after the last one waits like a reconnection (no resync storm).
@@ -18,27 +20,6 @@ const CLOSE_POLICY = 1008;
 export function backoffDelay(attempt) {
   const ceiling = Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** Math.min(attempt, 16));
   return Math.max(100, Math.random() * ceiling);
-}
-
-/**
- * Send the browser to the login page, coming back here afterwards.
- */
-export function goToLogin() {
-  const here = location.pathname + location.search + location.hash;
-  location.assign(`/login?next=${encodeURIComponent(here)}`);
-}
-
-/**
- * Whether the server says this browser is not logged in (401, or a redirect to /login).
- * @returns {Promise<boolean>}
- */
-async function isLoggedOut() {
-  try {
-    const response = await fetch('/api/trunks', { cache: 'no-store', credentials: 'same-origin' });
-    return response.status === 401 || (response.redirected && new URL(response.url).pathname === '/login');
-  } catch {
-    return false;
-  }
 }
 
 /**

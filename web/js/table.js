@@ -16,7 +16,7 @@ const DEFAULT_ROW_PX = 30;
 
 /**
  * A body cell's base classes.
- * @param {import('./columns.js').Column} column
+ * @param {import('./viewdefs.js').Column} column
  * @returns {string}
  */
 function cellClass(column) {
@@ -26,10 +26,10 @@ function cellClass(column) {
 /** The grid of one view. */
 export class VirtualTable {
   /**
-   * @param {{view: import('./columns.js').ViewDef, labelId: string,
+   * @param {{view: import('./viewdefs.js').ViewDef, labelId: string,
    *   schedule: () => void, onSort: (key: string) => void,
-   *   onOpen: (column: import('./columns.js').Column, row: Record<string, any>) => void,
-   *   linkFor: (column: import('./columns.js').Column, row: Record<string, any>) => string}} options
+   *   onOpen: (column: import('./viewdefs.js').Column, row: Record<string, any>) => void,
+   *   linkFor: (column: import('./viewdefs.js').Column, row: Record<string, any>) => string}} options
    */
   constructor({ view, labelId, schedule, onSort, onOpen, linkFor }) {
     this.view = view;
@@ -73,7 +73,7 @@ export class VirtualTable {
 
   /**
    * A column header with a sort button.
-   * @param {import('./columns.js').Column} column
+   * @param {import('./viewdefs.js').Column} column
    * @param {(key: string) => void} onSort
    * @returns {HTMLElement}
    */

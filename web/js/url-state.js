@@ -2,7 +2,7 @@
 // options (kiosk, rotate, queue_alarm). Reloading or sharing the URL reproduces the page.
 // Parameters this module does not know (e.g. a display token) are kept untouched.
 
-import { VIEWS, viewByName } from './columns.js';
+import { VIEWS, viewByName } from './viewdefs.js';
 
 const FILTER_KEYS = ['group', 'status', 'transport'];
 const DEFAULT_QUEUE_ALARM = 300;

@@ -1,11 +1,11 @@
 // One view (a table of the page): its toolbar (filter box, per-column filters, export), its
 // headline and its virtual grid, and the lazily rebuilt index that orders the rows.
 
-import { columnByKey } from './columns.js';
 import { el, setText } from './dom.js';
 import { formatCount } from './format.js';
-import { LiveIndex } from './liveindex.js';
+import { LiveIndex } from './rowindex.js';
 import { VirtualTable } from './table.js';
+import { columnByKey } from './viewdefs.js';
 
 // Rebuilding a 100k-row index takes tens of ms; when it is that slow, leave the frame budget
 // to scrolling by rebuilding at most this many times the last cost apart.
@@ -14,7 +14,7 @@ const REBUILD_SPACING = 5;
 /** A view's controller. */
 export class ViewController {
   /**
-   * @param {{def: import('./columns.js').ViewDef, store: import('./store.js').TableStore,
+   * @param {{def: import('./viewdefs.js').ViewDef, store: import('./store.js').TableStore,
    *   state: import('./rowindex.js').ViewState, schedule: () => void,
    *   onStateChange: () => void, onOpen: (column: any, row: any) => void,
    *   onExport: (view: ViewController) => void,
