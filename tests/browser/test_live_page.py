@@ -267,3 +267,43 @@ def test_old_queued_message_turns_tile_amber_and_opens_details(
     # A higher threshold: the same queue is not an alarm.
     page.goto(f"{rtm_server.url}/?view=queue&queue_alarm=3600")
     expect(tile(page, "oldest")).to_have_attribute("data-level", "ok")
+
+
+def seed_trunks_in_every_state(db: str) -> None:
+    for name, status in (
+        ("alpha-ok", "OK"),
+        ("bravo-pending", "PENDING"),
+        ("charlie-failed", "FAILED"),
+        ("delta-disabled", "DISABLED"),
+        ("echo-pending", "PENDING"),
+    ):
+        add_trunk(db, name, host=f"{name}.example")
+        set_trunk_status(db, name, status)
+
+
+def test_the_trunks_tile_names_every_trunk_that_is_not_ok_worst_first(
+    start_rtm: Any, open_page: OpenPage
+) -> None:
+    # A FAILED trunk used to hide the PENDING ones ("if / else if"): the wall read
+    # "DOWN: lab-carrier" while ch-zurich was PENDING too.
+    server = start_rtm(seed=seed_trunks_in_every_state)
+    page = open_page(server, "/?view=trunks")
+    trunks = tile(page, "trunks")
+    expect(trunks.locator(".tile-note")).to_have_text(
+        "DOWN: charlie-failed · PENDING: bravo-pending, echo-pending"
+    )
+    expect(trunks).to_have_attribute("data-level", "alarm")
+    set_trunk_status(server.db, "charlie-failed", "OK")
+    expect(trunks.locator(".tile-note")).to_have_text(
+        "PENDING: bravo-pending, echo-pending", timeout=2 * MS
+    )
+
+
+def test_status_sorts_by_severity_not_alphabetically(start_rtm: Any, open_page: OpenPage) -> None:
+    server = start_rtm(seed=seed_trunks_in_every_state)
+    page = open_page(server, "/?view=trunks&sort=status")
+    expect(rows(page, "trunks")).to_have_count(5)
+    worst_first = ["FAILED", "PENDING", "PENDING", "OK", "DISABLED"]
+    expect(rows(page, "trunks").locator("td:nth-child(7)")).to_have_text(worst_first)
+    page.goto(f"{server.url}/?view=trunks&sort=status&dir=desc")
+    expect(rows(page, "trunks").locator("td:nth-child(7)")).to_have_text(worst_first[::-1])

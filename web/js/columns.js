@@ -8,6 +8,12 @@ import { formatDuration, parseTime } from './format.js';
  * @typedef {{zone: import('./format.js').Zone, now: number}} CellContext
  */
 
+// How bad each status is, worst first: a Status column sorted ascending shows problems on
+// top, and a status rtm does not know ranks just below FAILED (it is news, not health).
+/** @type {Record<string, number>} */
+const SEVERITY = { FAILED: 0, EXPIRED: 0, PENDING: 2, ENQUEUED: 3, OK: 4, DELIVERED: 4, DISABLED: 5 };
+const UNKNOWN_SEVERITY = 1;
+
 /** Statuses that get a colour class; anything else is shown plainly. */
 const KNOWN_STATUSES = new Set(['OK', 'FAILED', 'PENDING', 'DISABLED', 'ENQUEUED', 'DELIVERED', 'EXPIRED']);
 
@@ -73,6 +79,8 @@ export function sortValue(column, row) {
       return typeof value === 'number' ? value : Number.NEGATIVE_INFINITY;
     case 'bool':
       return value ? 1 : 0;
+    case 'status':
+      return SEVERITY[String(value ?? '').toUpperCase()] ?? UNKNOWN_SEVERITY;
     default:
       return value === null || value === undefined ? '' : String(value).toLowerCase();
   }

@@ -78,16 +78,17 @@ export class Tiles {
   }
 
   /**
-   * The trunks tile: red with the failed trunks' names when any is down.
+   * The trunks tile: red, naming every trunk that is not OK, the failed ones first.
    * @param {import('./stats.js').Stats} stats
    */
   updateTrunks(stats) {
     const value = `${formatCount(stats.trunksOk)}/${formatCount(stats.trunksTotal)}`;
-    if (stats.trunksFailed.length) {
-      this.set(this.trunks, value, `DOWN: ${stats.trunksFailed.join(', ')}`, 'alarm');
-    } else if (stats.trunksPending.length) {
-      // "Not OK" is an alarm, as the wall's operators asked; the word says which kind.
-      this.set(this.trunks, value, `PENDING: ${stats.trunksPending.join(', ')}`, 'alarm');
+    const down = [];
+    if (stats.trunksFailed.length) down.push(`DOWN: ${stats.trunksFailed.join(', ')}`);
+    if (stats.trunksPending.length) down.push(`PENDING: ${stats.trunksPending.join(', ')}`);
+    if (down.length) {
+      // "Not OK" is an alarm, as the wall's operators asked; the words say which kind.
+      this.set(this.trunks, value, down.join(' · '), 'alarm');
     } else {
       const note = stats.trunksDisabled ? `all OK, ${stats.trunksDisabled} disabled` : 'all OK';
       this.set(this.trunks, value, stats.trunksTotal ? note : 'none configured', 'ok');
