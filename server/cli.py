@@ -17,8 +17,9 @@ SUBCOMMAND_MODULES = ("server.demo.run", "server.auth.cli")
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from . import store
     from .app import create_app
-    from .auth.setup import announce
+    from .auth.setup import SERVING_URL, announce, base_url
 
     overrides = {
         name: value
@@ -41,6 +42,8 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     scheme = "https" if config.tls_cert else "http"
     print(f"rtm serving on {scheme}://{config.host}:{config.port}/", file=sys.stderr)
+    # `rtm display add` (another process, maybe without our RTM_PORT) prints kiosk URLs on it.
+    store.write_setting(config.db, SERVING_URL, base_url(config))
     announce(app.state.first_run, config)  # the setup link, when the store has no user yet
     uvicorn.run(
         app,

@@ -8,6 +8,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 TABLES = ("accounts", "trunks", "queue")
@@ -67,6 +68,9 @@ class Config:
     options_interval: float = 5.0
     options_timeout: float = 2.0
     options_ca_file: str = ""
+    # How browsers reach rtm when that is not its listen address (a reverse proxy): kiosk and
+    # setup links are built on it. Empty: the address rtm serves on.
+    public_url: str = ""
 
     @property
     def source_urls(self) -> dict[str, str]:
@@ -101,6 +105,13 @@ class Config:
         ):
             if not low <= seconds <= high:
                 raise ConfigError(f"{name}: {seconds} s is out of {low}..{high}")
+        public = urlsplit(self.public_url)
+        if self.public_url and (
+            public.scheme not in ("http", "https") or not public.netloc or public.query
+        ):
+            raise ConfigError(
+                f"RTM_PUBLIC_URL: {self.public_url!r} is not an http(s)://host[:port][/path] URL"
+            )
         if self.options_ca_file and not os.path.isfile(self.options_ca_file):
             raise ConfigError(f"RTM_OPTIONS_CA_FILE: no file at {self.options_ca_file!r}")
         return self
@@ -166,6 +177,7 @@ def from_env(env: Mapping[str, str] | None = None) -> Config:
         options_interval=_number(env, "RTM_OPTIONS_INTERVAL", base.options_interval),
         options_timeout=_number(env, "RTM_OPTIONS_TIMEOUT", base.options_timeout),
         options_ca_file=env.get("RTM_OPTIONS_CA_FILE", ""),
+        public_url=env.get("RTM_PUBLIC_URL", "").strip().rstrip("/"),
     )
 
 

@@ -153,6 +153,28 @@ def connect(path: str) -> sqlite3.Connection:
     return conn
 
 
+def read_setting(path: str, name: str) -> str | None:
+    """A value of the store's ``settings`` table, or None."""
+    conn = connect(path)
+    try:
+        row = conn.execute("SELECT value FROM settings WHERE name = ?", (name,)).fetchone()
+        return str(row[0]) if row else None
+    finally:
+        conn.close()
+
+
+def write_setting(path: str, name: str, value: str) -> None:
+    conn = connect(path)
+    try:
+        conn.execute(
+            "INSERT INTO settings (name, value) VALUES (?, ?)"
+            " ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            (name, value),
+        )
+    finally:
+        conn.close()
+
+
 def migrate(path: str) -> int:
     """Create or upgrade the store's schema; return its version. Safe to run concurrently."""
     conn = connect(path)

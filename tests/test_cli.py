@@ -25,6 +25,7 @@ from .live_server import UNIT, free_port
         ({"RTM_OPTIONS_TIMEOUT": "0"}, "RTM_OPTIONS_TIMEOUT: 0.0 s is out of"),
         ({"RTM_OPTIONS_CA_FILE": "/nonexistent.pem"}, "RTM_OPTIONS_CA_FILE: no file at"),
         ({"RTM_RING_SIZE": "many"}, "RTM_RING_SIZE: 'many' is not a number"),
+        ({"RTM_PUBLIC_URL": "noc.example:8080"}, "RTM_PUBLIC_URL: 'noc.example:8080' is not"),
     ],
 )
 def test_bad_settings_exit_2_with_the_setting_named(

@@ -43,9 +43,11 @@ def _when(epoch: object) -> str:
     return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(float(str(epoch))))
 
 
-def kiosk_url(request: Request, token: str) -> str:
-    """The URL a new display opens, on the origin the admin reached rtm by."""
-    return f"{own_origin(request.scope) or ''}/?display={token}"
+def kiosk_url(auth: Auth, request: Request, token: str) -> str:
+    """The URL a new display opens: on RTM_PUBLIC_URL, else the origin the admin reached
+    rtm by."""
+    base = auth.config.public_url or own_origin(request.scope) or ""
+    return f"{base}/?display={token}"
 
 
 class AdminApi:
@@ -68,7 +70,9 @@ class AdminApi:
         except AuthError as exc:
             status = 409 if "exists" in str(exc) else 400
             return JSONResponse({"error": str(exc)}, status_code=status)
-        return JSONResponse({"name": name, "url": kiosk_url(request, token)}, status_code=201)
+        return JSONResponse(
+            {"name": name, "url": kiosk_url(self.auth, request, token)}, status_code=201
+        )
 
     async def revoke_display(self, request: Request) -> Response:
         require_role(request, "admin")
@@ -109,7 +113,9 @@ class AdminPage:
             token = await asyncio.to_thread(self.auth.displays.add, name)
         except AuthError as exc:
             return await self.page(request, 400, error=str(exc), name=name)
-        return await self.page(request, 201, new_name=name, new_url=kiosk_url(request, token))
+        return await self.page(
+            request, 201, new_name=name, new_url=kiosk_url(self.auth, request, token)
+        )
 
     async def revoke_display(self, request: Request) -> Response:
         require_role(request, "admin")

@@ -13,10 +13,10 @@ import time
 from collections.abc import Callable
 
 from .. import store
-from ..config import ConfigError, from_env
+from ..config import Config, ConfigError, from_env
 from . import Auth
 from .identity import ROLES, AuthError
-from .setup import base_url
+from .setup import SERVING_URL, base_url
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -101,9 +101,25 @@ def _user_list(args: argparse.Namespace, auth: Auth) -> None:
 
 def _display_add(args: argparse.Namespace, auth: Auth) -> None:
     token = auth.displays.add(args.name)
-    base = (args.base_url or base_url(auth.config)).rstrip("/")
+    base = (args.base_url or kiosk_base(auth.config)).rstrip("/")
     # The URL is the credential: print it only to stdout, for the person setting up the wall.
     print(f"{base}/?display={token}")
+
+
+def kiosk_base(config: Config) -> str:
+    """Where a wall reaches rtm: RTM_PUBLIC_URL, else where the last `rtm serve` on this
+    store listened, else this command's own settings (with a warning: they may differ)."""
+    if config.public_url:
+        return config.public_url
+    serving = store.read_setting(config.db, SERVING_URL)
+    if serving:
+        return serving
+    print(
+        "rtm: no rtm serve has run on this store yet; the URL assumes its settings are these"
+        " (RTM_HOST, RTM_PORT): give --base-url or RTM_PUBLIC_URL if not",
+        file=sys.stderr,
+    )
+    return base_url(config)
 
 
 def _display_list(args: argparse.Namespace, auth: Auth) -> None:

@@ -70,8 +70,15 @@ class FirstRun:
         self._digest = None
 
 
+# The store remembers where the last `rtm serve` on it listened, for `rtm display add`.
+SERVING_URL = "serving_url"
+
+
 def base_url(config: Config) -> str:
-    """Where a browser on this host reaches rtm (a wildcard listen address becomes its name)."""
+    """Where a browser reaches rtm: RTM_PUBLIC_URL, else the listen address (a wildcard
+    address becomes this host's name)."""
+    if config.public_url:
+        return config.public_url
     scheme = "https" if config.tls_cert else "http"
     host = socket.getfqdn() if config.host in ("0.0.0.0", "::", "") else config.host
     if ":" in host:

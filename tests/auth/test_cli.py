@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import io
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from server import cli
 from server.auth import Auth
 from server.config import Config
+
+from ..live_server import UNIT, RtmServer
 
 PASSWORD = "correct horse battery"
 
@@ -99,3 +105,42 @@ def test_display_lifecycle(
     assert rtm(monkeypatch, "display", "revoke", "lobby") == 0
     assert auth.displays.for_token(url.rpartition("=")[2]) is None
     assert rtm(monkeypatch, "display", "revoke", "lobby") == 1
+
+
+def display_add(db: str, name: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """`rtm display add` as an operator runs it: its own process, without rtm serve's env."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("RTM_")}
+    return subprocess.run(
+        [sys.executable, "-m", "server.cli", "display", "add", name, "--db", db],
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=30 * UNIT,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+
+
+def test_display_add_prints_the_url_of_the_running_server(rtm_server: RtmServer) -> None:
+    # rtm serve runs on a free port set only in its own environment; the CLI used to print
+    # a kiosk URL on 8080 there. The URL it prints now works: open it, and the wall is in.
+    added = display_add(rtm_server.db, "lobby")
+    assert added.returncode == 0, added.stderr
+    url = added.stdout.strip()
+    assert url.startswith(f"{rtm_server.url}/?display=")
+    with httpx.Client(follow_redirects=True, timeout=10) as browser:
+        page = browser.get(url)
+        assert page.status_code == 200 and page.url.params.get("kiosk") == "1"
+        assert browser.get(f"{rtm_server.url}/api/me").json()["role"] == "display"
+
+
+def test_public_url_wins_and_a_store_never_served_says_so(
+    rtm_server: RtmServer, tmp_path: Path
+) -> None:
+    proxied = display_add(rtm_server.db, "hall", RTM_PUBLIC_URL="https://noc.example/rtm/")
+    assert proxied.returncode == 0, proxied.stderr
+    assert proxied.stdout.startswith("https://noc.example/rtm/?display=")
+    fresh = str(tmp_path / "fresh.db")
+    unserved = display_add(fresh, "wall", RTM_PORT="9123")
+    assert unserved.returncode == 0, unserved.stderr
+    assert unserved.stdout.startswith("http://127.0.0.1:9123/?display=")
+    assert "no rtm serve has run on this store yet" in unserved.stderr
