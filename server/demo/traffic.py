@@ -69,7 +69,8 @@ class DemoTraffic:
         self.queue = MessageQueue(rng, self.accounts)
 
     def setup(self, now: float) -> Iterator[list[Statement]]:
-        """Batches that clear the demo's old rows and write the directory and a steady state."""
+        """Batches that clear the demo's old rows and write the directory and a steady state;
+        written as one transaction (run.py), so readers see the old rows or the new ones."""
         yield [
             ("DELETE FROM location WHERE domain = ?", (data.DOMAIN,)),
             (

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
 
@@ -318,3 +319,49 @@ async def test_served_demo_reaches_the_page_through_the_collectors(start_rtm: St
     contact = next(iter(mirror.tables["accounts"].values()))
     assert contact["owner"] and contact["ip"] and contact["transport"] in {"UDP", "TCP", "TLS"}
     assert all(source["ok"] for source in mirror.sources.values())
+
+
+def test_a_restarted_demo_never_commits_a_store_without_its_contacts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `make run` again on a store with demo rows: the demo's start-up cleared `location` in
+    # one transaction and wrote the new contacts in later ones, so a poll in between read a
+    # complete, committed, empty table and a wall showed "0 registered users". Every
+    # commit's state is what readers can see; none may lack the contacts.
+    path = str(tmp_path / "rtm.db")
+    migrate(path)
+    domain = demo_data.DOMAIN
+    counts: list[int] = []
+    opened = demo._open
+
+    def traced(db_path: str) -> sqlite3.Connection:
+        conn = opened(db_path)
+        watcher = sqlite3.connect(db_path)
+
+        def on_statement(sql: str) -> None:
+            # Traced before it runs: at each BEGIN, the last commit is what readers see.
+            if sql.strip().upper().startswith("BEGIN"):
+                query = "SELECT count(*) FROM location WHERE domain = ?"
+                counts.append(watcher.execute(query, (domain,)).fetchone()[0])
+
+        conn.set_trace_callback(on_statement)
+        return conn
+
+    def contacts() -> int:
+        with closing(sqlite3.connect(path)) as conn:
+            query = "SELECT count(*) FROM location WHERE domain = ?"
+            return int(conn.execute(query, (domain,)).fetchone()[0])
+
+    async def run_once(seed: int, started: Callable[[], bool]) -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(demo.run_demo(path, seed=seed, accounts=500, stop=stop))
+        await eventually(started, 10 * UNIT, "the demo's start-up")
+        stop.set()
+        await asyncio.wait_for(task, 5 * UNIT)
+
+    # The earlier run whose rows the restart replaces, then the restart, traced.
+    asyncio.run(run_once(1, lambda: contacts() > 0))
+    monkeypatch.setattr(demo, "_open", traced)
+    asyncio.run(run_once(2, lambda: len(counts) >= 3))
+    counts.append(contacts())
+    assert counts and all(count > 0 for count in counts), counts
