@@ -307,3 +307,17 @@ def test_status_sorts_by_severity_not_alphabetically(start_rtm: Any, open_page: 
     expect(rows(page, "trunks").locator("td:nth-child(7)")).to_have_text(worst_first)
     page.goto(f"{server.url}/?view=trunks&sort=status&dir=desc")
     expect(rows(page, "trunks").locator("td:nth-child(7)")).to_have_text(worst_first[::-1])
+
+
+def test_the_queue_view_is_the_message_queue_and_says_what_sent_counts(
+    rtm_server: Any, open_page: OpenPage
+) -> None:
+    page = open_page(rtm_server, "/?view=queue")
+    # The tab and the window name the section; the table keeps the manual's title.
+    expect(page.locator('.tab[data-view="queue"]')).to_have_text("Message Queue")
+    expect(page).to_have_title("Message Queue · rtm")
+    expect(page.locator("#queue-title")).to_contain_text("Message List")
+    # Every queued message is ENQUEUED: a one-option Status filter is gone.
+    expect(page.locator("#view-queue select[data-filter]")).to_have_count(0)
+    sent = page.locator("#view-queue th button.sort").filter(has_text="Sent")
+    expect(sent).to_have_attribute("title", re.compile(r"^Delivery attempts"))

@@ -197,7 +197,7 @@ export class App {
     this.active = viewByName(name).name;
     for (const [viewName, view] of this.views) view.setActive(viewName === this.active);
     this.header.setView(this.active);
-    document.title = `${viewByName(this.active).title} · rtm`;
+    document.title = `${viewByName(this.active).label} · rtm`;
     this.saveUrl();
   }
 

@@ -14,7 +14,7 @@ export class Header {
   constructor({ views, onView, onTheme, onSound, soundOn }) {
     this.tabs = new Map(views.map((view) => [view.name, el('button', {
       type: 'button', class: 'tab', 'data-view': view.name, onclick: () => onView(view.name),
-    }, view.title)]));
+    }, view.label)]));
     this.demo = el('span', { class: 'badge badge-demo', hidden: true, title: 'The data shown is generated demo traffic' }, 'DEMO');
     this.link = el('span', { class: 'link', 'data-state': 'connecting', role: 'status' },
       el('span', { class: 'link-dot', 'aria-hidden': 'true' }), el('span', { class: 'link-text', text: LINK_TEXT.connecting }));

@@ -3,8 +3,9 @@
 
 /**
  * @typedef {{key: string, label: string, kind?: string, width?: string, link?: string,
- *   from?: string, kiosk?: boolean}} Column  kiosk: false hides the column on wall displays
- * @typedef {{name: string, table: string, title: string, empty: string, short: string,
+ *   from?: string, kiosk?: boolean, hint?: string}} Column  kiosk: false hides the column on
+ *   wall displays; hint: what the header's tooltip explains
+ * @typedef {{name: string, table: string, label: string, title: string, empty: string, short: string,
  *   sort: {key: string, dir: 'asc'|'desc'}, filters: string[], search: string[],
  *   columns: Column[], expiring?: boolean}} ViewDef
  */
@@ -14,6 +15,7 @@ export const VIEWS = [
   {
     name: 'accounts',
     table: 'accounts',
+    label: 'Registered Accounts',
     title: 'Registered Accounts',
     empty: 'No registered contacts.',
     short: 'Accounts',
@@ -38,6 +40,7 @@ export const VIEWS = [
   {
     name: 'trunks',
     table: 'trunks',
+    label: 'Sip trunk status',
     title: 'Sip trunk status',
     empty: 'No trunks configured.',
     short: 'Trunks',
@@ -60,18 +63,20 @@ export const VIEWS = [
   {
     name: 'queue',
     table: 'queue',
+    label: 'Message Queue',
     title: 'Message List',
     empty: 'The queue is empty.',
     short: 'Queue',
     sort: { key: 'received', dir: 'desc' },
-    filters: ['status'],
+    // No Status filter: every queued message is ENQUEUED, a one-option list filters nothing.
+    filters: [],
     search: ['uuid', 'from_account', 'to_account'],
     columns: [
       { key: 'received', label: 'Received', kind: 'time-ms', width: 'l', link: 'message' },
       { key: 'from', label: 'From', width: 'm' },
       { key: 'to', label: 'To', width: 'm' },
       { key: 'status', label: 'Status', kind: 'status', width: 's' },
-      { key: 'sent', label: 'Sent', kind: 'number', width: 'xs' },
+      { key: 'sent', label: 'Sent', kind: 'number', width: 'xs', hint: 'Delivery attempts so far' },
     ],
   },
 ];
