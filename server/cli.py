@@ -10,6 +10,11 @@ from collections.abc import Sequence
 
 from .config import ConfigError, from_env
 
+DESCRIPTION = (
+    "rtm shows a NOC, right now, who is registered on the SIP server, how its trunks are and"
+    " which secure messages wait in the queue. 'rtm serve' runs the dashboard; settings come"
+    " from RTM_* variables (README.md)."
+)
 # Each module exposes ``register(subparsers)`` adding its own subcommands.
 SUBCOMMAND_MODULES = ("server.demo.run", "server.auth.cli")
 
@@ -67,7 +72,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rtm", description=__doc__)
+    parser = argparse.ArgumentParser(prog="rtm", description=DESCRIPTION)
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="serve the dashboard")
     serve.add_argument("--db", help="embedded store path (RTM_DB, default var/rtm.db)")

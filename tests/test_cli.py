@@ -42,3 +42,16 @@ def test_bad_settings_exit_2_with_the_setting_named(
     assert result.returncode == 2, result.stderr
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_help_speaks_to_an_operator() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "server.cli", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=30 * UNIT,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    assert result.returncode == 0
+    assert "rtm serve' runs the dashboard" in " ".join(result.stdout.split())
+    assert "``" not in result.stdout  # no developer docstring markup
