@@ -321,3 +321,54 @@ def test_the_queue_view_is_the_message_queue_and_says_what_sent_counts(
     expect(page.locator("#view-queue select[data-filter]")).to_have_count(0)
     sent = page.locator("#view-queue th button.sort").filter(has_text="Sent")
     expect(sent).to_have_attribute("title", re.compile(r"^Delivery attempts"))
+
+
+def inside(inner: Any, outer: Any) -> bool:
+    """Whether one locator's box lies within another's (a pixel of rounding allowed)."""
+    a, b = inner.bounding_box(), outer.bounding_box()
+    assert a is not None and b is not None
+    return bool(
+        a["x"] >= b["x"] - 1
+        and a["y"] >= b["y"] - 1
+        and a["x"] + a["width"] <= b["x"] + b["width"] + 1
+        and a["y"] + a["height"] <= b["y"] + b["height"] + 1
+    )
+
+
+def test_a_narrow_header_cuts_its_label_not_its_sort_arrow(
+    rtm_server: Any, open_page: OpenPage
+) -> None:
+    page = open_page(rtm_server, "/?view=trunks&sort=virtual_number", width=1280, height=800)
+    header = page.locator("#view-trunks th").filter(has_text="Virtual Phone Number")
+    expect(header.locator(".sort-mark")).to_have_text("▲")
+    assert inside(header.locator(".sort-mark"), header)
+
+
+def test_the_tiles_do_not_jump_when_the_down_list_wraps(
+    start_rtm: Any, open_page: OpenPage
+) -> None:
+    def trunks(db: str) -> None:
+        for number in range(6):
+            add_trunk(db, f"carrier-with-a-long-name-{number}", host=f"c{number}.example")
+            set_trunk_status(db, f"carrier-with-a-long-name-{number}", "OK")
+
+    server = start_rtm(seed=trunks)
+    page = open_page(server, "/", width=1280, height=800)
+    tiles = page.locator(".tiles")
+    expect(tile(page, "trunks")).to_have_attribute("data-level", "ok")
+    before = tiles.bounding_box()
+    for number in range(6):
+        set_trunk_status(server.db, f"carrier-with-a-long-name-{number}", "FAILED")
+    expect(tile(page, "trunks").locator(".tile-value")).to_have_text("0/6", timeout=2 * MS)
+    after = tiles.bounding_box()
+    assert before is not None and after is not None
+    assert abs(after["height"] - before["height"]) < 1  # it grew ~15 px; sub-pixel is rounding
+
+
+def test_no_displays_stays_inside_its_card_on_the_admin_page(
+    rtm_server: Any, open_page: OpenPage
+) -> None:
+    page = open_page(rtm_server, "/admin")
+    empty = page.get_by_text("No displays.")
+    expect(empty).to_be_visible()
+    assert inside(empty, empty.locator("xpath=ancestor::table"))

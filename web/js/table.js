@@ -79,7 +79,7 @@ export class VirtualTable {
    */
   header(column, onSort) {
     const button = el('button', { type: 'button', class: 'sort', title: column.hint ? `${column.hint} (sort by ${column.label})` : `Sort by ${column.label}`, onclick: () => onSort(column.key) },
-      column.label, el('span', { class: 'sort-mark', 'aria-hidden': 'true' }));
+      el('span', { class: 'sort-label' }, column.label), el('span', { class: 'sort-mark', 'aria-hidden': 'true' }));
     return el('th', { scope: 'col', role: 'columnheader', 'aria-sort': 'none', 'data-key': column.key, class: cellClass(column) || null }, button);
   }
 
