@@ -79,7 +79,7 @@ def test_trunk_going_failed_turns_its_tile_red(rtm_server: Any, open_page: OpenP
     expect(trunks).to_have_attribute("data-level", "alarm", timeout=2 * MS)
     expect(trunks.locator(".tile-value")).to_have_text("1/2")
     # Not colour alone: the tile and the row say it in words.
-    expect(trunks.locator(".tile-note")).to_have_text("DOWN: carrier-b")
+    expect(trunks.locator(".tile-note")).to_have_text(re.compile(r"^DOWN: carrier-b \(\d+s\)$"))
     expect(row_with(page, "carrier-b", "trunks")).to_contain_text("FAILED")
     expect(row_with(page, "carrier-b", "trunks")).to_contain_text("408 Request Timeout")
     set_trunk_status(rtm_server.db, "carrier-b", "OK")
@@ -258,7 +258,7 @@ def test_old_queued_message_turns_tile_amber_and_opens_details(
     expect(oldest).to_have_attribute("data-level", "warn")
     expect(oldest.locator(".tile-note")).to_have_text("OVER 5m 00s")
     expect(tile(page, "queue").locator(".tile-value")).to_have_text("2")
-    assert column_texts(page, "queue", 1) == ["+390003", "+390001"]  # newest Received first
+    assert column_texts(page, "queue", 2) == ["+390003", "+390001"]  # newest Received first
     row_with(page, "+390001", "queue").locator("a.cell-link").click()
     details = page.locator(".details")
     expect(details).to_contain_text("m-old")
@@ -290,7 +290,7 @@ def test_the_trunks_tile_names_every_trunk_that_is_not_ok_worst_first(
     page = open_page(server, "/?view=trunks")
     trunks = tile(page, "trunks")
     expect(trunks.locator(".tile-note")).to_have_text(
-        "DOWN: charlie-failed · PENDING: bravo-pending, echo-pending"
+        re.compile(r"^DOWN: charlie-failed \(\d+s\) · PENDING: bravo-pending, echo-pending$")
     )
     expect(trunks).to_have_attribute("data-level", "alarm")
     set_trunk_status(server.db, "charlie-failed", "OK")
@@ -372,3 +372,27 @@ def test_no_displays_stays_inside_its_card_on_the_admin_page(
     empty = page.get_by_text("No displays.")
     expect(empty).to_be_visible()
     assert inside(empty, empty.locator("xpath=ancestor::table"))
+
+
+def test_how_long_a_trunk_has_been_down_and_a_message_has_waited_tick(
+    rtm_server: Any, open_page: OpenPage
+) -> None:
+    add_trunk(rtm_server.db, "carrier-b", host="sip.carrier-b.example")
+    set_trunk_status(rtm_server.db, "carrier-b", "FAILED", reason="503 Service Unavailable")
+    write(
+        rtm_server.db,
+        "UPDATE trunk_status SET since = ? WHERE trunk = 'carrier-b'",
+        [(int(time.time()) - 130,)],
+    )
+    add_message(rtm_server.db, "m-old", received=int((time.time() - 3600) * 1000))
+    page = open_page(rtm_server, "/?view=trunks")
+    down_for = row_with(page, "carrier-b", "trunks").locator("td").nth(9)
+    expect(down_for).to_have_text(re.compile(r"^2m 1\ds$"))
+    seen = down_for.text_content()
+    expect(down_for).not_to_have_text(seen or "", timeout=2 * MS)  # it ticks
+    expect(tile(page, "trunks").locator(".tile-note")).to_have_text(
+        re.compile(r"^DOWN: carrier-b \(2m 1\ds\)$")
+    )
+    page.goto(f"{rtm_server.url}/?view=queue")
+    age = rows(page, "queue").first.locator("td").nth(1)
+    expect(age).to_have_text("1h 00m")

@@ -250,7 +250,8 @@ export class App {
   exportCsv(view) {
     const ctx = this.cellContext();
     if (view.dirty) view.rebuild(ctx.now);
-    const columns = view.def.columns.filter((column) => column.kind !== 'remaining');
+    // Countdowns and ages are the page's clock, not data: the export carries the times.
+    const columns = view.def.columns.filter((column) => column.kind !== 'remaining' && column.kind !== 'age');
     const stamp = this.zone.format(ctx.now).slice(0, 19).replace(/[: ]/g, '-');
     download(`rtm-${view.def.name}-${stamp}.csv`, toCsv(columns, view.visibleRows(), ctx));
   }

@@ -38,6 +38,10 @@ export function cellText(column, row, ctx) {
       if (t === null) return '∞';
       return t <= ctx.now ? 'expired' : formatDuration(t - ctx.now);
     }
+    case 'age': {
+      const t = parseTime(value);
+      return t === null ? '' : formatDuration(Math.max(0, ctx.now - t));
+    }
     case 'bool':
       if (value === null || value === undefined) return '';
       return value ? 'Yes' : 'No';
@@ -73,6 +77,11 @@ export function sortValue(column, row) {
     case 'remaining': {
       const t = parseTime(value);
       return t === null ? Number.POSITIVE_INFINITY : t;
+    }
+    case 'age': {
+      // Youngest first when ascending: the later the moment, the smaller the age.
+      const t = parseTime(value);
+      return t === null ? Number.POSITIVE_INFINITY : -t;
     }
     case 'number':
     case 'latency':

@@ -30,6 +30,9 @@ export function matchesText(row, fields, needle) {
   return false;
 }
 
+// Columns whose text is a time or a clock-driven duration: nobody types them into a search.
+const LIVE_KINDS = ['time', 'time-ms', 'remaining', 'age'];
+
 // Each view's searched fields, worked out once: they are asked for per changed row of a diff.
 /** @type {WeakMap<import('./viewdefs.js').ViewDef, string[]>} */
 const searchFieldsOf = new WeakMap();
@@ -43,7 +46,7 @@ const searchFieldsOf = new WeakMap();
 export function searchFields(view) {
   let fields = searchFieldsOf.get(view);
   if (!fields) {
-    const shown = view.columns.filter((c) => !['time', 'time-ms', 'remaining'].includes(c.kind ?? ''));
+    const shown = view.columns.filter((c) => !LIVE_KINDS.includes(c.kind ?? ''));
     fields = [...shown.map((c) => c.key), ...view.search];
     searchFieldsOf.set(view, fields);
   }

@@ -5,14 +5,15 @@ import { shownUntil } from './expiry.js';
 
 /**
  * @typedef {{users: number, contacts: number, nextChange: number,
- *   trunksOk: number, trunksTotal: number, trunksFailed: string[], trunksPending: string[],
+ *   trunksOk: number, trunksTotal: number, trunksFailed: FailedTrunk[], trunksPending: string[],
  *   trunksDisabled: number, queueDepth: number, oldestReceived: number|null}} Stats
+ * @typedef {{name: string, since: number|null}} FailedTrunk  since: when it went down
  */
 
 // The fields each table's numbers below are computed from: a diff changing none of them (a
 // User-Agent, a latency) needs no recount, which at 100k contacts is a pass over every row.
 /** @type {Record<string, string[]>} */
-const STATS_FIELDS = { accounts: ['username', 'expires'], trunks: ['status', 'name'], queue: ['received'] };
+const STATS_FIELDS = { accounts: ['username', 'expires'], trunks: ['status', 'name', 'since'], queue: ['received'] };
 
 /**
  * Whether a store change can change the table's headline numbers.
@@ -135,7 +136,7 @@ export class AccountCounter {
  * Trunks by status. DISABLED trunks are switched off on purpose: they count neither as OK nor
  * as an alarm, and are left out of the total.
  * @param {Map<string, Record<string, any>>} rows
- * @returns {{trunksOk: number, trunksTotal: number, trunksFailed: string[], trunksPending: string[], trunksDisabled: number}}
+ * @returns {{trunksOk: number, trunksTotal: number, trunksFailed: FailedTrunk[], trunksPending: string[], trunksDisabled: number}}
  */
 export function trunkStats(rows) {
   let ok = 0;
@@ -147,10 +148,11 @@ export function trunkStats(rows) {
     if (status === 'OK') ok += 1;
     else if (status === 'DISABLED') disabled += 1;
     else if (status === 'PENDING') pending.push(String(row.name ?? row.id));
-    else failed.push(String(row.name ?? row.id));
+    else failed.push({ name: String(row.name ?? row.id), since: parseTime(row.since) });
   }
   return {
-    trunksOk: ok, trunksTotal: rows.size - disabled, trunksFailed: failed.sort(),
+    trunksOk: ok, trunksTotal: rows.size - disabled,
+    trunksFailed: failed.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)),
     trunksPending: pending.sort(), trunksDisabled: disabled,
   };
 }

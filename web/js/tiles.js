@@ -65,7 +65,7 @@ export class Tiles {
       this.set(this.users, formatCount(stats.users), '', '');
       this.set(this.contacts, formatCount(stats.contacts), '', '');
     }
-    if (ready.trunks) this.updateTrunks(stats);
+    if (ready.trunks) this.updateTrunks(stats, now);
     if (ready.queue) {
       this.set(this.queue, formatCount(stats.queueDepth), stats.queueDepth ? 'enqueued' : 'empty', '');
       if (stats.oldestReceived === null) this.set(this.oldest, '–', 'queue empty', 'ok');
@@ -78,13 +78,17 @@ export class Tiles {
   }
 
   /**
-   * The trunks tile: red, naming every trunk that is not OK, the failed ones first.
+   * The trunks tile: red, naming every trunk that is not OK, the failed ones first and how
+   * long each has been down.
    * @param {import('./stats.js').Stats} stats
+   * @param {number} now server unix seconds
    */
-  updateTrunks(stats) {
+  updateTrunks(stats, now) {
     const value = `${formatCount(stats.trunksOk)}/${formatCount(stats.trunksTotal)}`;
+    const failed = stats.trunksFailed.map(({ name, since }) =>
+      since === null ? name : `${name} (${formatDuration(Math.max(0, now - since))})`);
     const down = [];
-    if (stats.trunksFailed.length) down.push(`DOWN: ${stats.trunksFailed.join(', ')}`);
+    if (failed.length) down.push(`DOWN: ${failed.join(', ')}`);
     if (stats.trunksPending.length) down.push(`PENDING: ${stats.trunksPending.join(', ')}`);
     if (down.length) {
       // "Not OK" is an alarm, as the wall's operators asked; the words say which kind.

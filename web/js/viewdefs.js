@@ -56,7 +56,8 @@ export const VIEWS = [
       { key: 'encryption', label: 'Encryption', kind: 'bool', width: 's', kiosk: false },
       { key: 'status', label: 'Status', kind: 'status', width: 'm' },
       { key: 'reason', label: 'Reason', width: 'rest' },
-      { key: 'since', label: 'Since', kind: 'time', width: 'l' },
+      { key: 'since', label: 'Since', kind: 'time', width: 'l', kiosk: false },
+      { key: 'for', label: 'For', kind: 'age', from: 'since', width: 's', hint: 'How long the trunk has had this status' },
       { key: 'latency_ms', label: 'Latency', kind: 'latency', width: 'xs' },
     ],
   },
@@ -73,6 +74,7 @@ export const VIEWS = [
     search: ['uuid', 'from_account', 'to_account'],
     columns: [
       { key: 'received', label: 'Received', kind: 'time-ms', width: 'l', link: 'message' },
+      { key: 'age', label: 'Age', kind: 'age', from: 'received', width: 's', hint: 'How long the message has waited' },
       { key: 'from', label: 'From', width: 'm' },
       { key: 'to', label: 'To', width: 'm' },
       { key: 'status', label: 'Status', kind: 'status', width: 's' },
