@@ -396,3 +396,12 @@ def test_how_long_a_trunk_has_been_down_and_a_message_has_waited_tick(
     page.goto(f"{rtm_server.url}/?view=queue")
     age = rows(page, "queue").first.locator("td").nth(1)
     expect(age).to_have_text("1h 00m")
+
+
+def test_a_wall_shows_problems_first(start_rtm: Any, open_page: OpenPage) -> None:
+    server = start_rtm(seed=seed_trunks_in_every_state)
+    wall = open_page(server, "/?kiosk=1&view=trunks", width=1920, height=1080)
+    statuses = rows(wall, "trunks").locator("td.status")
+    expect(statuses).to_have_text(["FAILED", "PENDING", "PENDING", "OK", "DISABLED"])
+    desk = open_page(server, "/?view=trunks")  # a desk keeps the manual's order, by name
+    expect(rows(desk, "trunks").first).to_contain_text("alpha-ok")

@@ -62,8 +62,11 @@ export class App {
    * @returns {ViewController}
    */
   makeView(fullDef) {
-    // Wall displays leave out the less important columns so large type still fits.
-    const def = this.page.kiosk ? { ...fullDef, columns: fullDef.columns.filter((c) => c.kiosk !== false) } : fullDef;
+    // Wall displays leave out the less important columns so large type still fits, and put
+    // problems first (failed trunks, the longest-waiting messages).
+    const def = this.page.kiosk ? {
+      ...fullDef, columns: fullDef.columns.filter((c) => c.kiosk !== false), sort: fullDef.wallSort ?? fullDef.sort,
+    } : fullDef;
     const fromUrl = this.page.view === def.name;
     /** @type {Record<string, string>} */
     const filters = {};

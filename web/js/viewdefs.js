@@ -7,7 +7,8 @@
  *   wall displays; hint: what the header's tooltip explains
  * @typedef {{name: string, table: string, label: string, title: string, empty: string, short: string,
  *   sort: {key: string, dir: 'asc'|'desc'}, filters: string[], search: string[],
- *   columns: Column[], expiring?: boolean}} ViewDef
+ *   columns: Column[], expiring?: boolean, wallSort?: {key: string, dir: 'asc'|'desc'}}} ViewDef
+ *   wallSort: the default order on a wall display, problems first
  */
 
 /** @type {ViewDef[]} */
@@ -45,6 +46,7 @@ export const VIEWS = [
     empty: 'No trunks configured.',
     short: 'Trunks',
     sort: { key: 'name', dir: 'asc' },
+    wallSort: { key: 'status', dir: 'asc' },
     filters: ['status', 'transport'],
     search: [],
     columns: [
@@ -69,6 +71,7 @@ export const VIEWS = [
     empty: 'The queue is empty.',
     short: 'Queue',
     sort: { key: 'received', dir: 'desc' },
+    wallSort: { key: 'received', dir: 'asc' },
     // No Status filter: every queued message is ENQUEUED, a one-option list filters nothing.
     filters: [],
     search: ['uuid', 'from_account', 'to_account'],
