@@ -4,6 +4,9 @@ Publishing is synchronous and never awaits a client: a diff is encoded once and 
 every client's bounded outbox. A client whose outbox overflows (frames or bytes) stops
 receiving diffs and is sent a fresh snapshot of every table when its sender next runs; it
 is counted in ``stats``. Memory per client is therefore bounded by its outbox limits.
+
+Until a table's source has been polled once, clients are told it is "not read yet" rather
+than healthy: its empty rows are no reading, and a page must not show them as zeros.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from .config import Config
 from .diff import Changes, diff
 from .rows import Row
 from .times import now_iso
+
+NOT_READ = "not read yet"  # a table's source error until its first poll
 
 
 class Client:
@@ -144,9 +149,20 @@ class Hub:
         self._unpolled = set(self.tables)
 
     def mark_polled(self, table: str) -> None:
+        """Note a table's poll; after its first, clients hear how its source really is."""
+        if table not in self._unpolled:
+            return
         self._unpolled.discard(table)
+        if self.tables[table].source.ok:  # a failure was told as it happened
+            self._fan_out(self._source_frame(self.tables[table]))
         if not self._unpolled:
             self.ready.set()
+
+    def _source_frame(self, state: Table) -> str:
+        if state.name in self._unpolled and state.source.ok:
+            # Clients that waited out FIRST_POLL_WAIT: the empty table is no reading.
+            return protocol.encode(protocol.Source(state.name, False, NOT_READ, state.source.since))
+        return protocol.encode(state.source)
 
     # --- publishing -------------------------------------------------------------------
 
@@ -175,7 +191,8 @@ class Hub:
         if state.source.ok == ok and state.source.error == error:
             return
         state.source = protocol.Source(table, ok, error, now_iso())
-        self._fan_out(protocol.encode(state.source))
+        if not ok or table not in self._unpolled:  # else mark_polled tells, after the rows
+            self._fan_out(protocol.encode(state.source))
 
     def _fan_out(self, frame: str) -> None:
         for client in self._clients:
@@ -194,7 +211,7 @@ class Hub:
         frames: list[str] = []
         for state in self.tables.values():
             frames.extend(self._catch_up(state, resume))
-            frames.append(protocol.encode(state.source))
+            frames.append(self._source_frame(state))
         self._clients.add(client)
         self.stats.clients = len(self._clients)
         return client, frames
@@ -211,7 +228,7 @@ class Hub:
         frames: list[str] = []
         for state in self.tables.values():
             frames.extend(state.snapshot())
-            frames.append(protocol.encode(state.source))
+            frames.append(self._source_frame(state))
         return frames
 
     def _catch_up(self, state: Table, resume: protocol.Resume | None) -> list[str]:

@@ -78,6 +78,7 @@ def test_stalled_client_is_bounded_and_resynced_while_others_get_every_diff() ->
 
 def test_source_changes_are_broadcast_once() -> None:
     hub = Hub(["t"])
+    hub.mark_polled("t")
     client, _ = hub.connect(None)
     hub.set_source("t", False, "boom")
     hub.set_source("t", False, "boom")
@@ -109,3 +110,23 @@ def test_resume_ring_is_bounded_in_bytes() -> None:
     _, recent = hub.connect(protocol.Resume(hub.epoch, {"t": 19}))
     assert decoded(old)[0]["type"] == "snapshot"
     assert [f["type"] for f in decoded(recent)] == ["diff", "source"]
+
+
+def test_a_table_not_yet_read_is_never_sent_as_a_healthy_empty_one() -> None:
+    # A client that waited out FIRST_POLL_WAIT got an empty snapshot with its source "ok":
+    # a page showing Live and "0 registered users" that no source ever said.
+    hub = Hub(["t"])
+    client, frames = hub.connect(None)
+    (snapshot, source) = decoded(frames)
+    assert snapshot["rows"] == [] and (source["ok"], source["error"]) == (False, "not read yet")
+    hub.publish_state("t", rows(2))
+    hub.set_source("t", True, None)
+    hub.mark_polled("t")
+    hub.mark_polled("t")
+    heard = decoded(client.take())
+    assert [(f["type"], f.get("ok")) for f in heard] == [("diff", None), ("source", True)]
+    assert decoded(hub.connect(None)[1])[-1]["ok"] is True
+    # A source that fails before its first poll ends is told as it is: that is a reading.
+    failing = Hub(["t"])
+    failing.set_source("t", False, "no database at x.db")
+    assert decoded(failing.connect(None)[1])[-1]["error"] == "no database at x.db"
