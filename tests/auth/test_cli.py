@@ -107,11 +107,11 @@ def test_display_lifecycle(
     assert rtm(monkeypatch, "display", "revoke", "lobby") == 1
 
 
-def display_add(db: str, name: str, **env: str) -> subprocess.CompletedProcess[str]:
+def display_add(db: str, name: str, *flags: str, **env: str) -> subprocess.CompletedProcess[str]:
     """`rtm display add` as an operator runs it: its own process, without rtm serve's env."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("RTM_")}
     return subprocess.run(
-        [sys.executable, "-m", "server.cli", "display", "add", name, "--db", db],
+        [sys.executable, "-m", "server.cli", "display", "add", name, "--db", db, *flags],
         env={**clean, **env},
         capture_output=True,
         text=True,
@@ -144,3 +144,15 @@ def test_public_url_wins_and_a_store_never_served_says_so(
     assert unserved.returncode == 0, unserved.stderr
     assert unserved.stdout.startswith("http://127.0.0.1:9123/?display=")
     assert "no rtm serve has run on this store yet" in unserved.stderr
+
+
+def test_base_url_wins_over_the_served_address_and_public_url(rtm_server: RtmServer) -> None:
+    # The store knows where rtm serve listens, and RTM_PUBLIC_URL is set: an operator who
+    # names the address walls use (another name for the host, a tunnel) still gets it.
+    given = display_add(
+        rtm_server.db, "atrium", "--base-url", "https://wall.example:8443/",
+        RTM_PUBLIC_URL="https://noc.example/rtm",
+    )  # fmt: skip
+    assert given.returncode == 0, given.stderr
+    assert given.stdout.startswith("https://wall.example:8443/?display=")
+    assert given.stderr == ""
