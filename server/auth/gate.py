@@ -12,6 +12,7 @@ import secrets
 from collections.abc import Callable
 from urllib.parse import parse_qsl, urlencode
 
+from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -35,6 +36,7 @@ from .roles import (
     is_public,
     role_allows,
 )
+from .routes import templates
 from .sessions import DISPLAY_COOKIE_MAX_AGE, session_cookie
 
 log = logging.getLogger("rtm.security")
@@ -96,9 +98,15 @@ class SecurityMiddleware:
             login = RedirectResponse("/login?" + urlencode({"next": _here(scope)}), 303)
             return await login(scope, receive, send)
         if not role_allows(principal.role, method, path):
-            return await _refuse(
-                scope, receive, send, 403, "forbidden", path.startswith(API_PREFIXES)
+            if path.startswith(API_PREFIXES) or method not in SAFE_METHODS:
+                return await _refuse(
+                    scope, receive, send, 403, "forbidden", path.startswith(API_PREFIXES)
+                )
+            # A person who followed a link gets a page that says why, with a way back.
+            page = templates.TemplateResponse(
+                Request(scope, receive), "forbidden.html", principal.as_dict(), status_code=403
             )
+            return await page(scope, receive, send)
         _attach(scope, principal)
         await self.app(scope, receive, send)
 

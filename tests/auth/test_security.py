@@ -369,10 +369,17 @@ def test_admin_page_adds_and_revokes_displays(client: TestClient, auth: Auth) ->
     assert again.status_code == 400 and "exists" in again.text
     hostile = client.post("/admin/displays", data={"name": "<b>x</b>"})
     assert hostile.status_code == 400 and "<b>x</b>" not in hostile.text
-    revoked = client.post("/admin/displays/lobby/revoke")
-    assert revoked.status_code == 303 and revoked.headers["location"] == "/admin"
+    asked = client.post("/admin/displays/lobby/revoke")  # first the page asks
+    assert asked.status_code == 200 and "Revoke display <strong>lobby</strong>?" in asked.text
+    assert [d["name"] for d in auth.displays.rows()] == ["lobby"]
+    revoked = client.post("/admin/displays/lobby/revoke", data={"confirm": "1"})
+    assert revoked.status_code == 303 and revoked.headers["location"] == "/admin?revoked=lobby"
     assert auth.displays.rows() == []
-    assert "<script" not in page.text
+    assert "Display lobby revoked" in client.get("/admin?revoked=lobby").text
+    # The one script (the Copy button) is a file the CSP allows; nothing inline.
+    assert re.findall(r"<script[^>]*>", page.text) == [
+        '<script type="module" src="/static/js/admin.js"></script>'[:-9]
+    ]
 
 
 @pytest.mark.asyncio

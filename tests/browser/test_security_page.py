@@ -123,5 +123,63 @@ def test_admin_adds_a_display_on_the_page_and_revokes_it(
     admin.goto(rtm_server.url + "/admin")
     expect(admin.locator('tr[data-display="lobby"] td').nth(2)).not_to_have_text("never")
     admin.locator('tr[data-display="lobby"] button.revoke').click()
+    expect(admin.get_by_role("alertdialog")).to_contain_text("Revoke display lobby?")
+    admin.get_by_role("button", name="Revoke lobby").click()
+    expect(admin.get_by_role("status")).to_have_text(re.compile("Display lobby revoked"))
     expect(admin.locator('tr[data-display="lobby"]')).to_have_count(0)
     expect(wall).to_have_url(re.compile(r"/login"), timeout=10 * MS)
+
+
+def test_admin_manages_users_on_the_page_and_an_operator_gets_a_way_back(
+    rtm_server: RtmServer, open_page: OpenPage, fresh_page: Any
+) -> None:
+    admin = open_page(rtm_server, "/admin")
+    admin.fill("#user-name", "olga")
+    admin.select_option("#user-role", "operator")
+    admin.fill("#user-password", "first password 1")
+    admin.click("text=Add user")
+    expect(admin.get_by_role("status")).to_have_text("User olga added.")
+    row = admin.locator('tr[data-user="olga"]')
+    expect(row).to_contain_text("operator")
+    row.get_by_label("New password for olga").fill("second password 2")
+    row.get_by_role("button", name="Set").click()
+    expect(admin.get_by_role("status")).to_contain_text("Password of olga changed")
+    # The operator signs in with the new password and meets a page that says why, not a
+    # bare "forbidden", when following a link to /admin.
+    operator = fresh_page
+    operator.goto(rtm_server.url + "/login")
+    operator.fill("#username", "olga")
+    operator.fill("#password", "second password 2")
+    operator.click("button[type=submit]")
+    expect(operator.locator(".link")).to_have_attribute("data-state", "live")
+    operator.goto(rtm_server.url + "/admin")
+    expect(operator.get_by_role("heading")).to_have_text("Not for your role")
+    operator.get_by_role("link", name="Back to the live view").click()
+    expect(operator.locator(".link")).to_have_attribute("data-state", "live")
+    # Deleting asks first; then her open page is sent to the sign-in page.
+    admin.locator('tr[data-user="olga"]').get_by_role("button", name="Delete").click()
+    expect(admin.get_by_role("alertdialog")).to_contain_text("Delete user olga?")
+    admin.get_by_role("button", name="Delete olga").click()
+    expect(admin.get_by_role("status")).to_have_text(
+        "User olga deleted; their sessions have ended."
+    )
+    expect(admin.locator('tr[data-user="olga"]')).to_have_count(0)
+    expect(operator).to_have_url(re.compile(r"/login"), timeout=10 * MS)
+    # Nobody deletes the user they are signed in as.
+    expect(admin.locator(f'tr[data-user="{ADMIN}"]')).to_contain_text("you")
+
+
+def test_a_new_display_url_carries_its_view_and_rotation_and_copies(
+    rtm_server: RtmServer, open_page: OpenPage
+) -> None:
+    admin = open_page(rtm_server, "/admin")
+    admin.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    admin.fill("#name", "noc-wall")
+    admin.select_option("#display-view", "trunks")
+    admin.fill("#display-rotate", "20")
+    admin.click("text=Add display")
+    url = admin.locator(".display-url").input_value()
+    assert re.fullmatch(re.escape(rtm_server.url) + r"/\?display=[\w-]+&view=trunks&rotate=20", url)
+    admin.get_by_role("button", name="Copy").click()
+    expect(admin.get_by_role("button", name="Copied")).to_be_visible()
+    assert admin.evaluate("navigator.clipboard.readText()") == url
