@@ -114,8 +114,7 @@ SIP_PORT=$SIP_PORT STATE=$STATE LAB=$LAB USERS=$USERS UAC_PORT=$UAC_PORT TCP_POR
 TRAFFIC=$!
 PIDS+=("-$TRAFFIC")
 
-TRUNKS=""
-[ -f "$ROOT/server/collectors/kamailio_trunks.py" ] && TRUNKS="kamailio+http://127.0.0.1:$HTTP_PORT/RPC"
+TRUNKS="kamailio+http://127.0.0.1:$HTTP_PORT/RPC"
 echo "lab: Kamailio sip:127.0.0.1:$SIP_PORT (UDP+TCP), JSON-RPC http://127.0.0.1:$HTTP_PORT/RPC,"
 echo "     evapi tcp://127.0.0.1:$EVAPI_PORT, carriers :$UP_PORT (Kamailio) and :$CARRIER_PORT (sipp)"
 echo "lab: rtm on http://127.0.0.1:$RTM_PORT  -  sign in as 'lab' with password: $PASSWORD"

@@ -90,7 +90,7 @@ def create_app(config: Config | None = None) -> Starlette:
     auth = Auth(config)
     setup = first_run.FirstRun(auth)  # `rtm serve` issues its token (first_run.announce)
     routes = [
-        *auth_routes.routes(auth),
+        *auth_routes.routes(auth, setup.is_open),
         *first_run.routes(auth, setup),
         Route("/", index),
         Route("/healthz", api.healthz),

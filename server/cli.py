@@ -62,7 +62,7 @@ def _serve(args: argparse.Namespace) -> int:
         # Access logs would carry display tokens from URLs; rtm keeps no logs of who looked.
         access_log=False,
         # uvicorn would believe X-Forwarded-For/-Proto from any loopback peer; rtm trusts a
-        # proxy header only when RTM_TRUST_PROXY_HEADER names it (server/addresses.py).
+        # proxy header only when RTM_TRUST_PROXY_HEADER names it (server/auth/request.py).
         proxy_headers=False,
         log_level="info",
         ws="websockets-sansio",

@@ -50,7 +50,7 @@ class Config:
     ring_size: int = 1024
     ring_bytes: int = 16 * 1024 * 1024
     trust_proxy_header: str = ""
-    # Access control (server/auth.py, docs/security.md): people's sessions die after
+    # Access control (server/auth/, docs/security.md): people's sessions die after
     # session_idle seconds without a request or session_max seconds after login.
     session_idle: float = 12 * 3600
     session_max: float = 7 * 24 * 3600

@@ -108,7 +108,7 @@ MIGRATIONS: Sequence[str] = (
     );
     CREATE INDEX IF NOT EXISTS messages_status_idx ON messages (status, received);
     """,
-    # 2: access control (server/auth.py): people, wall displays, their sessions, failed
+    # 2: access control (server/auth/): people, wall displays, their sessions, failed
     # logins and the persistent cookie-signing key. Tokens are stored only as SHA-256 hashes.
     """
     CREATE TABLE IF NOT EXISTS users (

@@ -33,14 +33,16 @@ ALLOWED: dict[str, set[str]] = {
     "server.ws": {"server.config", "server.times", "server.protocol", "server.hub"},
     "server.api": {"server.config", "server.hub"},
     # SIP on the wire: knows nothing of tables, collectors or the web.
-    "server.sip": CORE,
+    "server.sip": {"server.config", "server.times"},
     # Sources: read their source, publish through the runner into the hub. Never the app,
     # the web side (ws, api, auth) or the demo.
-    "server.collectors": CORE | {"server.sip", "server.hub", "server.supervise"},
+    "server.collectors": CORE | {"server.sip"},
+    # ... but the runner, which publishes into the hub and restarts hint streams.
+    "server.collectors.runner": CORE | {"server.hub", "server.supervise", "server.collectors"},
     # Access control: the store and settings; nothing of the live pipeline.
-    "server.auth": CORE | {"server.store"},
+    "server.auth": {"server.config", "server.store"},
     # The demo writes a store the way a SIP stack would; it reads nothing of rtm's pipeline.
-    "server.demo": CORE | {"server.store"},
+    "server.demo": {"server.config", "server.store", "server.times"},
     # The top: wires everything together.
     "server.app": {"*"},
     "server.cli": {"*"},
@@ -117,3 +119,4 @@ def test_the_rules_can_fail() -> None:
     assert not within("server.ws", {"server.collectors"} | ALLOWED["server.collectors"])
     assert not within("server.collectors.base", ALLOWED["server.sip"])
     assert layer_of("server.collectors.kamailio.rpc") == "server.collectors"
+    assert not within("server.hub", ALLOWED["server.collectors"])  # only the runner publishes

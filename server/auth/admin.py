@@ -24,7 +24,7 @@ from .identity import AuthError
 from .request import own_origin, read_capped
 from .roles import require_role
 
-MAX_FORM_BYTES = 4096
+MAX_ADMIN_BODY = 4096
 
 
 def json_name(body: bytes | None) -> str | None:
@@ -62,7 +62,7 @@ class AdminApi:
 
     async def add_display(self, request: Request) -> Response:
         require_role(request, "admin")
-        name = json_name(await read_capped(request, MAX_FORM_BYTES))
+        name = json_name(await read_capped(request, MAX_ADMIN_BODY))
         if name is None:
             return JSONResponse({"error": 'expected JSON {"name": "..."}'}, status_code=400)
         try:
@@ -138,7 +138,7 @@ class AdminPage:
         return await self.page(request)
 
     async def form(self, request: Request) -> dict[str, str]:
-        body = await read_capped(request, MAX_FORM_BYTES) or b""
+        body = await read_capped(request, MAX_ADMIN_BODY) or b""
         return dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
 
     async def add_display(self, request: Request) -> Response:

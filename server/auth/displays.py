@@ -1,5 +1,5 @@
 """Wall displays: named screens that sign in with a long token (stored only as its SHA-256)
-instead of a password, and may only watch (server/roles.py)."""
+instead of a password, and may only watch (roles.py)."""
 
 from __future__ import annotations
 

@@ -56,7 +56,7 @@ class SecurityMiddleware:
         self.auth = auth
         self.config = auth.config
         self.watcher = watcher or SessionWatcher(auth)
-        # Blocking; True while the first-run setup link may be used (server/first_run.py).
+        # Blocking; True while the first-run setup link may be used (setup.py).
         self.setup_open = setup_open or (lambda: False)
         if not auth.users.rows() and not self.setup_open():
             log.warning("no users yet: nobody can sign in; create one with "

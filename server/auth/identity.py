@@ -1,5 +1,5 @@
 """Who someone is to rtm: a `Principal`, the roles, the rules for names and passwords, and how
-secrets are hashed before they reach the store (server/users.py, displays.py, sessions.py)."""
+secrets are hashed before they reach the store (users.py, displays.py, sessions.py)."""
 
 from __future__ import annotations
 

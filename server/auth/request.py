@@ -78,7 +78,8 @@ def write_origin_allowed(scope: Scope, config: Config) -> bool:
 
 
 def session_cookie_value(scope: Scope) -> str:
-    """The value of rtm's session cookie, or "" (a malformed Cookie header counts as none)."""
+    """The value of rtm's session cookie, or "" (the header is parsed leniently, as browsers
+    do: other, malformed cookies beside ours do not hide it)."""
     return HTTPConnection(scope).cookies.get(COOKIE_NAME, "")
 
 

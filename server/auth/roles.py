@@ -11,7 +11,7 @@ from starlette.requests import HTTPConnection
 
 PUBLIC_EXACT = frozenset({"/login", "/logout", "/healthz"})
 PUBLIC_PREFIXES = ("/static/",)
-# Public only while the store has no user and `rtm serve` printed a setup link (first_run.py).
+# Public only while the store has no user and `rtm serve` printed a setup link (setup.py).
 SETUP_PATH = "/setup"
 ADMIN_ONLY = ("/admin", "/api/displays", "/api/users")
 # What a wall display may open: the page, its live feed and the list endpoints behind the

@@ -1,12 +1,13 @@
 """Routes for signing in and out, and (from admin.py) for admins.
 
-`routes(auth)` returns them all for server/app.py; SecurityMiddleware lets anybody reach
+`routes(auth, setup_open)` returns them all for server/app.py; SecurityMiddleware lets anybody reach
 `/login` and `/logout`, and only signed-in principals `/api/me`.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 
 from starlette.requests import Request
@@ -51,33 +52,35 @@ async def signed_in(auth: Auth, request: Request, name: str, target: str) -> Res
     return response
 
 
-async def login_page(
-    request: Request, status: int, error: str, username: str, nxt: str
-) -> Response:
-    # Before the first admin exists nobody can sign in: say where to start instead.
-    first_run = getattr(request.app.state, "first_run", None)
-    first_start = first_run is not None and await asyncio.to_thread(first_run.is_open)
-    context = {
-        "error": error,
-        "username": username,
-        "next": safe_next(nxt),
-        "first_start": first_start,
-    }
-    return templates.TemplateResponse(request, "login.html", context, status_code=status)
-
-
 class SignIn:
-    """`/login`, `/logout` and `/api/me`, bound to one `Auth`."""
+    """`/login`, `/logout` and `/api/me`, bound to one `Auth`.
 
-    def __init__(self, auth: Auth) -> None:
+    `setup_open` (blocking) says whether the first-run setup link is still open: before the
+    first admin exists nobody can sign in, and the login page says where to start instead.
+    """
+
+    def __init__(self, auth: Auth, setup_open: Callable[[], bool]) -> None:
         self.auth = auth
+        self.setup_open = setup_open
         # Each argon2 check takes ~64 MiB and a core for ~0.1 s: a login flood queues here
         # instead of exhausting memory and the thread pool the rest of rtm needs.
         self.hashing = asyncio.Semaphore(MAX_CONCURRENT_LOGINS)
 
+    async def page(
+        self, request: Request, status: int, error: str, username: str, nxt: str
+    ) -> Response:
+        first_start = await asyncio.to_thread(self.setup_open)
+        context = {
+            "error": error,
+            "username": username,
+            "next": safe_next(nxt),
+            "first_start": first_start,
+        }
+        return templates.TemplateResponse(request, "login.html", context, status_code=status)
+
     async def login(self, request: Request) -> Response:
         if request.method == "GET":
-            return await login_page(request, 200, "", "", request.query_params.get("next", "/"))
+            return await self.page(request, 200, "", "", request.query_params.get("next", "/"))
         form = await read_form(request)
         if form is None:
             return Response("form too large", status_code=413)
@@ -89,10 +92,10 @@ class SignIn:
                 self.auth.check_login, username, form.get("password", ""), address
             )
         if outcome.locked:
-            return await login_page(request, 429, LOCKED, username, nxt)
+            return await self.page(request, 429, LOCKED, username, nxt)
         if outcome.principal is None:
             await slow_failure(self.auth.config, outcome.failures)
-            return await login_page(request, 401, WRONG, username, nxt)
+            return await self.page(request, 401, WRONG, username, nxt)
         return await signed_in(self.auth, request, outcome.principal.name, safe_next(nxt))
 
     async def logout(self, request: Request) -> Response:
@@ -107,9 +110,9 @@ class SignIn:
         return JSONResponse(request.scope.get("user"))
 
 
-def routes(auth: Auth) -> list[Route]:
-    """The login, logout and admin routes, bound to `auth`."""
-    sign_in = SignIn(auth)
+def routes(auth: Auth, setup_open: Callable[[], bool] = lambda: False) -> list[Route]:
+    """The login, logout and admin routes, bound to `auth` (and the first run's state)."""
+    sign_in = SignIn(auth, setup_open)
     return [
         Route("/login", sign_in.login, methods=["GET", "POST"]),
         Route("/logout", sign_in.logout, methods=["POST"]),

@@ -2,7 +2,7 @@
 
 `rtm serve` calls `announce()`: when nobody can sign in yet it makes a random 256-bit token,
 keeps only its SHA-256 in this process's memory and prints the link once on stderr. The
-gate (server/security.py) lets `/setup` through without credentials only while `is_open()`;
+gate (gate.py) lets `/setup` through without credentials only while `is_open()`;
 the admin created there, or any user created another way, ends it for good. A wrong token
 counts as a failed sign-in (same slowing and lockout as `/login`).
 """

@@ -48,7 +48,7 @@ def silo_row(record: dict[str, object]) -> Row:
 
 class MsiloCollector(QueryCollector):
     def __init__(self, path: str) -> None:
-        super().__init__("queue", path, SILO_SQL, silo_row)
+        super().__init__("queue", path, SILO_SQL, silo_row, scheme="msilo+sqlite")
 
 
 def open_source(table: str, url: str, config: Config) -> QueryCollector:

@@ -24,14 +24,14 @@ def path_from_url(url: str) -> str:
     return path
 
 
-def missing_database(path: str) -> str:
+def missing_database(path: str, scheme: str = "sqlite") -> str:
     """The error for a database that is not there, pointing at the four-slash URL when the
     path was read as relative but exists from the root (``sqlite:///srv/x`` for ``/srv/x``)."""
     message = f"no database at {path}"
     if not os.path.isabs(path) and os.path.exists(os.sep + path):
         message += (
             f" (relative to {os.getcwd()}); /{path} exists: an absolute path takes four"
-            f" slashes, as in sqlite:////{path}"
+            f" slashes, as in {scheme}:////{path}"
         )
     return message
 
@@ -45,8 +45,9 @@ class SqliteSource:
     dropped and the next call reopens it.
     """
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, scheme: str = "sqlite") -> None:
         self.path = path
+        self.scheme = scheme  # the source URL's, for the error that names the right URL
         # Read-only: rtm never writes a source's file (and cannot corrupt Kamailio's).
         self._uri = f"file:{quote(os.path.abspath(path))}?mode=ro"
         self._conn: aiosqlite.Connection | None = None
@@ -57,7 +58,7 @@ class SqliteSource:
         try:
             info = os.stat(self.path)
         except FileNotFoundError:
-            raise FileNotFoundError(missing_database(self.path)) from None
+            raise FileNotFoundError(missing_database(self.path, self.scheme)) from None
         return info.st_dev, info.st_ino
 
     async def _connection(self) -> aiosqlite.Connection:
@@ -116,10 +117,15 @@ class QueryCollector:
     cheap_unchanged = True  # an unchanged file costs one stat and one pragma
 
     def __init__(
-        self, table: str, path: str, sql: str, to_row: Callable[[dict[str, Any]], Row]
+        self,
+        table: str,
+        path: str,
+        sql: str,
+        to_row: Callable[[dict[str, Any]], Row],
+        scheme: str = "sqlite",
     ) -> None:
         self.table = table
-        self.source = SqliteSource(path)
+        self.source = SqliteSource(path, scheme)
         self._sql = sql
         self._to_row = to_row
 

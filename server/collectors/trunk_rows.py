@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..rows import Row
-from ..sip.probes import DEFAULT_PORTS, Target
+from ..sip.probes import PROBED_PORTS, Target
 from .sqlite_source import SqliteSource
 
 TRUNKS_SQL = """
@@ -41,7 +41,7 @@ def _configured(record: Any) -> ConfiguredTrunk:
         host=str(record["host"] or ""),
         port=port
         if isinstance(port, int) and 0 < port < 65536
-        else DEFAULT_PORTS.get(transport, 5060),
+        else PROBED_PORTS.get(transport, 5060),
         transport=transport,
         encryption=bool(record["encryption"]),
         virtual_number=str(record["virtual_number"] or ""),

@@ -17,15 +17,17 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from ..config import Config
-from .options import ProbeResult, probe, tls_context
+from .options import TRANSPORTS, ProbeResult, probe, tls_context
+from .uri import DEFAULT_PORTS
 
 log = logging.getLogger("rtm.trunks.options")
 
 
 # A bound on one source's probing work: beyond it, the rest stay unprobed (PENDING).
 MAX_TARGETS = 2000
-# Where SIP listens when a URI or the trunk table gives no port.
-DEFAULT_PORTS = {"UDP": 5060, "TCP": 5060, "TLS": 5061}
+# Where SIP listens, for the transports the OPTIONS client speaks, when a URI or the trunk
+# table gives no port.
+PROBED_PORTS = {transport: DEFAULT_PORTS[transport] for transport in TRANSPORTS}
 
 
 class ProbeLoopCrashed(RuntimeError):

@@ -1,4 +1,4 @@
-"""server/auth.py against a real store file: users, displays, sessions, lockout."""
+"""server/auth/ against a real store file: users, displays, sessions, lockout."""
 
 from __future__ import annotations
 

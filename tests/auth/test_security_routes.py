@@ -102,7 +102,7 @@ def test_displays_reach_only_what_a_wall_shows(app: Starlette, client: TestClien
 
 def test_setup_passes_the_gate_only_at_first_start(tmp_path: Path) -> None:
     """`/setup` is not in PUBLIC_ROUTES: it passes without credentials only while the store
-    has no user and `rtm serve` issued a setup token (server/first_run.py), and even then it
+    has no user and `rtm serve` issued a setup token (setup.py), and even then it
     opens nothing without that token. Otherwise it is as closed as any other route."""
     app = create_app(Config(db=str(tmp_path / "rtm.db"), login_delay=0.01))
     client = TestClient(app, follow_redirects=False)
@@ -130,7 +130,7 @@ def test_unknown_paths_do_not_reveal_themselves(client: TestClient) -> None:
     "path",
     ["/static/../api/accounts", "/static/%2e%2e/api/accounts", "/static/..%2fapi/accounts",
      "/healthz/../api/accounts", "/static//api/accounts", "/login/../api/accounts",
-     "/static/../../server/auth.py", "/static/../index.html"],
+     "/static/../../server/app.py", "/static/../index.html"],
 )  # fmt: skip
 @pytest.mark.asyncio
 async def test_public_prefixes_lead_to_nothing_private(app: Starlette, path: str) -> None:

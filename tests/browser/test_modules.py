@@ -248,8 +248,7 @@ def test_live_index_matches_a_full_rebuild_after_random_diffs(page: Any) -> None
     mismatches = run(
         page,
         """
-        const { LiveIndex } = await load('rowindex');
-        const { buildIndex } = await load('rowindex');
+        const { LiveIndex, buildIndex } = await load('rowindex');
         const { TableStore } = await load('store');
         const { viewByName } = await load('viewdefs');
         const rand = seeded(42);
@@ -315,8 +314,7 @@ def test_one_row_change_costs_no_pass_over_the_table(page: Any) -> None:
     result = run(
         page,
         """
-        const { LiveIndex } = await load('rowindex');
-        const { buildIndex } = await load('rowindex');
+        const { LiveIndex, buildIndex } = await load('rowindex');
         const { TableStore } = await load('store');
         const { viewByName } = await load('viewdefs');
         const { changesStats } = await load('stats');

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import time
 from pathlib import Path
@@ -152,3 +153,12 @@ async def test_a_three_slash_url_to_an_absolute_path_says_to_use_four(db: str) -
     four_slashes = open_source("queue", "sqlite:///" + db, Config(db=db))
     assert await four_slashes.fetch() == {}
     await four_slashes.close()
+
+
+async def test_the_four_slash_hint_keeps_the_msilo_scheme(tmp_path: Path) -> None:
+    silo = str(tmp_path / "kamailio.sqlite")
+    write(silo, "CREATE TABLE silo (id INTEGER PRIMARY KEY)")
+    three_slashes = open_source("queue", "msilo+sqlite://" + silo, Config(db=silo))
+    with pytest.raises(FileNotFoundError, match=re.escape(f"msilo+sqlite:///{silo}")):
+        await three_slashes.fetch()
+    await three_slashes.close()

@@ -2,7 +2,7 @@
 
 TLS certificates are made per session with the openssl CLI: a throw-away CA, a good server
 certificate for 127.0.0.1, an expired one and one for another host name. The sipp and
-Kamailio runs are in tests/kamailio/test_trunks_options.py.
+Kamailio runs are in tests/collectors/kamailio/test_trunks_options.py.
 """
 
 from __future__ import annotations

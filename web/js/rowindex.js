@@ -20,7 +20,7 @@ import { columnByKey } from './viewdefs.js';
  * @param {string} needle already lower-cased, non-empty
  * @returns {boolean}
  */
-export function matchesText(row, fields, needle) {
+function matchesText(row, fields, needle) {
   for (const field of fields) {
     const value = row[field];
     if (value !== null && value !== undefined && String(value).toLowerCase().includes(needle)) {
@@ -43,7 +43,7 @@ const searchFieldsOf = new WeakMap();
  * @param {import('./viewdefs.js').ViewDef} view
  * @returns {string[]}
  */
-export function searchFields(view) {
+function searchFields(view) {
   let fields = searchFieldsOf.get(view);
   if (!fields) {
     const shown = view.columns.filter((c) => !LIVE_KINDS.includes(c.kind ?? ''));
@@ -63,7 +63,7 @@ export function searchFields(view) {
  * @param {number} sign 1 ascending, -1 descending
  * @returns {number}
  */
-export function compareKeys(keyA, idA, keyB, idB, sign) {
+function compareKeys(keyA, idA, keyB, idB, sign) {
   if (keyA < keyB) return -sign;
   if (keyA > keyB) return sign;
   return idA < idB ? -1 : idA > idB ? 1 : 0;
@@ -75,7 +75,7 @@ export function compareKeys(keyA, idA, keyB, idB, sign) {
  * @param {ViewState} state
  * @returns {import('./viewdefs.js').Column}
  */
-export function sortColumn(view, state) {
+function sortColumn(view, state) {
   return columnByKey(view, state.sort) ?? columnByKey(view, view.sort.key) ?? view.columns[0];
 }
 

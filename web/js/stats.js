@@ -138,7 +138,7 @@ export class AccountCounter {
  * @param {Map<string, Record<string, any>>} rows
  * @returns {{trunksOk: number, trunksTotal: number, trunksFailed: FailedTrunk[], trunksPending: string[], trunksDisabled: number}}
  */
-export function trunkStats(rows) {
+function trunkStats(rows) {
   let ok = 0;
   let disabled = 0;
   const failed = [];
@@ -162,7 +162,7 @@ export function trunkStats(rows) {
  * @param {Map<string, Record<string, any>>} rows
  * @returns {{queueDepth: number, oldestReceived: number|null}}
  */
-export function queueStats(rows) {
+function queueStats(rows) {
   let oldest = Number.POSITIVE_INFINITY;
   for (const row of rows.values()) {
     const t = parseTime(row.received);

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from ...sip.probes import DEFAULT_PORTS, Target
+from ...sip.probes import PROBED_PORTS, Target
 from ...sip.uri import parse
 
 SECRETS = ("auth_password", "auth_ha1")
@@ -42,10 +42,10 @@ def _text(value: object) -> str:
 def target_of(uri: str) -> Target | None:
     """Where a SIP URI or bare host (``sip:host:port;transport=tcp``, ``host:5060``) answers."""
     parsed = parse(uri, bare=True)
-    if parsed is None:
+    if parsed is None or not parsed.host:  # tel: has no host
         return None
-    transport = parsed.transport if parsed.transport in DEFAULT_PORTS else "UDP"
-    return Target(parsed.host, parsed.port or DEFAULT_PORTS[transport], transport)
+    transport = parsed.transport if parsed.transport in PROBED_PORTS else "UDP"
+    return Target(parsed.host, parsed.port or PROBED_PORTS[transport], transport)
 
 
 def uac_parts(result: Any) -> list[TrunkPart]:
