@@ -405,3 +405,20 @@ def test_a_wall_shows_problems_first(start_rtm: Any, open_page: OpenPage) -> Non
     expect(statuses).to_have_text(["FAILED", "PENDING", "PENDING", "OK", "DISABLED"])
     desk = open_page(server, "/?view=trunks")  # a desk keeps the manual's order, by name
     expect(rows(desk, "trunks").first).to_contain_text("alpha-ok")
+
+
+def test_problems_only_shows_every_trunk_that_is_not_ok(
+    start_rtm: Any, open_page: OpenPage
+) -> None:
+    server = start_rtm(seed=seed_trunks_in_every_state)
+    page = open_page(server, "/?view=trunks")
+    expect(rows(page, "trunks")).to_have_count(5)
+    page.locator('#view-trunks select[data-filter="status"]').select_option("problems")
+    expect(rows(page, "trunks")).to_have_count(3)
+    by_name = ["PENDING", "FAILED", "PENDING"]  # bravo, charlie, echo
+    expect(rows(page, "trunks").locator("td.status")).to_have_text(by_name)
+    assert "status=problems" in page.url  # a link to the problems
+    set_trunk_status(server.db, "alpha-ok", "FAILED")  # live: a new problem joins at once
+    expect(rows(page, "trunks")).to_have_count(4, timeout=2 * MS)
+    set_trunk_status(server.db, "charlie-failed", "OK")
+    expect(rows(page, "trunks")).to_have_count(3, timeout=2 * MS)

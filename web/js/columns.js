@@ -14,6 +14,23 @@ import { formatDuration, parseTime } from './format.js';
 const SEVERITY = { FAILED: 0, EXPIRED: 0, PENDING: 2, ENQUEUED: 3, OK: 4, DELIVERED: 4, DISABLED: 5 };
 const UNKNOWN_SEVERITY = 1;
 
+// A Status filter's pseudo value: every row whose status is not healthy (OK, DELIVERED) and
+// not switched off on purpose (DISABLED).
+export const PROBLEMS = 'problems';
+
+/**
+ * Whether a row passes one column filter (`value` '' passes everything).
+ * @param {Record<string, any>} row
+ * @param {string} key
+ * @param {string} value
+ * @returns {boolean}
+ */
+export function passesFilter(row, key, value) {
+  if (value === '') return true;
+  if (value === PROBLEMS) return (SEVERITY[String(row[key] ?? '').toUpperCase()] ?? UNKNOWN_SEVERITY) < SEVERITY.OK;
+  return String(row[key] ?? '') === value;
+}
+
 /** Statuses that get a colour class; anything else is shown plainly. */
 const KNOWN_STATUSES = new Set(['OK', 'FAILED', 'PENDING', 'DISABLED', 'ENQUEUED', 'DELIVERED', 'EXPIRED']);
 

@@ -3,7 +3,7 @@
 // and kept up to date by diffs and expiries in between (LiveIndex), with one ordering and one
 // idea of membership for both.
 
-import { sortValue } from './columns.js';
+import { passesFilter, sortValue } from './columns.js';
 import { FADE_SECONDS, expiresAt, goneAt, isGone, shownUntil } from './expiry.js';
 import { columnByKey } from './viewdefs.js';
 
@@ -108,7 +108,7 @@ export function buildIndex(rows, view, state, now) {
     }
     live += 1;
     for (const key of view.filters) seen[key].add(String(row[key] ?? ''));
-    if (active.some(([key, value]) => String(row[key] ?? '') !== value)) continue;
+    if (active.some(([key, value]) => !passesFilter(row, key, value))) continue;
     if (needle && !matchesText(row, fields, needle)) continue;
     ids.push(id);
     keys.push(sortValue(column, row));
@@ -345,7 +345,7 @@ export class LiveIndex {
   accepts(row, state, now) {
     if (this.view.expiring && isGone(row, now)) return false;
     for (const [key, value] of Object.entries(state.filters)) {
-      if (value !== '' && String(row[key] ?? '') !== value) return false;
+      if (!passesFilter(row, key, value)) return false;
     }
     const needle = state.q.trim().toLowerCase();
     return !needle || matchesText(row, searchFields(this.view), needle);

@@ -1,6 +1,7 @@
 // One view (a table of the page): its toolbar (filter box, per-column filters, export), its
 // headline and its virtual grid, and the lazily rebuilt index that orders the rows.
 
+import { PROBLEMS } from './columns.js';
 import { el, setText } from './dom.js';
 import { formatCount } from './format.js';
 import { LiveIndex } from './rowindex.js';
@@ -66,8 +67,9 @@ export class ViewController {
   select(key) {
     const select = /** @type {HTMLSelectElement} */ (el('select', { 'data-filter': key }));
     select.append(el('option', { value: '' }, 'All'));
+    if (key === 'status') select.append(el('option', { value: PROBLEMS }, 'Problems only'));
     const current = this.state.filters[key] ?? '';
-    if (current) select.append(el('option', { value: current }, current));
+    if (current && current !== PROBLEMS) select.append(el('option', { value: current }, current));
     select.value = current;
     select.addEventListener('change', () => this.setColumnFilter(key, select.value));
     return select;
@@ -80,10 +82,13 @@ export class ViewController {
    * @param {string} current
    */
   syncOptions(select, values, current) {
-    const wanted = current && !values.includes(current) ? [...values, current] : values;
-    const have = [...select.options].slice(1).map((o) => o.value);
+    // "All" (and "Problems only" for a status) stay first; the values present follow.
+    const fixed = select.dataset.filter === 'status' ? 2 : 1;
+    const chosen = current && current !== PROBLEMS && !values.includes(current);
+    const wanted = chosen ? [...values, current] : values;
+    const have = [...select.options].slice(fixed).map((o) => o.value);
     if (have.length === wanted.length && have.every((v, i) => v === wanted[i])) return;
-    while (select.options.length > 1) select.remove(1);
+    while (select.options.length > fixed) select.remove(fixed);
     for (const value of wanted) select.append(el('option', { value }, value));
     select.value = current;
   }
