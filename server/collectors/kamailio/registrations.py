@@ -53,7 +53,8 @@ def contacts_in_dump(dump: Any) -> Iterator[tuple[str, Mapping[str, Any]]]:
     """(AoR, contact) pairs of a ``ul.dump`` result; malformed parts are skipped."""
     domains = dump.get("Domains") if isinstance(dump, dict) else None
     for domain in domains if isinstance(domains, list) else ():
-        aors = domain.get("Domain", {}).get("AoRs") if isinstance(domain, dict) else None
+        inner = domain.get("Domain") if isinstance(domain, dict) else None
+        aors = inner.get("AoRs") if isinstance(inner, dict) else None
         for aor in aors if isinstance(aors, list) else ():
             info = aor.get("Info") if isinstance(aor, dict) else None
             if isinstance(info, dict):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from server.collectors.kamailio.evapi import EvapiFramer, evapi_address
@@ -154,6 +154,7 @@ class NoDirectory:
     contacts=st.lists(hostile_contact | json_values, max_size=5),
     noise=json_values,
 )
+@example(aor="", contacts=[], noise={"Domain": None})  # a domain that is not an object
 def test_hostile_rpc_replies_give_rows_or_nothing_never_an_exception(
     aor: str, contacts: list[Any], noise: Any
 ) -> None:
