@@ -135,6 +135,7 @@ def test_unusable_addresses_give_no_target_but_keep_the_part() -> None:
         ("sip:gw;transport=sctp", Target("gw", 5060, "UDP")),
         ("", None),
         ("mailto:x@y", None),
+        ("tel:+390612345", None),  # a number, no host to probe
     ],
 )
 def test_target_of(uri: str, target: Target | None) -> None:
