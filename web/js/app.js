@@ -3,20 +3,21 @@
 
 import { Banners } from './banners.js';
 import { ServerClock } from './clock.js';
-import { VIEWS, viewByName } from './viewdefs.js';
-import { download, toCsv } from './csv.js';
+import { exportView } from './csv.js';
 import { Details } from './details.js';
 import { el } from './dom.js';
-import { plural, Zone } from './format.js';
+import { Zone } from './format.js';
 import { FrameScheduler } from './frame.js';
 import { Header } from './header.js';
+import { Session } from './session.js';
 import { Connection } from './socket.js';
-import { LiveStats } from './stats.js';
+import { headlines, LiveStats } from './stats.js';
 import { TableStore } from './store.js';
 import { applyTheme, initialTheme, toggleTheme } from './theme.js';
 import { Tiles } from './tiles.js';
 import { Sound, TrunkAlarm } from './sound.js';
-import { queryFor, readState, writeState } from './url-state.js';
+import { initialViewState, queryFor, readState, writeState } from './url-state.js';
+import { linkTarget, VIEWS, viewByName, wallView } from './viewdefs.js';
 import { ViewController } from './views.js';
 
 /** The whole page. */
@@ -36,11 +37,9 @@ export class App {
     });
     this.detailsDirty = false;
     this.tilesDirty = true;
-    // Whether this login may open details: a wall display may not (the server answers 403), and
-    // kiosk never shows them. Unknown (null) until hello names the role; a details URL waits.
-    /** @type {boolean|null} */
-    this.detailsAllowed = this.page.kiosk ? false : null;
-    /** @type {{kind: 'account'|'message', key: string}|null} */
+    this.session = new Session(this.page.kiosk);
+    // A details URL opened before hello named the role waits for it here.
+    /** @type {import('./session.js').DetailsTarget|null} */
     this.pendingDetails = null;
     this.views = new Map(VIEWS.map((def) => [def.name, this.makeView(def)]));
     this.active = viewByName(this.page.view).name;
@@ -62,23 +61,11 @@ export class App {
    * @returns {ViewController}
    */
   makeView(fullDef) {
-    // Wall displays leave out the less important columns so large type still fits, and put
-    // problems first (failed trunks, the longest-waiting messages).
-    const def = this.page.kiosk ? {
-      ...fullDef, columns: fullDef.columns.filter((c) => c.kiosk !== false), sort: fullDef.wallSort ?? fullDef.sort,
-    } : fullDef;
-    const fromUrl = this.page.view === def.name;
-    /** @type {Record<string, string>} */
-    const filters = {};
-    for (const key of def.filters) filters[key] = fromUrl ? this.page.filters[key] ?? '' : '';
-    const state = {
-      sort: (fromUrl && this.page.sort) || def.sort.key,
-      dir: (fromUrl && this.page.dir) || (fromUrl && this.page.sort ? 'asc' : def.sort.dir),
-      q: fromUrl ? this.page.q : '', filters,
-    };
+    const def = this.page.kiosk ? wallView(fullDef) : fullDef;
     return new ViewController({
-      def, store: /** @type {TableStore} */ (this.stores.get(def.table)), state, schedule: this.schedule,
-      onStateChange: () => this.saveUrl(), onOpen: (column, row) => this.openDetails(targetOf(column, row)),
+      def, store: /** @type {TableStore} */ (this.stores.get(def.table)), state: initialViewState(this.page, def),
+      schedule: this.schedule,
+      onStateChange: () => this.saveUrl(), onOpen: (column, row) => this.openDetails(linkTarget(column, row)),
       onExport: (view) => this.exportCsv(view), linkFor: (column, row) => this.linkFor(def.name, column, row),
       now: () => this.clock.now(),
     });
@@ -90,7 +77,7 @@ export class App {
     document.body.classList.toggle('kiosk', this.page.kiosk);
     const main = el('main', { class: 'main' }, ...[...this.views.values()].map((v) => v.section), this.details.root);
     document.body.replaceChildren(this.header.root, this.tiles.root, this.banners.root, main);
-    if (this.detailsAllowed === false) this.setDetailsAllowed(false);
+    if (this.session.detailsAllowed === false) this.offerDetails();
     if (this.page.details) this.openDetails(this.page.details);
     this.setView(this.active);
     document.addEventListener('keydown', (event) => this.shortcut(event));
@@ -113,19 +100,19 @@ export class App {
   hello(hello) {
     this.clock.sync(hello.now);
     this.zone = new Zone(hello.tz);
-    this.header.setHello(hello);
-    const role = hello.user && typeof hello.user === 'object' ? hello.user.role : null;
-    this.setDetailsAllowed(!this.page.kiosk && role !== 'display');
+    this.session.greet(hello);
+    this.header.setHello(hello.demo === true, this.session.user);
+    this.offerDetails();
     this.tick();
   }
 
   /**
-   * Offer details or not: link cells, Enter, and a details URL that was waiting for the role
-   * (dropped silently for a display: its URL may come from a desk, it is not an error).
-   * @param {boolean} allowed
+   * Offer details or not, as the session allows: link cells, Enter, and a details URL that was
+   * waiting for the role (dropped silently for a display: its URL may come from a desk, it is
+   * not an error).
    */
-  setDetailsAllowed(allowed) {
-    this.detailsAllowed = allowed;
+  offerDetails() {
+    const allowed = this.session.detailsAllowed === true;
     for (const view of this.views.values()) view.grid.setLinks(allowed);
     const waiting = this.pendingDetails;
     this.pendingDetails = null;
@@ -182,14 +169,10 @@ export class App {
    */
   showStats(now) {
     this.tilesDirty = false;
-    /** @type {Record<string, boolean>} */
-    const ready = {};
-    for (const [name, store] of this.stores) ready[name] = store.ready;
-    const s = this.stats.values;
-    this.tiles.update(s, now, this.page.queueAlarm, ready);
-    this.views.get('accounts')?.setHeadline(ready.accounts ? plural(s.users, 'registered user') : '');
-    this.views.get('trunks')?.setHeadline(ready.trunks ? `${s.trunksOk} of ${s.trunksTotal} OK` : '');
-    this.views.get('queue')?.setHeadline(ready.queue ? plural(s.queueDepth, 'message') : '');
+    const ready = this.stats.ready();
+    this.tiles.update(this.stats.values, now, this.page.queueAlarm, ready);
+    const lines = headlines(this.stats.values, ready);
+    for (const view of this.views.values()) view.setHeadline(lines[view.def.table] ?? '');
   }
 
   /**
@@ -212,11 +195,12 @@ export class App {
 
   /**
    * Open the details panel.
-   * @param {{kind: 'account'|'message', key: string}} target
+   * @param {import('./session.js').DetailsTarget} target
    */
   openDetails(target) {
-    if (this.detailsAllowed === false) return;
-    if (this.detailsAllowed === null) this.pendingDetails = target;
+    const allowed = this.session.detailsAllowed;
+    if (allowed === false) return;
+    if (allowed === null) this.pendingDetails = target;
     else void this.details.open(target, this.cellContext());
     this.saveUrl();
   }
@@ -243,7 +227,7 @@ export class App {
    */
   linkFor(viewName, column, row) {
     const view = /** @type {ViewController} */ (this.views.get(viewName));
-    return `${location.pathname}${queryFor(location.search, { view: viewName, ...view.state, details: targetOf(column, row) })}`;
+    return `${location.pathname}${queryFor(location.search, { view: viewName, ...view.state, details: linkTarget(column, row) })}`;
   }
 
   /**
@@ -253,10 +237,7 @@ export class App {
   exportCsv(view) {
     const ctx = this.cellContext();
     if (view.dirty) view.rebuild(ctx.now);
-    // Countdowns and ages are the page's clock, not data: the export carries the times.
-    const columns = view.def.columns.filter((column) => column.kind !== 'remaining' && column.kind !== 'age');
-    const stamp = this.zone.format(ctx.now).slice(0, 19).replace(/[: ]/g, '-');
-    download(`rtm-${view.def.name}-${stamp}.csv`, toCsv(columns, view.visibleRows(), ctx));
+    exportView(view.def, view.visibleRows(), ctx);
   }
 
   /**
@@ -282,14 +263,4 @@ export class App {
       view.search.focus();
     }
   }
-}
-
-/**
- * What a link cell opens.
- * @param {import('./viewdefs.js').Column} column
- * @param {Record<string, any>} row
- * @returns {{kind: 'account'|'message', key: string}}
- */
-function targetOf(column, row) {
-  return column.link === 'account' ? { kind: 'account', key: String(row.username ?? '') } : { kind: 'message', key: String(row.id) };
 }

@@ -3,6 +3,9 @@
 
 import { csvValue } from './columns.js';
 
+// Countdowns and ages are the page's clock, not data: an export carries the times instead.
+const CLOCK_KINDS = ['remaining', 'age'];
+
 /**
  * One CSV field: numbers as they are; text quoted, quotes doubled, and text starting with a
  * formula character (equals, plus, minus, at sign, tab, CR) prefixed with an apostrophe so a spreadsheet treats it
@@ -46,4 +49,17 @@ export function download(filename, text) {
   link.click();
   link.remove();
   setTimeout(() => URL.revokeObjectURL(url), 10000);
+}
+
+/**
+ * Download a view's shown rows as CSV (without its clock columns), named after the view and
+ * the server's time.
+ * @param {import('./viewdefs.js').ViewDef} def
+ * @param {Array<Record<string, any>>} rows in the order shown
+ * @param {import('./columns.js').CellContext} ctx
+ */
+export function exportView(def, rows, ctx) {
+  const columns = def.columns.filter((column) => !CLOCK_KINDS.includes(column.kind ?? ''));
+  const stamp = ctx.zone.format(ctx.now).slice(0, 19).replace(/[: ]/g, '-');
+  download(`rtm-${def.name}-${stamp}.csv`, toCsv(columns, rows, ctx));
 }

@@ -1,10 +1,10 @@
 // The details panel: an account (its directory entry and live contacts) or a queued message,
-// opened from the Username and Received cells. Fetched from /api, then kept live from the
-// stores while open.
+// opened from the Username and Received cells. Read as this session (session.js), then kept
+// live from the stores while open.
 
 import { cellText } from './columns.js';
 import { clear, el } from './dom.js';
-import { getJson } from './session.js';
+import { fetchDetails } from './session.js';
 
 /** Message fields in the order of the original "Show Message" page. */
 const MESSAGE_FIELDS = [
@@ -30,8 +30,8 @@ export class Details {
     this.stores = stores;
     /** @type {{kind: 'account'|'message', key: string}|null} */
     this.current = null;
-    // The answer of the details API: its HTTP status (0: none) and JSON body (200 only).
-    /** @type {{status: number, body: any}|null} */
+    // The answer of the details API (null: not yet).
+    /** @type {import('./session.js').DetailsAnswer|null} */
     this.fetched = null;
     this.generation = 0;
     // Ids of the open account's contacts, kept from each diff (null: scan the store once), so a
@@ -64,16 +64,9 @@ export class Details {
     this.heading.textContent = target.kind === 'account' ? `Account ${target.key}` : 'Show Message';
     this.render(ctx);
     this.close.focus();
-    const path = target.kind === 'account' ? `/api/accounts/${encodeURIComponent(target.key)}`
-      : `/api/queue/${encodeURIComponent(target.key)}`;
-    try {
-      const { status, body } = await getJson(path);
-      if (generation !== this.generation) return;
-      this.fetched = { status, body: status === 200 && body && typeof body === 'object' ? body : null };
-    } catch {
-      if (generation !== this.generation) return;
-      this.fetched = { status: 0, body: null };
-    }
+    const answer = await fetchDetails(target);
+    if (generation !== this.generation) return;
+    this.fetched = answer;
     this.render(ctx);
   }
 

@@ -59,20 +59,19 @@ export class Header {
   }
 
   /**
-   * Show hello's demo flag and user; people (admin, operator) get Sign out, admins the Admin
-   * link. A wall display has no session of its own to end (kiosk hides all of it anyway).
-   * @param {any} hello
+   * Show the demo flag and who is signed in; people (admin, operator) get Sign out, admins the
+   * Admin link. A wall display has no session of its own to end (kiosk hides all of it anyway).
+   * @param {boolean} demo the server runs demo traffic
+   * @param {import('./session.js').User|null} user
    */
-  setHello(hello) {
-    this.demo.hidden = hello.demo !== true;
-    const user = hello.user && typeof hello.user === 'object' ? hello.user : null;
-    const role = String(user?.role ?? '');
-    const person = role === 'admin' || role === 'operator';
+  setHello(demo, user) {
+    this.demo.hidden = !demo;
+    const role = user?.role ?? '';
     this.account.hidden = !user;
     this.user.hidden = !user;
-    if (user) setText(this.user, `${String(user.name ?? '')} · ${role}`);
+    if (user) setText(this.user, `${user.name} · ${role}`);
     this.admin.hidden = role !== 'admin';
-    this.signOut.hidden = !person;
+    this.signOut.hidden = role !== 'admin' && role !== 'operator';
   }
 
   /**

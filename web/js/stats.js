@@ -1,6 +1,6 @@
 // The headline numbers, computed from the stores: what the tiles and view titles show.
 
-import { parseTime } from './format.js';
+import { parseTime, plural } from './format.js';
 import { shownUntil } from './expiry.js';
 
 /**
@@ -172,6 +172,21 @@ function queueStats(rows) {
 }
 
 /**
+ * The words after each view's title ("2 registered users"), by table; empty while a table has
+ * not been read yet (no false "0 registered users" at start-up).
+ * @param {Stats} s
+ * @param {Record<string, boolean>} ready by table
+ * @returns {Record<string, string>}
+ */
+export function headlines(s, ready) {
+  return {
+    accounts: ready.accounts ? plural(s.users, 'registered user') : '',
+    trunks: ready.trunks ? `${s.trunksOk} of ${s.trunksTotal} OK` : '',
+    queue: ready.queue ? plural(s.queueDepth, 'message') : '',
+  };
+}
+
+/**
  * The headline numbers of all three tables, kept current as the stores change: registrations
  * counted diff by diff (AccountCounter), trunks and the queue recounted when a counted field
  * changed, every recount in idle time. Costs O(diff) per change: at 100k contacts a
@@ -254,6 +269,17 @@ export class LiveStats {
     if (this.dirty.trunks) Object.assign(this.values, trunkStats(this.rows('trunks')));
     if (this.dirty.queue) Object.assign(this.values, queueStats(this.rows('queue')));
     this.dirty = { accounts: false, trunks: false, queue: false };
+  }
+
+  /**
+   * Which tables have been read at least once (their numbers mean something).
+   * @returns {Record<string, boolean>}
+   */
+  ready() {
+    /** @type {Record<string, boolean>} */
+    const ready = {};
+    for (const [name, store] of this.stores) ready[name] = store.ready;
+    return ready;
   }
 
   /**

@@ -54,6 +54,25 @@ export function readState(search) {
 }
 
 /**
+ * The state a view starts in: the URL's sort, direction, filter text and filters for the
+ * URL's view (a sort without a direction is ascending), the view's defaults for the others.
+ * @param {PageState} page
+ * @param {import('./viewdefs.js').ViewDef} def
+ * @returns {import('./rowindex.js').ViewState}
+ */
+export function initialViewState(page, def) {
+  const fromUrl = page.view === def.name;
+  /** @type {Record<string, string>} */
+  const filters = {};
+  for (const key of def.filters) filters[key] = fromUrl ? page.filters[key] ?? '' : '';
+  return {
+    sort: (fromUrl && page.sort) || def.sort.key,
+    dir: (fromUrl && page.dir) || (fromUrl && page.sort ? 'asc' : def.sort.dir),
+    q: fromUrl ? page.q : '', filters,
+  };
+}
+
+/**
  * The query string for a view's state, keeping unknown parameters from `base`.
  * @param {string} base current location.search
  * @param {{view: string, sort: string, dir: string, q: string, filters: Record<string, string>,

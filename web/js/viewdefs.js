@@ -1,5 +1,6 @@
 // The three views rtm shows (after the original PSOM pages): their tables, titles, columns,
-// filters, search fields and default order. Data only, and the two lookups into it.
+// filters, search fields and default order. Data, the lookups into it, and the two things a
+// definition says: a wall display's version of a view and what a link cell opens.
 
 /**
  * @typedef {{key: string, label: string, kind?: string, width?: string, link?: string,
@@ -103,4 +104,24 @@ export function viewByName(name) {
  */
 export function columnByKey(view, key) {
   return view.columns.find((column) => column.key === key) ?? null;
+}
+
+/**
+ * A view as a wall display shows it: without the less important columns (so large type still
+ * fits) and problems first (failed trunks, the longest-waiting messages).
+ * @param {ViewDef} view
+ * @returns {ViewDef}
+ */
+export function wallView(view) {
+  return { ...view, columns: view.columns.filter((c) => c.kiosk !== false), sort: view.wallSort ?? view.sort };
+}
+
+/**
+ * What a link cell opens: the row's account (by username) or its queued message (by id).
+ * @param {Column} column a column with `link`
+ * @param {Record<string, any>} row
+ * @returns {import('./session.js').DetailsTarget}
+ */
+export function linkTarget(column, row) {
+  return column.link === 'account' ? { kind: 'account', key: String(row.username ?? '') } : { kind: 'message', key: String(row.id) };
 }
