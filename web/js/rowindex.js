@@ -54,6 +54,22 @@ function searchFields(view) {
 }
 
 /**
+ * A view state's filters as one test of a row: the per-column filters, then the filter box.
+ * Whether the row is still live (its expiry) is the caller's to check: the full build also
+ * needs when it leaves.
+ * @param {import('./viewdefs.js').ViewDef} view
+ * @param {ViewState} state
+ * @returns {(row: Record<string, any>) => boolean}
+ */
+function rowFilter(view, state) {
+  const active = Object.entries(state.filters).filter(([, value]) => value !== '');
+  const needle = state.q.trim().toLowerCase();
+  const fields = searchFields(view);
+  return (row) => active.every(([key, value]) => passesFilter(row, key, value))
+    && (!needle || matchesText(row, fields, needle));
+}
+
+/**
  * Compare two rows' sort keys the way a view orders them: by key, then by id so equal keys
  * keep a stable order.
  * @param {number|string} keyA
@@ -80,6 +96,15 @@ function sortColumn(view, state) {
 }
 
 /**
+ * The sign compareKeys takes for a view state's direction.
+ * @param {ViewState} state
+ * @returns {number} 1 ascending, -1 descending
+ */
+function directionSign(state) {
+  return state.dir === 'desc' ? -1 : 1;
+}
+
+/**
  * Build the view's index from all rows.
  * @param {Map<string, Record<string, any>>} rows
  * @param {import('./viewdefs.js').ViewDef} view
@@ -89,9 +114,7 @@ function sortColumn(view, state) {
  */
 export function buildIndex(rows, view, state, now) {
   const column = sortColumn(view, state);
-  const needle = state.q.trim().toLowerCase();
-  const fields = searchFields(view);
-  const active = Object.entries(state.filters).filter(([, value]) => value !== '');
+  const passes = rowFilter(view, state);
   /** @type {Record<string, Set<string>>} */
   const seen = Object.fromEntries(view.filters.map((key) => [key, new Set()]));
   /** @type {string[]} */
@@ -108,12 +131,11 @@ export function buildIndex(rows, view, state, now) {
     }
     live += 1;
     for (const key of view.filters) seen[key].add(String(row[key] ?? ''));
-    if (active.some(([key, value]) => !passesFilter(row, key, value))) continue;
-    if (needle && !matchesText(row, fields, needle)) continue;
+    if (!passes(row)) continue;
     ids.push(id);
     keys.push(sortValue(column, row));
   }
-  const sign = state.dir === 'desc' ? -1 : 1;
+  const sign = directionSign(state);
   const order = ids.map((_, i) => i);
   order.sort((a, b) => compareKeys(keys[a], ids[a], keys[b], ids[b], sign));
   /** @type {Record<string, string[]>} */
@@ -194,7 +216,7 @@ export class LiveIndex {
   rebuild(rows, state, now) {
     const built = buildIndex(rows, this.view, state, now);
     this.column = sortColumn(this.view, state);
-    this.sign = state.dir === 'desc' ? -1 : 1;
+    this.sign = directionSign(state);
     this.ids = built.ids;
     this.members = new Set(built.ids);
     this.choices = Object.fromEntries(Object.entries(built.choices).map(([k, v]) => [k, new Set(v)]));
@@ -234,9 +256,10 @@ export class LiveIndex {
     const moved = members.filter((id) => change.added.has(id) || change.changed.get(id)?.has(field));
     this.remove(moved);
     this.removeSorted(members.filter((id) => this.members.has(id)), rows, change.removedRows);
+    const passes = rowFilter(this.view, state);
     for (const id of touched) {
       const row = rows.get(id);
-      if (row && this.accepts(row, state, now)) this.insert(id, row, rows, this.column, this.sign);
+      if (row && !(this.view.expiring && isGone(row, now)) && passes(row)) this.insert(id, row, rows);
     }
     return true;
   }
@@ -275,20 +298,18 @@ export class LiveIndex {
    * @returns {number}
    */
   locate(id, key, rowOf) {
-    const at = this.lowerBound(id, key, rowOf, this.column, this.sign);
+    const at = this.lowerBound(id, key, rowOf);
     return this.ids[at] === id ? at : -1;
   }
 
   /**
-   * The first position whose row sorts at or after (key, id).
+   * The first position whose row sorts at or after (key, id) in the current order.
    * @param {string} id
    * @param {number|string} key
    * @param {(id: string) => Record<string, any>|undefined} rowOf
-   * @param {import('./viewdefs.js').Column} column
-   * @param {number} sign
    * @returns {number}
    */
-  lowerBound(id, key, rowOf, column, sign) {
+  lowerBound(id, key, rowOf) {
     let lo = 0;
     let hi = this.ids.length;
     while (lo < hi) {
@@ -297,7 +318,7 @@ export class LiveIndex {
       const otherRow = rowOf(other);
       // A row missing from every map cannot be placed: fall back to a scan (locate gives -1).
       if (!otherRow) return -1;
-      if (compareKeys(key, id, sortValue(column, otherRow), other, sign) > 0) lo = mid + 1;
+      if (compareKeys(key, id, sortValue(this.column, otherRow), other, this.sign) > 0) lo = mid + 1;
       else hi = mid;
     }
     return lo;
@@ -336,22 +357,6 @@ export class LiveIndex {
   }
 
   /**
-   * Whether a row belongs in the view: live and passing the filters.
-   * @param {Record<string, any>} row
-   * @param {ViewState} state
-   * @param {number} now
-   * @returns {boolean}
-   */
-  accepts(row, state, now) {
-    if (this.view.expiring && isGone(row, now)) return false;
-    for (const [key, value] of Object.entries(state.filters)) {
-      if (!passesFilter(row, key, value)) return false;
-    }
-    const needle = state.q.trim().toLowerCase();
-    return !needle || matchesText(row, searchFields(this.view), needle);
-  }
-
-  /**
    * Remove members wherever they are (a scan each for a few, one filter pass for many).
    * @param {string[]} ids
    */
@@ -377,11 +382,9 @@ export class LiveIndex {
    * @param {string} id
    * @param {Record<string, any>} row
    * @param {Map<string, Record<string, any>>} rows
-   * @param {import('./viewdefs.js').Column} column
-   * @param {number} sign
    */
-  insert(id, row, rows, column, sign) {
-    const found = this.lowerBound(id, sortValue(column, row), (other) => this.row(rows, other), column, sign);
+  insert(id, row, rows) {
+    const found = this.lowerBound(id, sortValue(this.column, row), (other) => this.row(rows, other));
     // Only -1 if an id lost its row, which apply's removals rule out; append rather than throw.
     const lo = found < 0 ? this.ids.length : found;
     this.ids.splice(lo, 0, id);
