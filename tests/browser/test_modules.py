@@ -427,3 +427,66 @@ def test_account_counter_matches_a_full_count_after_random_diffs(page: Any) -> N
     )
     assert result["bad"] == []
     assert result["recounts"] > 0  # the expiry path was exercised
+
+
+def test_session_offers_details_to_people_only_once_hello_says_who(page: Any) -> None:
+    """Unknown before hello, never in kiosk or as a display, yes for a person or no sign-in."""
+    result = run(
+        page,
+        """
+        const { Session } = await load('session');
+        const after = (kiosk, hello) => {
+            const session = new Session(kiosk);
+            const before = session.detailsAllowed;
+            session.greet(hello);
+            return [before, session.detailsAllowed, session.user];
+        };
+        return {
+            operator: after(false, { user: { name: 'olga', role: 'operator' } }),
+            display: after(false, { user: { name: 'wall', role: 'display' } }),
+            kiosk: after(true, { user: { name: 'ada', role: 'admin' } }),
+            nobody: after(false, { user: 'not an object' }),
+        };
+    """,
+    )
+    assert result == {
+        "operator": [None, True, {"name": "olga", "role": "operator"}],
+        "display": [None, False, {"name": "wall", "role": "display"}],
+        "kiosk": [False, False, {"name": "ada", "role": "admin"}],
+        "nobody": [None, True, None],
+    }
+
+
+def test_a_view_starts_in_the_urls_state_and_a_wall_shows_problems_first(page: Any) -> None:
+    """Only the URL's view takes its sort and filters; a wall drops kiosk:false columns."""
+    result = run(
+        page,
+        """
+        const { readState, initialViewState } = await load('url-state');
+        const { viewByName, wallView } = await load('viewdefs');
+        const page = readState('?view=trunks&sort=host&status=FAILED&q=x');
+        const wall = wallView(viewByName('trunks'));
+        return {
+            trunks: initialViewState(page, viewByName('trunks')),
+            accounts: initialViewState(page, viewByName('accounts')),
+            wallSort: wall.sort,
+            wallHasSince: wall.columns.some((c) => c.key === 'since'),
+        };
+    """,
+    )
+    assert result == {
+        "trunks": {
+            "sort": "host",
+            "dir": "asc",
+            "q": "x",
+            "filters": {"status": "FAILED", "transport": ""},
+        },
+        "accounts": {
+            "sort": "username",
+            "dir": "asc",
+            "q": "",
+            "filters": {"group": "", "transport": ""},
+        },
+        "wallSort": {"key": "status", "dir": "asc"},
+        "wallHasSince": False,
+    }
