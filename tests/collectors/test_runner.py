@@ -137,8 +137,10 @@ async def test_cheap_source_is_checked_often_but_read_at_most_once_per_interval(
     finally:
         task.cancel()
     gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
-    # The first fetch returned rows: a full interval. Then "unchanged": a fifth of it.
-    assert gaps[0] >= 0.5 and all(gap < 0.3 for gap in gaps[1:])
+    # The first fetch returned rows: a full interval. Then "unchanged": a fifth of it. The
+    # runner counts its interval from before it calls fetch, which these stamps see a few ms
+    # late (more late under load): 0.45 still tells a full interval (0.5) from a fifth (0.1).
+    assert gaps[0] >= 0.45 and all(gap < 0.3 for gap in gaps[1:])
 
 
 async def test_a_refreshed_row_keeps_its_new_expiry_and_others_their_old() -> None:
