@@ -422,3 +422,25 @@ def test_problems_only_shows_every_trunk_that_is_not_ok(
     expect(rows(page, "trunks")).to_have_count(4, timeout=2 * MS)
     set_trunk_status(server.db, "charlie-failed", "OK")
     expect(rows(page, "trunks")).to_have_count(3, timeout=2 * MS)
+
+
+def test_username_stays_in_sight_when_a_narrow_desk_scrolls_right(
+    start_rtm: Any, open_page: OpenPage
+) -> None:
+    def one(db: str) -> None:
+        add_account(db, "alice", owner="Alice Example", group="NOC")
+        add_contact(db, "alice", user_agent="PrivateGSM Enterprise 4.2.1 (iOS 17.4; iPhone15,2)")
+
+    server = start_rtm(seed=one)
+    page = open_page(server, "/", width=1280, height=800)
+    cell = row_with(page, "alice").locator("td").first
+    expect(cell).to_have_text("alice")
+    scroller = page.locator("#view-accounts .grid-scroll")
+    overflow = scroller.evaluate("s => s.scrollWidth - s.clientWidth")
+    assert overflow > 0, "the grid fits at 1280 px: nothing to scroll"
+    scroller.evaluate("s => { s.scrollLeft = s.scrollWidth; }")
+    page.wait_for_function(
+        "() => document.querySelector('#view-accounts .grid-scroll').scrollLeft > 0"
+    )
+    assert inside(cell, scroller)
+    assert inside(page.locator("#view-accounts th").first, scroller)
