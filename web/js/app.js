@@ -88,8 +88,7 @@ export class App {
       onState: (link) => { this.banners.setLink(link); this.header.setLink(link); this.banners.render(this.zone, this.clock.now()); },
       onEvent: () => this.banners.event(),
     }).start();
-    setInterval(() => this.tick(), 1000);
-    this.tick();
+    this.tickEverySecond();
     if (this.page.kiosk && this.page.rotate) setInterval(() => this.rotate(), this.page.rotate * 1000);
   }
 
@@ -130,6 +129,17 @@ export class App {
     this.stats.changed(table, change);
     if (this.details.affectedBy(table, change)) this.detailsDirty = true;
     this.schedule();
+  }
+
+  /**
+   * Tick just after each whole second of the server's clock, not every 1000 ms from whenever
+   * the page loaded: expiries and countdowns fall on whole seconds, so the fade before a row
+   * leaves is always shown for its full second, even when a busy browser runs timers late.
+   */
+  tickEverySecond() {
+    this.tick();
+    const now = this.clock.now();
+    setTimeout(() => this.tickEverySecond(), (Math.floor(now) + 1.02 - now) * 1000);
   }
 
   /** Once a second: countdowns, expiries, ages, banners, clock. */
