@@ -444,3 +444,20 @@ def test_username_stays_in_sight_when_a_narrow_desk_scrolls_right(
     )
     assert inside(cell, scroller)
     assert inside(page.locator("#view-accounts th").first, scroller)
+
+
+def test_a_phone_never_scrolls_sideways_and_reaches_every_tab_and_sign_out(
+    rtm_server: Any, open_page: OpenPage
+) -> None:
+    page = open_page(rtm_server, "/?view=trunks", width=390, height=844)
+    expect(page.locator(".link")).to_have_attribute("data-state", "live")
+    assert page.evaluate("document.documentElement.scrollWidth <= innerWidth")
+    viewport = page.locator("body")
+    for control in (
+        page.get_by_role("button", name="Message Queue"),
+        page.get_by_role("button", name="Sign out"),
+    ):
+        expect(control).to_be_visible()
+        assert inside(control, viewport)
+    page.get_by_role("button", name="Message Queue").click()
+    expect(page.locator("#view-queue")).to_be_visible()

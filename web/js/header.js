@@ -13,7 +13,8 @@ export class Header {
    */
   constructor({ views, onView, onTheme, onSound, soundOn }) {
     this.tabs = new Map(views.map((view) => [view.name, el('button', {
-      type: 'button', class: 'tab', 'data-view': view.name, onclick: () => onView(view.name),
+      type: 'button', class: 'tab', 'data-view': view.name, 'data-short': view.short,
+      'aria-label': view.label, onclick: () => onView(view.name),
     }, view.label)]));
     this.demo = el('span', { class: 'badge badge-demo', hidden: true, title: 'The data shown is generated demo traffic' }, 'DEMO');
     this.link = el('span', { class: 'link', 'data-state': 'connecting', role: 'status' },
