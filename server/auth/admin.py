@@ -19,6 +19,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
+from ..config import TABLES
 from . import Auth
 from .identity import AuthError
 from .request import own_origin, read_capped
@@ -92,13 +93,12 @@ NOTICES = {
     "deleted_user": "User {} deleted; their sessions have ended.",
     "revoked": "Display {} revoked: its screen goes dark within a second.",
 }
-VIEWS = ("accounts", "trunks", "queue")
 
 
 def kiosk_options(form: dict[str, str]) -> str:
     """`&view=...&rotate=...` from the add-display form; anything else is dropped."""
     options = ""
-    if form.get("view") in VIEWS:
+    if form.get("view") in TABLES:  # the page names its views as the tables
         options += f"&view={form['view']}"
     rotate = form.get("rotate", "").strip()
     if rotate.isdigit() and 5 <= int(rotate) <= 3600:
@@ -130,7 +130,7 @@ class AdminPage:
              if key in request.query_params),
             "",
         )  # fmt: skip
-        context = {"me": user, "users": users, "displays": displays, "views": VIEWS,
+        context = {"me": user, "users": users, "displays": displays, "views": TABLES,
                    "notice": notice, **extra}  # fmt: skip
         return self.templates.TemplateResponse(request, "admin.html", context, status_code=status)
 
