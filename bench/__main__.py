@@ -1,4 +1,4 @@
-"""``python -m bench [NAME ...] [--markdown]``: run rtm's benchmarks and print one table.
+"""``python -m bench [NAME ...] [--quick] [--markdown]``: run rtm's benchmarks and print one table.
 
 Each benchmark module has ``run() -> list[Figure]``. Figures are ratios to a baseline
 measured in the same run, so they hold on a noisy, shared machine where absolute times
@@ -24,7 +24,10 @@ BENCHMARKS = {
     "memory": "bench.memory",
     "collector": "bench.collector_cycle",
     "e2e": "bench.end_to_end",
+    "churn": "bench.churn",
 }
+# ``--quick``: a one-minute subset, each at its smaller size (BENCH_QUICK=1).
+QUICK = ("diff", "collector", "churn")
 HEADERS = ("benchmark", "measured", "value", "ratio")
 
 
@@ -56,8 +59,11 @@ def main(argv: list[str] | None = None) -> int:
         "names", nargs="*", metavar="NAME", help=f"benchmarks to run: {', '.join(BENCHMARKS)}"
     )
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    parser.add_argument("--quick", action="store_true", help=f"a quick subset: {', '.join(QUICK)}")
     args = parser.parse_args(argv)
-    names = args.names or list(BENCHMARKS)
+    if args.quick:
+        os.environ["BENCH_QUICK"] = "1"
+    names = args.names or list(QUICK if args.quick else BENCHMARKS)
     unknown = [name for name in names if name not in BENCHMARKS]
     if unknown:
         parser.error(f"unknown benchmark {', '.join(unknown)}; known: {', '.join(BENCHMARKS)}")

@@ -1,8 +1,9 @@
-"""A collector cycle on an unchanged store, against a full fetch of the same store.
+"""A collector's change-feed cycle, against a full fetch of the same store.
 
 The store holds about 10k registered contacts written by the demo generator. An
-unchanged store should cost one ``PRAGMA data_version`` per cycle; the runner's whole
-cycle (fetch, then republish the rows it holds so expiries are applied) is measured too.
+unchanged store should cost one ``PRAGMA data_version`` per ask; one refreshed contact
+should cost reading that contact from the change log and publishing it, whatever the
+table's size; the runner's whole cycle (ask, apply, expire) is measured too.
 """
 
 from __future__ import annotations
@@ -49,19 +50,30 @@ def _fill(path: str) -> int:
         conn.close()
 
 
-async def _measure(path: str) -> tuple[float, float, float]:
+async def _measure(path: str) -> tuple[float, float, float, float]:
     collector = RegistrationCollector(path)
     runner = CollectorRunner(collector, Hub(["accounts"]), expires_field="expires")
     await runner.poll_once()
+    writer = sqlite3.connect(path, isolation_level=None)
+    ids = [r[0] for r in writer.execute("SELECT id FROM location")]
+    rng = random.Random(2)
 
-    async def full() -> None:
-        collector.source._version = None  # forget the version: the next fetch reads it all
-        await collector.fetch()
+    async def one_change() -> float:
+        writer.execute("UPDATE location SET cseq = cseq + 1 WHERE id = ?", (rng.choice(ids),))
+        started = time.perf_counter()
+        changes = await collector.changes()
+        assert changes is not None and len(changes) == 1
+        runner.apply(changes)
+        return time.perf_counter() - started
 
     try:
-        full_fetch = await _best(full, number=3)
-        return full_fetch, await _best(collector.fetch), await _best(runner.poll_once)
+        full_fetch = await _best(collector.fetch, number=3)
+        unchanged = await _best(collector.changes)
+        cycle = await _best(lambda: runner.follow_once(collector))
+        changed = min([await one_change() for _ in range(100)])
+        return full_fetch, unchanged, cycle, changed
     finally:
+        writer.close()
         await collector.close()
 
 
@@ -69,9 +81,10 @@ def run() -> list[Figure]:
     with tempfile.TemporaryDirectory(prefix="rtm-bench-") as workdir:
         path = str(Path(workdir) / "rtm.db")
         contacts = _fill(path)
-        full, unchanged, cycle = asyncio.run(_measure(path))
+        full, unchanged, cycle, changed = asyncio.run(_measure(path))
     against = f"a full fetch of {contacts} contacts"
     return [
-        compared("collector", "fetch, unchanged store", unchanged, full, against),
+        compared("collector", "changes(), unchanged store", unchanged, full, against),
         compared("collector", "runner cycle, unchanged store", cycle, full, against),
+        compared("collector", "one refreshed contact: changes() + apply", changed, full, against),
     ]

@@ -122,6 +122,11 @@ def _metric_lines(hub: Hub) -> list[str]:
         ("rtm_table_rows", "gauge", "Rows in each table now."),
         ("rtm_table_seq", "counter", "Each table's diff sequence number."),
         ("rtm_source_up", "gauge", "1 while the table's source answers, 0 while stale."),
+        (
+            "rtm_reconcile_mismatches_total",
+            "counter",
+            "Rows a source's change feed missed and the reconcile found (should stay 0).",
+        ),
     ):
         lines += [f"# HELP {metric} {help_text}", f"# TYPE {metric} {kind}"]
         for name, state in hub.tables.items():
@@ -129,6 +134,7 @@ def _metric_lines(hub: Hub) -> list[str]:
                 "rtm_table_rows": len(state.rows),
                 "rtm_table_seq": state.seq,
                 "rtm_source_up": int(state.source.ok),
+                "rtm_reconcile_mismatches_total": stats.reconcile_mismatches.get(name, 0),
             }[metric]
             lines.append(f'{metric}{{table="{name}"}} {value}')
     return lines

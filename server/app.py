@@ -49,6 +49,8 @@ def start_collecting(config: Config, hub: Hub, collectors: list[Collector], task
             collector,
             hub,
             interval=config.poll[collector.table],
+            changes_interval=config.changes_interval,
+            reconcile=config.reconcile,
             expires_field=EXPIRES_FIELD.get(collector.table),
         )
 

@@ -36,6 +36,10 @@ class Config:
     poll: Mapping[str, float] = field(
         default_factory=lambda: {"accounts": 1.0, "trunks": 1.0, "queue": 1.0}
     )
+    # Change-fed sources (the embedded store's change log) are asked for news this often
+    # (seconds), and checked against a full read every ``reconcile`` seconds.
+    changes_interval: float = 0.05
+    reconcile: float = 300.0
     kamailio_evapi: str = ""
     allowed_origins: tuple[str, ...] = ()
     tls_cert: str = ""
@@ -100,6 +104,8 @@ class Config:
         if re.search(r"[;\r\n,]", self.frame_ancestors):
             raise ConfigError("RTM_FRAME_ANCESTORS: space-separated CSP sources, no ; or ,")
         for name, seconds, low, high in (
+            ("RTM_CHANGES_INTERVAL", self.changes_interval, 0.01, 60),
+            ("RTM_RECONCILE", self.reconcile, 1, 86400),
             ("RTM_OPTIONS_INTERVAL", self.options_interval, 0.1, 3600),
             ("RTM_OPTIONS_TIMEOUT", self.options_timeout, 0.05, 60),
         ):
@@ -147,6 +153,8 @@ def from_env(env: Mapping[str, str] | None = None) -> Config:
         trunks=env.get("RTM_TRUNKS", ""),
         queue=env.get("RTM_QUEUE", ""),
         poll=poll,
+        changes_interval=_number(env, "RTM_CHANGES_INTERVAL", base.changes_interval),
+        reconcile=_number(env, "RTM_RECONCILE", base.reconcile),
         kamailio_evapi=env.get("RTM_KAMAILIO_EVAPI", ""),
         allowed_origins=origins,
         tls_cert=env.get("RTM_TLS_CERT", ""),

@@ -8,7 +8,7 @@ reproduces any new state exactly: ``apply(old, diff(old, new)) == new``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from .rows import Row
@@ -24,23 +24,41 @@ class Changes:
 
 
 def diff(old: Mapping[str, Row], new: Mapping[str, Row]) -> Changes:
-    """The changes that turn ``old`` into ``new`` (both keyed by row id)."""
+    """The changes that turn ``old`` into ``new`` (both keyed by row id). O(table)."""
     changes = Changes()
     for key in old.keys() - new.keys():
         changes.delete.append(key)
     for key, row in new.items():
-        before = old.get(key)
-        if before is None:
-            changes.upsert.append({**row, "id": key})
-        elif before is not row and before != row:
-            if before.keys() != row.keys():
-                changes.delete.append(key)
-                changes.upsert.append({**row, "id": key})
-            else:
-                changed = {f: v for f, v in row.items() if before[f] != v}
-                changed["id"] = key
-                changes.upsert.append(changed)
+        _compare(changes, key, old.get(key), row)
     return changes
+
+
+def diff_some(old: Mapping[str, Row], upsert: Mapping[str, Row], delete: Iterable[str]) -> Changes:
+    """The changes that deleting ``delete`` and then upserting ``upsert`` (complete rows)
+    make to ``old``. O(rows named): the change-driven path, which never looks at the rest.
+
+    A row named in both is compared, not deleted; deleting what ``old`` lacks is nothing.
+    """
+    changes = Changes()
+    for key in delete:
+        if key in old and key not in upsert:
+            changes.delete.append(key)
+    for key, row in upsert.items():
+        _compare(changes, key, old.get(key), row)
+    return changes
+
+
+def _compare(changes: Changes, key: str, before: Row | None, row: Row) -> None:
+    if before is None:
+        changes.upsert.append({**row, "id": key})
+    elif before is not row and before != row:
+        if before.keys() != row.keys():
+            changes.delete.append(key)
+            changes.upsert.append({**row, "id": key})
+        else:
+            changed = {f: v for f, v in row.items() if before[f] != v}
+            changed["id"] = key
+            changes.upsert.append(changed)
 
 
 def apply(rows: Mapping[str, Row], changes: Changes) -> dict[str, Row]:

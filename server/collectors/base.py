@@ -3,18 +3,43 @@
 A collector only fetches. Polling, timing, timeouts, errors, staleness, expiry and
 diffing are the runner's (``server.collectors.runner``), written once for all sources.
 A source that can do more says so by matching a second small Protocol (``CheapUnchanged``,
-``HintStream``); the runner checks with ``isinstance``, so mypy sees what it relies on.
+``ChangeFeed``, ``HintStream``); the runner checks with ``isinstance``, so mypy sees what it
+relies on.
+
+A source that only has ``fetch`` is read whole and diffed by the runner: fine for a few
+hundred trunks or messages. A table that may hold 100k rows needs ``ChangeFeed``, so that
+the cost of a change does not grow with the table (docs/benchmarks.md).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from ..rows import Row, Rows
 
-# The runner's replace(match, rows): swap the rows ``match`` selects for ``rows``, publish.
-Replace = Callable[[Callable[[Row], bool], Rows], None]
+
+@dataclass
+class RowChanges:
+    """What a source says changed: complete rows to add or replace, ids that are gone.
+
+    An id in both is replaced (upserts are applied after deletes), so a source may list a
+    row as deleted whenever it is unsure and then upsert what it read.
+    """
+
+    upsert: dict[str, Row] = field(default_factory=dict)
+    delete: set[str] = field(default_factory=set)
+
+    def __bool__(self) -> bool:
+        return bool(self.upsert or self.delete)
+
+    def __len__(self) -> int:
+        return len(self.upsert) + len(self.delete - self.upsert.keys())
+
+
+# The runner's apply(changes): take a source's changes into the table and publish them.
+Apply = Callable[[RowChanges], None]
 
 
 @runtime_checkable
@@ -44,11 +69,36 @@ class CheapUnchanged(Protocol):
 
 
 @runtime_checkable
+class ChangeFeed(Protocol):
+    """A source that can say what changed since its cursor (the store's change log).
+
+    ``fetch`` is then the full read, for start-up and after the source lost track; it sets
+    the cursor to the point that read saw. ``changes`` is asked every few tens of ms;
+    ``reconcile`` at a slow interval, to prove the feed missed nothing.
+    """
+
+    async def changes(self) -> RowChanges | None:
+        """What changed since the last ``fetch`` or ``changes``; empty when nothing did.
+
+        None when the source lost track (its log was pruned past the cursor, or it has no
+        log): the runner then does a full read. Raise on failure, as ``fetch`` does.
+        """
+        ...
+
+    async def reconcile(self) -> tuple[RowChanges | None, Rows]:
+        """From one snapshot of the source: the changes since the cursor (None: lost track)
+        and every row; the cursor moves to that snapshot. The runner applies the changes,
+        and anything the rows still differ by is a change the feed missed."""
+        ...
+
+
+@runtime_checkable
 class HintStream(Protocol):
     """A source that also pushes hints (Kamailio's evapi): ``watch`` runs beside polling,
-    calling ``replace`` for what changed; it returns or raises when its link is lost."""
+    calling ``apply`` with the rows that changed; it returns or raises when its link is
+    lost. A hint costs O(rows it names): the source knows which ids it replaces."""
 
-    async def watch(self, replace: Replace) -> None: ...
+    async def watch(self, apply: Apply) -> None: ...
 
 
 class SourceError(Exception):

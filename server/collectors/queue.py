@@ -40,9 +40,15 @@ def message_row(record: dict[str, object]) -> Row:
     }
 
 
+# The rows the change log names (a message that left the queue is not returned: deleted).
+QUEUE_KEYED_SQL = QUEUE_SQL + " AND id IN ({keys})"
+
+
 class QueueCollector(QueryCollector):
     def __init__(self, path: str) -> None:
-        super().__init__("queue", path, QUEUE_SQL, message_row)
+        super().__init__(
+            "queue", path, QUEUE_SQL, message_row, logged=("messages",), keyed_sql=QUEUE_KEYED_SQL
+        )
 
 
 def open_source(table: str, url: str, config: Config) -> QueryCollector:

@@ -1,16 +1,27 @@
-"""A read-only aiosqlite connection that knows whether the file changed since last asked."""
+"""A read-only aiosqlite connection that knows whether the file changed since last asked,
+and the reader of the store's change log (``rtm_changes``, see server/store.py)."""
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import sqlite3
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 import aiosqlite
 
 from ..rows import Row, Rows
+from .base import RowChanges
+
+log = logging.getLogger("rtm.collectors")
+
+# Keys per ``IN (...)`` query: far below SQLite's variable limit, small enough to stay fast.
+KEYS_PER_QUERY = 500
+# More entries than this since the cursor and a full read is as cheap as following them.
+MAX_CHANGES_READ = 50_000
 
 
 def path_from_url(url: str) -> str:
@@ -88,6 +99,26 @@ class SqliteSource:
         self._version = version
         return True
 
+    @contextlib.asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[None]:
+        """Queries inside see one state of the file (a read transaction; WAL keeps writers
+        going meanwhile), so a change log's cursor and the rows read agree."""
+        conn = await self._connection()
+        await conn.execute("BEGIN")
+        try:
+            yield
+        finally:
+            if self._conn is conn:  # a failed query closed it, and its transaction with it
+                try:
+                    await conn.execute("COMMIT")
+                except Exception:  # noqa: BLE001 - read-only: nothing to lose; reopen next time
+                    await self.close()
+
+    @property
+    def inode(self) -> tuple[int, int] | None:
+        """The file the connection reads (changes when it was replaced under us)."""
+        return self._inode
+
     async def query(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
         try:
             conn = await self._connection()
@@ -108,13 +139,121 @@ class SqliteSource:
                 pass
 
 
+async def query_keys(source: SqliteSource, sql: str, keys: Sequence[Any]) -> list[sqlite3.Row]:
+    """Run ``sql`` (with ``{keys}`` where the ``IN`` list goes) for ``keys``, in chunks."""
+    records: list[sqlite3.Row] = []
+    for start in range(0, len(keys), KEYS_PER_QUERY):
+        chunk = keys[start : start + KEYS_PER_QUERY]
+        records += await source.query(sql.format(keys=", ".join("?" * len(chunk))), chunk)
+    return records
+
+
+class ChangeLog:
+    """The store's ``rtm_changes`` for some tables, read from a cursor.
+
+    ``since`` answers, in the caller's snapshot, the keys logged per table after the cursor
+    and moves the cursor; None when it cannot (no log in this file, a cursor older than the
+    oldest kept entry, a file replaced under us, too many entries to be worth following),
+    and the caller reads the table whole. ``start`` sets the cursor for a full read made in
+    the same snapshot.
+    """
+
+    def __init__(self, source: SqliteSource, tables: Sequence[str]) -> None:
+        self.source = source
+        self.tables = tuple(tables)
+        self.cursor: int | None = None
+        self._inode: tuple[int, int] | None = None
+        self._schema: int | None = None
+        # ((file, schema version), whether the log is there): a schema change (a table
+        # dropped with its triggers, a column added) is seen before the next read.
+        self._present: tuple[tuple[tuple[int, int] | None, int], bool] | None = None
+
+    async def present(self) -> bool:
+        """True when this file has the log and a trigger for each of our tables."""
+        records = await self.source.query("PRAGMA schema_version")
+        key = (self.source.inode, int(records[0][0]) if records else -1)
+        if self._present is None or self._present[0] != key:
+            wanted = {f"rtm_{t}_{op}" for t in self.tables for op in ("insert", "update", "delete")}
+            records = await self.source.query(
+                "SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'rtm_%'"
+                " UNION ALL SELECT name FROM sqlite_master WHERE name = 'rtm_changes'"
+            )
+            names = {r[0] for r in records}
+            found = bool(self.tables) and "rtm_changes" in names and wanted <= names
+            if self._present is not None and self._present[1] and not found:
+                log.warning(
+                    "%s: rtm's change log or its triggers are gone from %s; reading it whole"
+                    " after each change (rtm serve's start-up migration does not put them"
+                    " back: restore the store, or recreate it)",
+                    "/".join(self.tables),
+                    self.source.path,
+                )
+            self._present = (key, found)
+        return self._present[1]
+
+    async def _last_seq(self) -> int:
+        records = await self.source.query(
+            "SELECT seq FROM sqlite_sequence WHERE name = 'rtm_changes'"
+        )
+        return int(records[0][0]) if records and records[0][0] is not None else 0
+
+    async def start(self) -> None:
+        """Inside a snapshot, before a full read: from now on follow what comes after it."""
+        if await self.present():
+            self.cursor, self._inode = await self._last_seq(), self.source.inode
+            self._schema = self._present[0][1] if self._present else None
+        else:
+            self.cursor = None
+
+    async def since(self) -> dict[str, list[Any]] | None:
+        """Inside a snapshot: the keys logged per table since the cursor (deduplicated, in
+        log order); None when the caller must read whole."""
+        cursor = self.cursor
+        if cursor is None or self._inode != self.source.inode or not await self.present():
+            return None
+        if self._present is None or self._present[0][1] != self._schema:
+            self.cursor = None  # the schema changed: what the rows mean may have too
+            return None
+        last = await self._last_seq()
+        if last == cursor:
+            return {}
+        oldest = await self.source.query("SELECT min(seq) FROM rtm_changes")
+        first = oldest[0][0] if oldest else None
+        if last < cursor or first is None or first > cursor + 1 or last - cursor > MAX_CHANGES_READ:
+            if last < cursor or (first is not None and first > cursor + 1):
+                log.info(
+                    "%s: change log moved past rtm's cursor (%d, now %s..%d): full read",
+                    "/".join(self.tables),
+                    cursor,
+                    first,
+                    last,
+                )
+            self.cursor = None
+            return None
+        marks = ", ".join("?" * len(self.tables))
+        records = await self.source.query(
+            f"SELECT tbl, key FROM rtm_changes WHERE seq > ? AND seq <= ? AND tbl IN ({marks})"
+            " ORDER BY seq",
+            (cursor, last, *self.tables),
+        )
+        keys: dict[str, dict[Any, None]] = {}
+        for table, key in records:
+            keys.setdefault(table, {})[key] = None
+        self.cursor = last
+        return {table: list(found) for table, found in keys.items()}
+
+
 class QueryCollector:
     """A table that is one SQL query over an SQLite file, mapped record by record to rows.
 
-    Returns None (nothing to do) while the file is unchanged.
+    A ``ChangeFeed``: in rtm's store the change log names the rows that changed, which are
+    read again by ``keyed_sql`` (its ``{keys}`` is the ``IN`` list of log keys, which are
+    row ids here); a key it no longer returns is a deleted row. A file without the log
+    (Kamailio's own, for msilo) is read whole, and only after it changed: an unchanged file
+    costs one stat and one pragma.
     """
 
-    cheap_unchanged = True  # an unchanged file costs one stat and one pragma
+    cheap_unchanged = True
 
     def __init__(
         self,
@@ -123,17 +262,57 @@ class QueryCollector:
         sql: str,
         to_row: Callable[[dict[str, Any]], Row],
         scheme: str = "sqlite",
+        *,
+        logged: Sequence[str] = (),
+        keyed_sql: str = "",
     ) -> None:
         self.table = table
         self.source = SqliteSource(path, scheme)
+        self.log = ChangeLog(self.source, logged if keyed_sql else ())
         self._sql = sql
+        self._keyed_sql = keyed_sql
         self._to_row = to_row
+        self._dirty = True  # no log: the file changed since the last full read
 
-    async def fetch(self) -> Rows | None:
+    async def fetch(self) -> Rows:
+        async with self.source.snapshot():
+            await self.source.changed()  # what this read sees is no news afterwards
+            await self.log.start()
+            self._dirty = False
+            return await self._read_all()
+
+    async def changes(self) -> RowChanges | None:
         if not await self.source.changed():
-            return None
+            return None if self._dirty else RowChanges()
+        async with self.source.snapshot():
+            changes = await self._pending()
+        if changes is None:
+            self._dirty = True  # stays "read me whole" until a full read happened
+        return changes
+
+    async def reconcile(self) -> tuple[RowChanges | None, Rows]:
+        async with self.source.snapshot():
+            await self.source.changed()
+            pending = await self._pending()
+            if pending is None:
+                await self.log.start()
+            self._dirty = False
+            return pending, await self._read_all()
+
+    async def _read_all(self) -> Rows:
         rows = (self._to_row(dict(record)) for record in await self.source.query(self._sql))
         return {row["id"]: row for row in rows}
+
+    async def _pending(self) -> RowChanges | None:
+        logged = await self.log.since()
+        if logged is None:
+            return None
+        keys = list(dict.fromkeys(k for found in logged.values() for k in found))
+        changes = RowChanges(delete={str(k) for k in keys})
+        for record in await query_keys(self.source, self._keyed_sql, keys):
+            row = self._to_row(dict(record))
+            changes.upsert[row["id"]] = row
+        return changes
 
     async def close(self) -> None:
         await self.source.close()

@@ -41,9 +41,20 @@ def store_row(record: dict[str, object]) -> Row:
     )
 
 
+# The trunks the change log names, by name (from ``trunks`` or ``trunk_status``).
+TRUNKS_KEYED_SQL = f"SELECT * FROM ({TRUNKS_SQL}) WHERE name IN ({{keys}})"
+
+
 class TrunkCollector(QueryCollector):
     def __init__(self, path: str) -> None:
-        super().__init__("trunks", path, TRUNKS_SQL, store_row)
+        super().__init__(
+            "trunks",
+            path,
+            TRUNKS_SQL,
+            store_row,
+            logged=("trunks", "trunk_status"),
+            keyed_sql=TRUNKS_KEYED_SQL,
+        )
 
 
 def open_source(table: str, url: str, config: Config) -> QueryCollector:

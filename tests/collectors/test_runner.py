@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from server.collectors.base import RowChanges
 from server.collectors.runner import CollectorRunner
 from server.hub import Hub
 from server.rows import Rows
@@ -87,7 +88,7 @@ async def test_rows_leave_at_their_expiry_between_polls() -> None:
         task.cancel()
 
 
-async def test_hint_replaces_only_matching_rows_at_once() -> None:
+async def test_hint_changes_only_the_rows_it_names_at_once() -> None:
     hub, source = Hub(["accounts"]), ScriptedSource()
     runner = CollectorRunner(source, hub, interval=30)
     source.rows = {
@@ -95,9 +96,7 @@ async def test_hint_replaces_only_matching_rows_at_once() -> None:
         "b1": {"id": "b1", "username": "bob"},
     }
     await runner.poll_once()
-    runner.replace(
-        lambda row: row["username"] == "alice", {"a2": {"id": "a2", "username": "alice"}}
-    )
+    runner.apply(RowChanges(upsert={"a2": {"id": "a2", "username": "alice"}}, delete={"a1"}))
     assert set(hub.tables["accounts"].rows) == {"a2", "b1"}
     assert hub.tables["accounts"].seq == 2
 
@@ -155,10 +154,7 @@ async def test_a_refreshed_row_keeps_its_new_expiry_and_others_their_old() -> No
     }
     await runner.poll_once()
     # alice re-registers (a hint brings a new row object); bob's row object is unchanged.
-    runner.replace(
-        lambda row: row["username"] == "alice",
-        {"a": {"id": "a", "username": "alice", "expires": iso(1100)}},
-    )
+    runner.apply(RowChanges(upsert={"a": {"id": "a", "username": "alice", "expires": iso(1100)}}))
     now[0] = 1050.0
-    runner.replace(lambda row: False, {})  # any publish applies expiry at the clock's time
+    await runner.poll_once()  # "unchanged", and expiry applied at the clock's time
     assert list(hub.tables["accounts"].rows) == ["a"]

@@ -12,7 +12,7 @@ becomes a slow reconcile.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +20,7 @@ from ...config import Config
 from ...rows import Row, Rows
 from ...sip.uri import contact_address, split_aor
 from ...times import iso
-from ..base import Replace
+from ..base import Apply, RowChanges
 from ..directory import AccountDirectory
 from .evapi import watch_events
 from .rpc import KamailioRpc, RpcError, http_url
@@ -138,6 +138,8 @@ class KamailioRegistrationCollector:
         # AoR -> (monotonic time, rows) of the latest hint, so a full dump that started
         # before the hint cannot bring back what the hint already replaced.
         self._hinted: dict[tuple[str, str], tuple[float, dict[str, Row]]] = {}
+        # AoR -> the row ids last reported for it, so a hint deletes only that AoR's rows.
+        self._shown: dict[tuple[str, str], set[str]] = {}
 
     async def fetch(self) -> Rows:
         started = time.monotonic()
@@ -150,6 +152,10 @@ class KamailioRegistrationCollector:
                 continue
             rows = {k: r for k, r in rows.items() if (r["username"], r["domain"]) != aor}
             rows.update(hinted_rows)
+        shown: dict[tuple[str, str], set[str]] = {}
+        for key, row in rows.items():
+            shown.setdefault((row["username"], row["domain"]), set()).add(key)
+        self._shown = shown
         return rows
 
     async def lookup(self, aor: str) -> dict[str, Row]:
@@ -196,7 +202,7 @@ class HintedKamailioRegistrationCollector(KamailioRegistrationCollector):
         super().__init__(rpc, directory)
         self.evapi_url = evapi_url
 
-    async def watch(self, replace: Replace) -> None:
+    async def watch(self, apply: Apply) -> None:
         """Refresh each AoR named by evapi events; returns or raises when the link is lost.
 
         Events that arrive together are merged, so a burst (every phone re-registering after
@@ -209,14 +215,9 @@ class HintedKamailioRegistrationCollector(KamailioRegistrationCollector):
                 rows = await self.lookup(aor)
                 user, domain = split_aor(aor)
                 self._hinted[(user, domain)] = (time.monotonic(), rows)
-                replace(_same_aor(user, domain), rows)
-
-
-def _same_aor(user: str, domain: str) -> Callable[[Row], bool]:
-    def match(row: Row) -> bool:
-        return bool(row.get("username") == user and row.get("domain") == domain)
-
-    return match
+                shown = self._shown.get((user, domain), set())
+                self._shown[(user, domain)] = set(rows)
+                apply(RowChanges(upsert=rows, delete=shown - rows.keys()))
 
 
 def open_source(table: str, url: str, config: Config) -> KamailioRegistrationCollector:

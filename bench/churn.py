@@ -1,0 +1,156 @@
+"""Re-REGISTER churn on a large store: what one change costs rtm, and how fast it shows.
+
+A real ``rtm serve`` on a store of N contacts; another process's connection (as Kamailio's
+db_sqlite would) refreshes random contacts at a steady rate, each with a unique User-Agent
+so its diff can be told apart; a websockets client (permessage-deflate, as browsers
+negotiate) stamps each arrival. Measured per size, in the same run: rtm's CPU (from
+/proc) per change and as a share of a core, and write → frame latency. The change-driven
+pipeline is right when the CPU per change at 100k is within 2× of that at 1k.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import statistics
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from server import store
+from tests import credentials
+from tests.live_server import RtmServer
+from tests.store_rows import CONTACT_SQL, contact_params
+
+from .measure import Figure, compared
+
+QUICK = os.environ.get("BENCH_QUICK") == "1"
+SIZES = (1_000, 100_000)
+RATE = 160  # refreshes per second: 1% of 100k contacts a minute, ten times over
+SECONDS = 8 if QUICK else 20
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU a process has used so far."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def seed(db: str, contacts: int) -> list[int]:
+    store.migrate(db)
+    conn = store.connect(db)
+    try:
+        conn.execute("BEGIN")
+        conn.executemany(CONTACT_SQL, (contact_params(f"u{n}", 7200) for n in range(contacts)))
+        conn.execute("COMMIT")
+        return [r[0] for r in conn.execute("SELECT id FROM location")]
+    finally:
+        conn.close()
+
+
+class Churn(threading.Thread):
+    """Refreshes random contacts at ``RATE``/s from its own connection; stamps each commit."""
+
+    def __init__(self, db: str, ids: list[int], count: int) -> None:
+        super().__init__(daemon=True)
+        self.db, self.ids, self.count = db, ids, count
+        self.committed: dict[str, float] = {}
+
+    def run(self) -> None:
+        conn = store.connect(self.db)
+        rng = random.Random(7)
+        start = time.perf_counter()
+        try:
+            for n in range(self.count):
+                time.sleep(max(0.0, start + n / RATE - time.perf_counter()))
+                agent = f"bench-{n}"
+                conn.execute(
+                    "UPDATE location SET user_agent = ?, cseq = cseq + 1 WHERE id = ?",
+                    (agent, rng.choice(self.ids)),
+                )
+                self.committed[agent] = time.perf_counter()
+        finally:
+            conn.close()
+
+
+async def measure(server: RtmServer, ids: list[int]) -> tuple[float, list[float], int]:
+    """(rtm CPU seconds, latencies, changes) for one churn window."""
+    arrived: dict[str, float] = {}
+    assert server.proc is not None
+    async with server.ws(max_size=None, compression="deflate") as ws:
+        await ws.recv()  # hello
+        await ws.send(json.dumps({"type": "resume", "epoch": None, "seq": {}}))
+        while True:  # the snapshot, then quiet
+            frame = json.loads(await asyncio.wait_for(ws.recv(), 120))
+            if frame.get("type") == "snapshot" and frame["table"] == "accounts" and frame["final"]:
+                break
+        churn = Churn(server.db, ids, RATE * SECONDS)
+        cpu_before = cpu_seconds(server.proc.pid)
+        churn.start()
+        deadline = time.monotonic() + SECONDS + 10
+        while len(arrived) < churn.count and time.monotonic() < deadline:
+            try:
+                text = await asyncio.wait_for(ws.recv(), 1)
+            except TimeoutError:
+                continue
+            now = time.perf_counter()
+            frame = json.loads(text)
+            if frame.get("type") == "diff" and frame["table"] == "accounts":
+                for row in frame["upsert"]:
+                    agent = row.get("user_agent")
+                    if isinstance(agent, str) and agent.startswith("bench-"):
+                        arrived.setdefault(agent, now)
+        cpu = cpu_seconds(server.proc.pid) - cpu_before
+        churn.join()
+    latencies = [arrived[a] - t for a, t in churn.committed.items() if a in arrived]
+    if len(latencies) < churn.count:
+        raise RuntimeError(f"only {len(latencies)} of {churn.count} changes arrived")
+    return cpu, latencies, churn.count
+
+
+def at_size(contacts: int) -> tuple[float, list[float], int]:
+    with tempfile.TemporaryDirectory(prefix="rtm-bench-") as workdir:
+        server = RtmServer(Path(workdir), {"RTM_DEMO": "0", "PYTHONASYNCIODEBUG": ""})
+        ids = seed(server.db, contacts)
+        credentials.grant(server)
+        server.start()
+        try:
+            return asyncio.run(measure(server, ids))
+        finally:
+            server.stop()
+
+
+def run() -> list[Figure]:
+    results = {size: at_size(size) for size in SIZES}
+    small, large = SIZES
+    per_change = {size: cpu / changes for size, (cpu, _, changes) in results.items()}
+    figures = [
+        compared(
+            "churn",
+            f"rtm CPU per change, {large:,} contacts, {RATE}/s",
+            per_change[large],
+            per_change[small],
+            f"at {small:,} contacts",
+        )
+    ]
+    for size, (cpu, latencies, _) in results.items():
+        share = cpu / SECONDS
+        what = f"rtm CPU, {size:,} contacts, {RATE} changes/s"
+        figures.append(Figure("churn", what, f"{share:.1%} of a core", "target ≤ 10% at 100k"))
+        cuts = statistics.quantiles(latencies, n=100, method="inclusive")
+        for name, value, target in (("p50", cuts[49], 0.1), ("p99", cuts[98], 0.25)):
+            figures.append(
+                compared(
+                    "churn",
+                    f"write → frame {name}, {size:,} contacts, {RATE}/s",
+                    value,
+                    target,
+                    "the target",
+                )  # fmt: skip
+            )
+    return figures
