@@ -81,8 +81,7 @@ class RegistrationCollector:
     async def changes(self) -> RowChanges | None:
         if not await self.source.changed():
             return None if self._dirty else RowChanges()
-        async with self.source.snapshot():
-            changes = await self._pending()
+        changes = await self._pending()
         if changes is None:
             self._dirty = True
         return changes

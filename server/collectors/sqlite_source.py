@@ -86,14 +86,8 @@ class SqliteSource:
 
     async def changed(self) -> bool:
         """True on the first call, after a reconnect, and whenever another writer committed."""
-        try:
-            conn = await self._connection()
-            async with conn.execute("PRAGMA data_version") as cursor:
-                row = await cursor.fetchone()
-        except Exception:
-            await self.close()
-            raise
-        version = int(row[0]) if row else -1
+        records = await self.query("PRAGMA data_version")
+        version = int(records[0][0]) if records else -1
         if version == self._version:
             return False
         self._version = version
@@ -104,13 +98,13 @@ class SqliteSource:
         """Queries inside see one state of the file (a read transaction; WAL keeps writers
         going meanwhile), so a change log's cursor and the rows read agree."""
         conn = await self._connection()
-        await conn.execute("BEGIN")
+        await conn.execute_fetchall("BEGIN")
         try:
             yield
         finally:
             if self._conn is conn:  # a failed query closed it, and its transaction with it
                 try:
-                    await conn.execute("COMMIT")
+                    await conn.execute_fetchall("COMMIT")
                 except Exception:  # noqa: BLE001 - read-only: nothing to lose; reopen next time
                     await self.close()
 
@@ -120,10 +114,11 @@ class SqliteSource:
         return self._inode
 
     async def query(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
+        """Every record of ``sql``: one trip to aiosqlite's thread (a trip per fetch and per
+        cursor close would triple the cost of each ask of the change log)."""
         try:
             conn = await self._connection()
-            async with conn.execute(sql, tuple(params)) as cursor:
-                return list(await cursor.fetchall())
+            return list(await conn.execute_fetchall(sql, tuple(params)))
         except Exception:
             await self.close()
             raise
@@ -168,10 +163,13 @@ class ChangeLog:
         # dropped with its triggers, a column added) is seen before the next read.
         self._present: tuple[tuple[tuple[int, int] | None, int], bool] | None = None
 
-    async def present(self) -> bool:
-        """True when this file has the log and a trigger for each of our tables."""
-        records = await self.source.query("PRAGMA schema_version")
-        key = (self.source.inode, int(records[0][0]) if records else -1)
+    async def present(self, schema: int | None = None) -> bool:
+        """True when this file has the log and a trigger for each of our tables (checked
+        again whenever the schema version moves)."""
+        if schema is None:
+            records = await self.source.query("PRAGMA schema_version")
+            schema = int(records[0][0]) if records else -1
+        key = (self.source.inode, schema)
         if self._present is None or self._present[0] != key:
             wanted = {f"rtm_{t}_{op}" for t in self.tables for op in ("insert", "update", "delete")}
             records = await self.source.query(
@@ -191,34 +189,46 @@ class ChangeLog:
             self._present = (key, found)
         return self._present[1]
 
-    async def _last_seq(self) -> int:
+    async def _status(self) -> tuple[int, int, int | None] | None:
+        """(schema version, last seq, oldest kept seq) in one query; None without a log."""
+        if not await self.present():
+            return None
         records = await self.source.query(
-            "SELECT seq FROM sqlite_sequence WHERE name = 'rtm_changes'"
+            "SELECT (SELECT schema_version FROM pragma_schema_version),"
+            " (SELECT seq FROM sqlite_sequence WHERE name = 'rtm_changes'),"
+            " (SELECT min(seq) FROM rtm_changes)"
         )
-        return int(records[0][0]) if records and records[0][0] is not None else 0
+        schema, last, first = records[0]
+        if not await self.present(int(schema)):  # the schema moved since present() said yes
+            return None
+        return int(schema), int(last or 0), first
 
     async def start(self) -> None:
         """Inside a snapshot, before a full read: from now on follow what comes after it."""
-        if await self.present():
-            self.cursor, self._inode = await self._last_seq(), self.source.inode
-            self._schema = self._present[0][1] if self._present else None
-        else:
+        status = await self._status()
+        if status is None:
             self.cursor = None
+        else:
+            self._schema, self.cursor, _ = status
+            self._inode = self.source.inode
 
     async def since(self) -> dict[str, list[Any]] | None:
-        """Inside a snapshot: the keys logged per table since the cursor (deduplicated, in
-        log order); None when the caller must read whole."""
+        """The keys logged per table since the cursor (deduplicated, in log order) and move
+        the cursor; None when the caller must read whole.
+
+        Needs no snapshot: entries up to the last seq seen are committed, and a row read
+        after a later write is only newer (that write's entry names it again next time).
+        """
         cursor = self.cursor
-        if cursor is None or self._inode != self.source.inode or not await self.present():
+        if cursor is None or self._inode != self.source.inode:
             return None
-        if self._present is None or self._present[0][1] != self._schema:
-            self.cursor = None  # the schema changed: what the rows mean may have too
+        status = await self._status()
+        if status is None or status[0] != self._schema:
+            self.cursor = None  # no log, or the schema changed: what rows mean may have too
             return None
-        last = await self._last_seq()
+        _, last, first = status
         if last == cursor:
             return {}
-        oldest = await self.source.query("SELECT min(seq) FROM rtm_changes")
-        first = oldest[0][0] if oldest else None
         if last < cursor or first is None or first > cursor + 1 or last - cursor > MAX_CHANGES_READ:
             if last < cursor or (first is not None and first > cursor + 1):
                 log.info(
@@ -284,8 +294,7 @@ class QueryCollector:
     async def changes(self) -> RowChanges | None:
         if not await self.source.changed():
             return None if self._dirty else RowChanges()
-        async with self.source.snapshot():
-            changes = await self._pending()
+        changes = await self._pending()
         if changes is None:
             self._dirty = True  # stays "read me whole" until a full read happened
         return changes
