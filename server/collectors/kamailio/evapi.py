@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -84,15 +84,18 @@ def evapi_address(url: str) -> tuple[str, int]:
     return parts.hostname, parts.port
 
 
-async def watch_events(url: str) -> AsyncIterator[list[dict[str, Any]]]:
+async def watch_events(
+    url: str, on_connect: Callable[[], None] = lambda: None
+) -> AsyncIterator[list[dict[str, Any]]]:
     """Yield the event objects of each read (a burst arrives as one batch); raise SourceError
-    when the link fails."""
+    when the link fails. ``on_connect`` runs once the link is up, before any event."""
     host, port = evapi_address(url)
     try:
         async with asyncio.timeout(CONNECT_TIMEOUT):
             reader, writer = await asyncio.open_connection(host, port)
     except (OSError, TimeoutError) as exc:
         raise SourceError(f"evapi {url}: cannot connect ({exc or 'timed out'})") from exc
+    on_connect()
     framer = EvapiFramer()
     try:
         while True:

@@ -1,129 +1,45 @@
-"""Registered contacts straight from Kamailio's memory: ``ul.dump`` over JSON-RPC.
+"""Registered contacts straight from Kamailio's memory: ``ul.dump`` over JSON-RPC, and with
+``RTM_KAMAILIO_EVAPI`` the evapi events that say what each REGISTER changed.
 
 One row per contact, keyed by its Ruid, joined with rtm's ``accounts`` directory (owner,
-caller ids, group). ``Expires`` is seconds left at fetch time; contacts Kamailio reports as
-"expired" or "deleted" (kept until its usrloc timer sweeps them) are gone for us.
+caller ids, group); contacts Kamailio reports as "expired" or "deleted" are gone for us.
 
-With ``RTM_KAMAILIO_EVAPI`` set the collector also has ``watch``: Kamailio pushes an event
-per REGISTER / expiry and rtm refreshes just that AoR with ``ul.lookup``; the full poll
-becomes a slow reconcile.
+The full read is a ``ul.dump`` run by :mod:`.dump` (one in flight, a limit that fits its
+size, a duty cap, backoff after a timeout). ``fetch`` waits for it a little and otherwise
+answers "unchanged" while it runs; the first read and a failing dump make the source stale
+with the reason. Without evapi the dump is the poll; with evapi it is the start-up read,
+the reconcile (``RTM_RECONCILE``) and the read after the event link reconnected, and each
+event changes only its AoR's rows (:mod:`.hints`).
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Iterable
 
 from ...config import Config
 from ...rows import Row, Rows
-from ...sip.uri import contact_address, split_aor
-from ...times import iso
-from ..base import Apply, RowChanges
+from ...sip.uri import split_aor
+from ..base import SourceError
 from ..directory import AccountDirectory
-from .evapi import watch_events
-from .rpc import KamailioRpc, RpcError, http_url
+from .contacts import (
+    Contact,
+    Held,
+    Listed,
+    contact_id,
+    contact_row,
+    contacts_in_dump,
+    expires_at,
+    is_gone,
+    text,
+)
+from .dump import DumpSchedule, DumpTask
+from .rpc import KamailioRpc, http_url
 
-NOT_SET = "[not set]"
-AOR_NOT_FOUND = 500
-# One AoR is tiny: a lookup slower than this means Kamailio is in trouble; the poll goes on.
-LOOKUP_TIMEOUT = 5.0
-# Even with a long poll interval a dump never holds the source longer than this.
-MAX_DUMP_TIMEOUT = 30.0
-
-
-@dataclass(frozen=True)
-class Held:
-    """What the last fetch said about a contact, to keep its expiry steady between polls."""
-
-    expires_at: int
-    call_id: str | None
-    cseq: object
-
-
-def _text(contact: Mapping[str, Any], name: str) -> str | None:
-    value = contact.get(name)
-    if value is None or value == NOT_SET:
-        return None
-    return str(value)
-
-
-def contacts_in_dump(dump: Any) -> Iterator[tuple[str, Mapping[str, Any]]]:
-    """(AoR, contact) pairs of a ``ul.dump`` result; malformed parts are skipped."""
-    domains = dump.get("Domains") if isinstance(dump, dict) else None
-    for domain in domains if isinstance(domains, list) else ():
-        inner = domain.get("Domain") if isinstance(domain, dict) else None
-        aors = inner.get("AoRs") if isinstance(inner, dict) else None
-        for aor in aors if isinstance(aors, list) else ():
-            info = aor.get("Info") if isinstance(aor, dict) else None
-            if isinstance(info, dict):
-                yield from contacts_in_lookup(info)
-
-
-def contacts_in_lookup(info: Any) -> Iterator[tuple[str, Mapping[str, Any]]]:
-    """(AoR, contact) pairs of one AoR record (``ul.lookup`` result or a dump's ``Info``)."""
-    aor = info.get("AoR") if isinstance(info, dict) else None
-    contacts = info.get("Contacts") if isinstance(info, dict) else None
-    if not isinstance(aor, str) or not isinstance(contacts, list):
-        return
-    for item in contacts:
-        contact = item.get("Contact") if isinstance(item, dict) else None
-        if isinstance(contact, dict):
-            yield aor, contact
-
-
-def is_gone(contact: Mapping[str, Any]) -> bool:
-    """True for "expired" / "deleted" (kept by Kamailio until its timer sweeps) or nonsense."""
-    left = contact.get("Expires")
-    if left == "permanent":
-        return False
-    return not isinstance(left, int) or isinstance(left, bool)
-
-
-def expires_at(contact: Mapping[str, Any], now: float, held: Held | None) -> int | None:
-    """Unix expiry from the seconds left (None: permanent) of a contact that is not gone.
-
-    Seconds left are whole, so two polls can compute expiries a second apart for the same
-    registration; the previous value is kept unless the registration itself changed.
-    """
-    left = contact.get("Expires")
-    if not isinstance(left, int) or isinstance(left, bool):
-        return None
-    value = int(now) + left
-    same = held is not None and (held.call_id, held.cseq) == (
-        _text(contact, "Call-ID"),
-        contact.get("CSeq"),
-    )
-    if held is not None and same and abs(held.expires_at - value) <= 1:
-        return held.expires_at
-    return value
-
-
-def contact_row(
-    aor: str, contact: Mapping[str, Any], account: Mapping[str, str], expiry: int | None
-) -> Row:
-    """One wire row for one contact."""
-    username, domain = split_aor(aor)
-    address = _text(contact, "Address") or ""
-    where = contact_address(address, _text(contact, "Received"), _text(contact, "Socket"))
-    node = contact.get("Server-Id")
-    return {
-        "id": _text(contact, "Ruid") or f"{aor}|{address}",
-        "username": username,
-        "domain": domain,
-        "owner": account.get("owner", ""),
-        "caller_id": account.get("caller_id", ""),
-        "caller_id_2": account.get("caller_id_2", ""),
-        "group": account.get("group", ""),
-        "ip": where.ip,
-        "port": where.port,
-        "transport": where.transport,
-        "expires": iso(expiry),
-        "user_agent": _text(contact, "User-Agent") or "",
-        "contact": address,
-        "node": node if isinstance(node, int) and not isinstance(node, bool) else None,
-    }
+Aor = tuple[str, str]
+# Without evapi the dump is the poll; rtm keeps Kamailio dumping at most this share of time.
+POLL_DUTY = 0.1
+# With evapi the dump only checks the events: at 100k (30 s a dump) every 25 min at most.
+RECONCILE_DUTY = 0.02
 
 
 class KamailioRegistrationCollector:
@@ -131,101 +47,94 @@ class KamailioRegistrationCollector:
 
     table = "accounts"
 
-    def __init__(self, rpc: KamailioRpc, directory: AccountDirectory) -> None:
+    def __init__(
+        self, rpc: KamailioRpc, directory: AccountDirectory, schedule: DumpSchedule, patience: float
+    ) -> None:
         self.rpc = rpc
         self.directory = directory
+        self.dump = DumpTask(lambda limit: rpc.call("ul.dump", within=limit), schedule)
+        self.patience = patience
+        self._rows: dict[str, Row] = {}  # what this source last said, dumps and hints alike
+        self._by_aor: dict[Aor, set[str]] = {}
         self._held: dict[str, Held] = {}
-        # AoR -> (monotonic time, rows) of the latest hint, so a full dump that started
-        # before the hint cannot bring back what the hint already replaced.
-        self._hinted: dict[tuple[str, str], tuple[float, dict[str, Row]]] = {}
-        # AoR -> the row ids last reported for it, so a hint deletes only that AoR's rows.
-        self._shown: dict[tuple[str, str], set[str]] = {}
+        # AoR -> monotonic time of its latest hint: a dump that started before it is older
+        # news for that AoR and leaves its rows as the hint made them.
+        self._hinted: dict[Aor, float] = {}
+        self._read_once = False
 
-    async def fetch(self) -> Rows:
-        started = time.monotonic()
-        dump = await self.rpc.call("ul.dump")
-        await self.directory.refresh()
-        rows = self._rows(contacts_in_dump(dump), replace_held=True)
-        for aor, (hinted_at, hinted_rows) in list(self._hinted.items()):
-            if hinted_at < started:
-                del self._hinted[aor]
-                continue
-            rows = {k: r for k, r in rows.items() if (r["username"], r["domain"]) != aor}
-            rows.update(hinted_rows)
-        shown: dict[tuple[str, str], set[str]] = {}
-        for key, row in rows.items():
-            shown.setdefault((row["username"], row["domain"]), set()).add(key)
-        self._shown = shown
-        return rows
+    def may_start_dump(self) -> bool:
+        return True
 
-    async def lookup(self, aor: str) -> dict[str, Row]:
-        """The AoR's current rows (empty when Kamailio has none)."""
+    async def fetch(self) -> Rows | None:
+        if self.may_start_dump():
+            self.dump.start_if_due()
         try:
-            info = await self.rpc.call("ul.lookup", "location", aor, within=LOOKUP_TIMEOUT)
-        except RpcError as exc:
-            if exc.code == AOR_NOT_FOUND:
-                return {}
-            raise
-        return self._rows(contacts_in_lookup(info), replace_held=False)
-
-    def _rows(
-        self, contacts: Iterator[tuple[str, Mapping[str, Any]]], *, replace_held: bool
-    ) -> dict[str, Row]:
-        now = time.time()
-        rows: dict[str, Row] = {}
-        held: dict[str, Held] = {}
-        for aor, contact in contacts:
-            key = _text(contact, "Ruid") or f"{aor}|{_text(contact, 'Address') or ''}"
-            if is_gone(contact):
-                continue
-            expiry = expires_at(contact, now, self._held.get(key))
-            account = self.directory.account(*split_aor(aor))
-            row = contact_row(aor, contact, account, expiry)
-            rows[row["id"]] = row
-            if expiry is not None:
-                held[row["id"]] = Held(expiry, _text(contact, "Call-ID"), contact.get("CSeq"))
-        if replace_held:
-            self._held = held
-        else:
-            self._held.update(held)
+            dumped = await self.dump.wait(self.patience)
+        except SourceError as exc:
+            raise SourceError(f"{exc}; next ul.dump in {self.dump.retry_in:.0f} s") from exc
+        if dumped is None:
+            if self.dump.last_error is not None:
+                raise SourceError(f"{self.dump.last_error}; ul.dump being retried")
+            if not self._read_once:
+                raise SourceError("waiting for Kamailio's first ul.dump")
+            return None
+        await self.directory.refresh()
+        rows = self._take_dump(contacts_in_dump(dumped.result), dumped.sent_at, dumped.started)
+        self._read_once = True
         return rows
+
+    def _take_dump(self, contacts: Iterable[Listed], sent_at: float, started: float) -> Rows:
+        """Make a dump this source's rows, except for the AoRs hinted since it started."""
+        hinted = {aor for aor, at in self._hinted.items() if at >= started}
+        self._hinted = {aor: self._hinted[aor] for aor in hinted}
+        held: dict[str, Held] = {}
+        rows: dict[str, Row] = {}
+        for aor, contact in contacts:
+            row = self._row(aor, contact, sent_at, held)
+            if row is not None and (row["username"], row["domain"]) not in hinted:
+                rows[row["id"]] = row
+        for hinted_aor in hinted:
+            for key in self._by_aor.get(hinted_aor, set()):
+                rows[key] = self._rows[key]
+                if key in self._held:
+                    held[key] = self._held[key]
+        self._held = held
+        self._rows = rows
+        self._by_aor = {}
+        for key, row in rows.items():
+            self._by_aor.setdefault((row["username"], row["domain"]), set()).add(key)
+        return rows
+
+    def _row(self, aor: str, contact: Contact, now: float, held: dict[str, Held]) -> Row | None:
+        """One contact's row (the very object shown before when nothing changed), or None."""
+        if is_gone(contact):
+            return None
+        expiry = expires_at(contact, now, self._held.get(contact_id(aor, contact)))
+        row = contact_row(aor, contact, self.directory.account(*split_aor(aor)), expiry)
+        if expiry is not None:
+            held[row["id"]] = Held(expiry, text(contact, "Call-ID"), contact.get("CSeq"))
+        before = self._rows.get(row["id"])
+        return before if before == row else row
 
     async def close(self) -> None:
+        await self.dump.close()
         await self.rpc.close()
         await self.directory.close()
 
 
-class HintedKamailioRegistrationCollector(KamailioRegistrationCollector):
-    """Adds ``watch``: the runner runs it next to polling when evapi is configured."""
-
-    def __init__(self, rpc: KamailioRpc, directory: AccountDirectory, evapi_url: str) -> None:
-        super().__init__(rpc, directory)
-        self.evapi_url = evapi_url
-
-    async def watch(self, apply: Apply) -> None:
-        """Refresh each AoR named by evapi events; returns or raises when the link is lost.
-
-        Events that arrive together are merged, so a burst (every phone re-registering after
-        a restart) costs one ``ul.lookup`` per AoR, not one per event.
-        """
-        async for events in watch_events(self.evapi_url):
-            aors = dict.fromkeys(e["aor"] for e in events if isinstance(e.get("aor"), str))
-            await self.directory.refresh()
-            for aor in filter(None, aors):
-                rows = await self.lookup(aor)
-                user, domain = split_aor(aor)
-                self._hinted[(user, domain)] = (time.monotonic(), rows)
-                shown = self._shown.get((user, domain), set())
-                self._shown[(user, domain)] = set(rows)
-                apply(RowChanges(upsert=rows, delete=shown - rows.keys()))
-
-
 def open_source(table: str, url: str, config: Config) -> KamailioRegistrationCollector:
-    # Answer a little before the runner gives up, so the operator sees our clearer error.
+    """Registrations from the Kamailio at ``url``; with ``RTM_KAMAILIO_EVAPI`` its hints too."""
+    from .hints import HintedKamailioRegistrationCollector
+
     interval = config.poll.get(table, 1.0)
-    timeout = min(max(5.0, 3 * interval) * 0.9, MAX_DUMP_TIMEOUT)
-    rpc = KamailioRpc(http_url(url), timeout=timeout)
+    # Wait for a dump a little less than the runner waits for fetch, then answer "unchanged".
+    patience = max(5.0, 3 * interval) * 0.8
+    rpc = KamailioRpc(http_url(url), timeout=patience)
     directory = AccountDirectory(config.db)
     if config.kamailio_evapi:
-        return HintedKamailioRegistrationCollector(rpc, directory, config.kamailio_evapi)
-    return KamailioRegistrationCollector(rpc, directory)
+        schedule = DumpSchedule(every=config.reconcile, duty=RECONCILE_DUTY)
+        return HintedKamailioRegistrationCollector(
+            rpc, directory, schedule, patience, config.kamailio_evapi
+        )
+    schedule = DumpSchedule(every=interval, duty=POLL_DUTY)
+    return KamailioRegistrationCollector(rpc, directory, schedule, patience)

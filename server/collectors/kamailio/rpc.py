@@ -22,6 +22,7 @@ from ..base import SourceError
 logging.getLogger("httpx").setLevel(logging.WARNING)
 
 DEFAULT_TIMEOUT = 10.0
+CONNECT_TIMEOUT = 5.0
 # A 20,000-contact ul.dump is ~11 MB; refuse replies far beyond anything sane.
 MAX_REPLY_BYTES = 256 * 1024 * 1024
 
@@ -33,6 +34,10 @@ class RpcError(SourceError):
         super().__init__(f"Kamailio {method}: {code} {message}")
         self.code = code
         self.message = message
+
+
+class RpcTimeout(SourceError):
+    """Kamailio did not answer within the call's limit (it may still be building the reply)."""
 
 
 def http_url(source_url: str) -> str:
@@ -51,8 +56,10 @@ class KamailioRpc:
         self.url = url
         self.timeout = timeout
         self._ids = itertools.count(1)
+        # Only the connect has its own limit: Kamailio says nothing while it builds a large
+        # reply, so the whole call is bounded by ``within`` instead (see ``call``).
         self._client = httpx.AsyncClient(
-            timeout=httpx.Timeout(timeout),
+            timeout=httpx.Timeout(None, connect=min(timeout, CONNECT_TIMEOUT)),
             limits=httpx.Limits(max_connections=2, max_keepalive_connections=1),
         )
 
@@ -72,7 +79,7 @@ class KamailioRpc:
             async with asyncio.timeout(limit):
                 reply = await self._post(request)
         except TimeoutError as exc:
-            raise SourceError(f"Kamailio {method}: no reply within {limit:g} s") from exc
+            raise RpcTimeout(f"Kamailio {method}: no reply within {limit:g} s") from exc
         except httpx.HTTPError as exc:
             raise SourceError(f"Kamailio {method} at {self.url}: {_describe(exc)}") from exc
         error = reply.get("error")
@@ -86,13 +93,14 @@ class KamailioRpc:
         # Kamailio sends a JSON-RPC error with the error's code as HTTP status (500 "AOR not
         # found"), so the body is read whatever the status and decides.
         async with self._client.stream("POST", self.url, json=request) as response:
-            body = bytearray()
+            chunks, size = [], 0
             async for chunk in response.aiter_bytes():
-                body += chunk
-                if len(body) > MAX_REPLY_BYTES:
+                chunks.append(chunk)
+                size += len(chunk)
+                if size > MAX_REPLY_BYTES:
                     raise SourceError(f"Kamailio JSON-RPC reply over {MAX_REPLY_BYTES} bytes")
         try:
-            reply = json.loads(body)
+            reply = json.loads(b"".join(chunks))
         except ValueError as exc:
             raise SourceError(
                 f"Kamailio JSON-RPC at {self.url}: HTTP {response.status_code}, not JSON"

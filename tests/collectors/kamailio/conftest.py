@@ -18,6 +18,9 @@ Fixtures
       duid=carrier-a;name=carrier-a"``). Default: one destination on a dead port.
     - ``defines``: extra ``-A NAME=value`` defines of ``lab/kamailio.cfg`` (e.g.
       ``{"ULTIMER": 60, "MSILO_CHECK": 1}``); string values are quoted for you.
+    - ``memory``: (shared, private) memory in MB, ``-m`` and ``-M`` (default (64, 32)). A
+      ``ul.dump`` is built in one process's private memory and queued in shared memory:
+      100k contacts (54 MB of JSON) need about (512, 256).
     - ``start``: False to get an unstarted instance (call ``.start()`` yourself).
 
     The instance offers ``rpc(method, *params)`` (the JSON-RPC ``result``, raising
@@ -123,8 +126,10 @@ class Kamailio:
         uacreg: Sequence[Mapping[str, Any]] = (),
         dispatcher: Sequence[str] | None = None,
         defines: Mapping[str, object] | None = None,
+        memory: tuple[int, int] = (64, 32),
     ) -> None:
         self.workdir = workdir
+        self.memory = memory
         self.rundir = workdir / "run"
         self.rundir.mkdir(parents=True, exist_ok=True)
         self.db_path = workdir / "kamailio.sqlite"
@@ -189,7 +194,8 @@ class Kamailio:
             "CHILDREN": 2,
             **self._defines,
         }
-        argv = ["kamailio", "-f", str(KAMAILIO_CFG), "-DD", "-E", "-m", "64", "-M", "32"]
+        shm, pkg = self.memory
+        argv = ["kamailio", "-f", str(KAMAILIO_CFG), "-DD", "-E", "-m", str(shm), "-M", str(pkg)]
         for name, value in defines.items():
             argv += ["-A", _define(name, value)]
         return argv
@@ -411,6 +417,7 @@ def kamailio_factory(tmp_path: Path, require_lab: None) -> Iterator[StartKamaili
         uacreg: Sequence[Mapping[str, Any]] = (),
         dispatcher: Sequence[str] | None = None,
         defines: Mapping[str, object] | None = None,
+        memory: tuple[int, int] = (64, 32),
         start: bool = True,
     ) -> Kamailio:
         instance = Kamailio(
@@ -418,6 +425,7 @@ def kamailio_factory(tmp_path: Path, require_lab: None) -> Iterator[StartKamaili
             uacreg=uacreg,
             dispatcher=dispatcher,
             defines=defines,
+            memory=memory,
         )
         started.append(instance)
         if start:

@@ -8,16 +8,18 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from server.collectors.kamailio.evapi import EvapiFramer, evapi_address
-from server.collectors.kamailio.registrations import (
+from server.collectors.kamailio.contacts import (
     Held,
-    KamailioRegistrationCollector,
+    contact_in_event,
     contact_row,
     contacts_in_dump,
     contacts_in_lookup,
     expires_at,
     is_gone,
 )
+from server.collectors.kamailio.dump import DumpSchedule
+from server.collectors.kamailio.evapi import EvapiFramer, evapi_address
+from server.collectors.kamailio.hints import HintedKamailioRegistrationCollector
 from server.collectors.kamailio.rpc import http_url
 from server.collectors.msilo import silo_row
 from server.sip.uri import split_aor, user_of
@@ -99,8 +101,27 @@ def test_expiry_strings_and_jitter() -> None:
     assert expires_at(contact(Expires=60), 1000.9, None) == 1060
     held = Held(1061, "c1", 2)
     assert expires_at(contact(Expires=60), 1000.0, held) == 1061  # same registration
+    # a dump whose reply took seconds longer still says the same registration
+    assert expires_at(contact(Expires=55), 1000.0, held) == 1061
     assert expires_at(contact(Expires=60, CSeq=3), 1000.0, held) == 1060  # refreshed
-    assert expires_at(contact(Expires=600), 1000.0, held) == 1600
+    assert expires_at(contact(Expires=600, CSeq=3), 1000.0, held) == 1600
+    # an evapi event says the expiry outright (0: permanent, as in usrloc)
+    assert expires_at({"Expires-At": 1234}, 1000.0, held) == 1234
+    assert expires_at({"Expires-At": 0}, 1000.0, None) is None
+
+
+def test_an_event_contact_needs_a_ruid_and_an_expiry() -> None:
+    good = {"ruid": "r1", "address": "sip:a@h", "expires": 99, "cseq": 2, "received": ""}
+    assert contact_in_event(good) == {
+        "Ruid": "r1",
+        "Address": "sip:a@h",
+        "Received": "",
+        "CSeq": 2,
+        "Expires-At": 99,
+    }
+    for bad in ({**good, "ruid": 5}, {**good, "expires": "soon"}, {**good, "expires": True}):
+        assert contact_in_event(bad) is None
+    assert contact_in_event([good]) is None
 
 
 def test_split_aor() -> None:
@@ -149,6 +170,51 @@ class NoDirectory:
         return {}
 
 
+def hinted_source() -> HintedKamailioRegistrationCollector:
+    schedule = DumpSchedule(every=300, duty=0.02)
+    return HintedKamailioRegistrationCollector(
+        None,  # type: ignore[arg-type]
+        NoDirectory(),  # type: ignore[arg-type]
+        schedule,
+        1.0,
+        "tcp://127.0.0.1:1",
+    )
+
+
+hostile_event_contact = st.fixed_dictionaries(
+    {},
+    optional={
+        name: json_values | st.text()
+        for name in ("ruid", "address", "received", "socket", "expires", "user_agent")
+        + ("call_id", "cseq", "server_id")
+    },
+)
+
+
+@given(
+    events=st.lists(
+        st.fixed_dictionaries(
+            {},
+            optional={
+                "event": st.sampled_from(["registered", "expired", "refreshed"]) | json_values,
+                "aor": st.sampled_from(["alice", "bob@example.com"]) | json_values | st.text(),
+                "contacts": st.lists(hostile_event_contact | json_values, max_size=3) | json_values,
+                "ruid": st.text() | json_values,
+            },
+        )
+        | json_values,
+        max_size=6,
+    )
+)
+def test_hostile_events_give_changes_or_lookups_never_an_exception(events: list[Any]) -> None:
+    source = hinted_source()
+    changes, unnamed = source.take_events(events)
+    assert not changes.upsert.keys() & changes.delete
+    for row_id, row in changes.upsert.items():
+        assert row_id == row["id"] and isinstance(row["user_agent"], str)
+    assert all(isinstance(aor, str) and aor for aor in unnamed)
+
+
 @given(
     aor=st.text(),
     contacts=st.lists(hostile_contact | json_values, max_size=5),
@@ -158,11 +224,11 @@ class NoDirectory:
 def test_hostile_rpc_replies_give_rows_or_nothing_never_an_exception(
     aor: str, contacts: list[Any], noise: Any
 ) -> None:
-    source = KamailioRegistrationCollector(None, NoDirectory())  # type: ignore[arg-type]
+    source = hinted_source()
     info = {"AoR": aor, "Contacts": [{"Contact": c} for c in contacts] + [noise]}
     dump = {"Domains": [{"Domain": {"AoRs": [{"Info": info}, noise]}}, noise]}
     for pairs in (contacts_in_dump(dump), contacts_in_lookup(info), contacts_in_dump(noise)):
-        rows = source._rows(pairs, replace_held=True)
+        rows = source._take_dump(pairs, 1000.0, 0.0)
         for key, row in rows.items():
             assert key == row["id"] and isinstance(row["user_agent"], str)
             assert row["port"] is None or 0 < row["port"] < 65536
