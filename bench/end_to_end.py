@@ -1,10 +1,10 @@
 """SQLite insert → WebSocket upsert latency against a real ``rtm serve`` subprocess.
 
 A contact is inserted into ``location`` (committed, as Kamailio's write-back would) at a
-random moment of the poll cycle, and the clock stops when a websockets client receives
-the diff that carries it. Polling bounds the latency, so figures are set against the
-configured poll interval: p50 near half an interval and p99 under one are the healthy
-shape; anything above is processing time.
+random moment of the change-log cycle, and the clock stops when a websockets client
+receives the diff that carries it. How often rtm asks the log (``RTM_CHANGES_INTERVAL``)
+bounds the latency, so figures are set against it: p50 near half an interval and p99
+under one are the healthy shape; anything above is processing time.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from tests.store_rows import CONTACT_SQL, contact_params
 
 from .measure import Figure, compared
 
-# (poll interval, samples, demo traffic running alongside)
-RUNS = ((1.0, 30, True), (0.2, 80, False))
+# (change-log interval, samples, demo traffic running alongside)
+RUNS = ((0.05, 60, True), (0.05, 100, False))
 
 
 class Arrivals:
@@ -77,7 +77,7 @@ async def _latencies(server: RtmServer, interval: float, samples: int) -> list[f
 
 def _measure(interval: float, samples: int, demo: bool) -> list[float]:
     with tempfile.TemporaryDirectory(prefix="rtm-bench-") as workdir:
-        env = {"RTM_POLL": str(interval), "RTM_DEMO": "1" if demo else "0",
+        env = {"RTM_CHANGES_INTERVAL": str(interval), "RTM_DEMO": "1" if demo else "0",
                "PYTHONASYNCIODEBUG": ""}  # fmt: skip
         server = RtmServer(Path(workdir), env)
         store.migrate(server.db)
@@ -97,5 +97,5 @@ def run() -> list[Figure]:
         load = "with demo traffic" if demo else "quiet store"
         for name, value in (("p50", cuts[49]), ("p99", cuts[98])):
             what = f"insert → upsert {name}, {samples} samples, {load}"
-            figures.append(compared("end-to-end", what, value, interval, "the poll interval"))
+            figures.append(compared("end-to-end", what, value, interval, "the ask interval"))
     return figures
