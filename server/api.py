@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
+import gzip
 import sqlite3
 from typing import Any
 
@@ -38,17 +38,47 @@ async def not_found_handler(request: Request, exc: Exception) -> Response:
 
 
 def table_route(name: str) -> Route:
-    """``GET /api/<name>``: the table's rows, its seq and its source's health."""
+    """``GET /api/<name>``: the table's rows, its epoch and seq, and its source's health.
 
-    async def table(request: Request) -> JSONResponse:
-        state = _hub(request).tables[name]
-        source = dataclasses.asdict(state.source)
-        source.pop("type")
-        source.pop("table")
-        rows = list(state.rows.values())
-        return JSONResponse({"seq": state.seq, "rows": rows, "source": source})
+    Served from one gzipped encode shared by every client (docs/protocol.md, "Snapshots
+    over HTTP"): a wall of displays reconnecting at once costs one encode, not one each. The
+    body may be a few seqs behind the table; its client resumes the WebSocket from there.
+    """
+
+    async def table(request: Request) -> Response:
+        hub = _hub(request)
+        await hub.first_poll()
+        shared = await hub.tables[name].shared_snapshot(hub.epoch)
+        headers = {"ETag": shared.etag, "Cache-Control": "no-cache", "Vary": "Accept-Encoding"}
+        if shared.etag in _etags(request.headers.get("if-none-match", "")):
+            return Response(status_code=304, headers=headers)
+        if _accepts_gzip(request.headers.get("accept-encoding", "")):
+            headers["Content-Encoding"] = "gzip"
+            return Response(shared.gzipped, media_type="application/json", headers=headers)
+        body = await asyncio.to_thread(gzip.decompress, shared.gzipped)  # a script, not a browser
+        return Response(body, media_type="application/json", headers=headers)
 
     return Route(f"/api/{name}", table, methods=["GET"])
+
+
+def _etags(header: str) -> set[str]:
+    return {tag.strip().removeprefix("W/") for tag in header.split(",") if tag.strip()}
+
+
+def _accepts_gzip(header: str) -> bool:
+    """True when Accept-Encoding names gzip (or ``*``) with a quality above 0."""
+    for part in header.split(","):
+        coding, _, params = part.strip().partition(";")
+        if coding.strip().lower() not in ("gzip", "*"):
+            continue
+        quality = params.strip()
+        if not quality.startswith("q="):
+            return True
+        try:
+            return float(quality[2:]) > 0
+        except ValueError:
+            return False
+    return False
 
 
 def _directory(db: str, username: str) -> list[dict[str, Any]]:

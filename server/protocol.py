@@ -107,6 +107,14 @@ def snapshot_pages(table: str, seq: int, rows: Sequence[Row]) -> list[str]:
     ]
 
 
+def table_body(epoch: str, seq: int, rows: Sequence[Row], source: Source) -> bytes:
+    """``GET /api/<table>``: ``{"epoch", "seq", "rows", "source"}``; a client holding it
+    resumes the WebSocket from that epoch and seq."""
+    health = {"ok": source.ok, "error": source.error, "since": source.since}
+    body = {"epoch": epoch, "seq": seq, "rows": rows, "source": health}
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+
+
 class BadMessage(ValueError):
     """A client frame rtm does not accept; the text goes back in an ``error`` message."""
 

@@ -22,9 +22,10 @@ from .times import zone_spans
 
 log = logging.getLogger("rtm.ws")
 
-RESUME_WAIT = 10.0  # seconds a client has to say what it holds before it gets snapshots
+# Seconds a client has to say what it holds before it gets snapshots: the page fetches the
+# shared HTTP snapshots in between (a 100k table under a wall of reconnecting displays).
+RESUME_WAIT = 30.0
 SEND_TIMEOUT = 30.0  # a client that cannot take one frame in this long is closed
-FIRST_POLL_WAIT = 15.0  # at start-up, how long a client waits for every source's first poll
 
 
 class ClientGone(Exception):
@@ -124,8 +125,7 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     try:
         await _send(websocket, [hello(hub, config, websocket.scope.get("user"))])
         resume = await _first_resume(inbox, list(hub.tables))
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(hub.ready.wait(), FIRST_POLL_WAIT)
+        await hub.first_poll()
         client, frames = hub.connect(resume)
         await _send(websocket, frames)
         pump = asyncio.create_task(_pump(websocket, hub, client))

@@ -29,7 +29,7 @@ def test_each_table_has_its_route_and_unknown_api_paths_answer_json(tmp_path: Pa
     for table in TABLES:
         answer = client.get(f"/api/{table}")
         assert answer.status_code == 200
-        assert set(answer.json()) == {"seq", "rows", "source"}
+        assert set(answer.json()) == {"epoch", "seq", "rows", "source"}
     for path in ("/api/registrations", "/api/accounts-and-more", "/api/"):
         answer = client.get(path)
         assert answer.status_code == 404

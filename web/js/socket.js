@@ -1,6 +1,11 @@
 // The live connection: hello, resume, snapshots and diffs into the stores, and reconnection
 // with capped full-jitter exponential backoff. A gap in a table's seq means rows were missed,
 // so the socket is dropped and resumed from the last applied seq.
+//
+// A page holding nothing the server can resume from (first load, or the server restarted)
+// fetches each table over HTTP before it answers hello: GET /api/<table> is one gzipped
+// encode shared by every client (docs/protocol.md), where snapshot frames over the socket
+// would be compressed again for each one. The resume then brings only the diffs since.
 
 import { goToLogin, isLoggedOut } from './session.js';
 
@@ -84,7 +89,7 @@ export class Connection {
     }
     if (!msg || typeof msg !== 'object') return;
     this.onEvent();
-    if (msg.type === 'hello') this.hello(ws, msg);
+    if (msg.type === 'hello') void this.hello(ws, msg);
     else if (msg.type === 'snapshot') this.stores.get(msg.table)?.applySnapshot(msg);
     else if (msg.type === 'diff') this.diff(msg);
     else if (msg.type === 'source') this.onSource(msg);
@@ -92,22 +97,56 @@ export class Connection {
   }
 
   /**
-   * Answer hello with what we hold, so the server sends only what we missed.
+   * Answer hello with what we hold, so the server sends only what we missed; holding nothing
+   * of this epoch, fetch the shared snapshots first.
    * @param {WebSocket} ws
    * @param {any} hello
    */
-  hello(ws, hello) {
+  async hello(ws, hello) {
+    const epoch = typeof hello.epoch === 'string' ? hello.epoch : String(hello.epoch);
+    this.greeted = true;
+    this.attempt = 0;
+    this.onHello(hello);
+    this.onState({ state: 'live', retryAt: null, attempt: 0 });
+    if (this.epoch !== epoch) this.epoch = await this.fetchSnapshots(epoch);
+    if (ws !== this.ws) return; // dropped while fetching: the next socket resumes
     /** @type {Record<string, number>} */
     const seq = {};
     if (this.epoch !== null) {
       for (const [name, store] of this.stores) if (store.seq !== null) seq[name] = store.seq;
     }
     ws.send(JSON.stringify({ type: 'resume', epoch: this.epoch, seq }));
-    this.epoch = typeof hello.epoch === 'string' ? hello.epoch : String(hello.epoch);
-    this.greeted = true;
-    this.attempt = 0;
-    this.onHello(hello);
-    this.onState({ state: 'live', retryAt: null, attempt: 0 });
+    this.epoch = epoch;
+  }
+
+  /**
+   * Every table from GET /api/<table>, applied as snapshots when all are of `epoch`.
+   * @param {string} epoch the server's, from hello
+   * @returns {Promise<string|null>} the epoch the stores now hold, null when the fetch failed
+   *   (the socket then sends snapshots, as to any client resuming with nothing)
+   */
+  async fetchSnapshots(epoch) {
+    try {
+      const names = [...this.stores.keys()];
+      const answers = await Promise.all(
+        names.map(async (name) => {
+          const answer = await fetch(`/api/${name}`, { credentials: 'same-origin' });
+          return answer.ok ? answer.json() : null;
+        }),
+      );
+      const usable = answers.every(
+        (body) => body && body.epoch === epoch && Number.isInteger(body.seq) && Array.isArray(body.rows),
+      );
+      if (!usable) return null;
+      names.forEach((name, i) => {
+        const store = this.stores.get(name);
+        store?.abortSnapshot();
+        store?.applySnapshot({ seq: answers[i].seq, rows: answers[i].rows, final: true });
+      });
+      return epoch;
+    } catch {
+      return null;
+    }
   }
 
   /**
