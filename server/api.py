@@ -7,12 +7,14 @@ import gzip
 import sqlite3
 from typing import Any
 
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from .config import Config
 from .hub import Hub
+from .metrics import exposition
 
 # Directory columns an account-details view shows (the id is internal).
 DIRECTORY_COLUMNS = (
@@ -127,50 +129,7 @@ async def healthz(request: Request) -> JSONResponse:
     )
 
 
-def _metric_lines(hub: Hub) -> list[str]:
-    stats = hub.stats
-    lines = [
-        "# HELP rtm_clients WebSocket clients connected now.",
-        "# TYPE rtm_clients gauge",
-        f"rtm_clients {stats.clients}",
-        "# HELP rtm_client_resyncs_total Clients that fell behind and were sent a snapshot.",
-        "# TYPE rtm_client_resyncs_total counter",
-        f"rtm_client_resyncs_total {stats.resyncs}",
-        "# HELP rtm_diffs_published_total Diffs published across all tables.",
-        "# TYPE rtm_diffs_published_total counter",
-        f"rtm_diffs_published_total {stats.published}",
-        "# HELP rtm_ws_bad_messages_total Client frames answered with an error message.",
-        "# TYPE rtm_ws_bad_messages_total counter",
-        f"rtm_ws_bad_messages_total {stats.bad_messages}",
-        "# HELP rtm_ws_closed_total Client sockets closed by rtm, by reason.",
-        "# TYPE rtm_ws_closed_total counter",
-        f'rtm_ws_closed_total{{reason="oversized"}} {stats.closed_oversized}',
-        f'rtm_ws_closed_total{{reason="flood"}} {stats.closed_flood}',
-        f'rtm_ws_closed_total{{reason="slow"}} {stats.closed_slow}',
-    ]
-    for metric, kind, help_text in (
-        ("rtm_table_rows", "gauge", "Rows in each table now."),
-        ("rtm_table_seq", "counter", "Each table's diff sequence number."),
-        ("rtm_source_up", "gauge", "1 while the table's source answers, 0 while stale."),
-        (
-            "rtm_reconcile_mismatches_total",
-            "counter",
-            "Rows a source's change feed missed and the reconcile found (should stay 0).",
-        ),
-    ):
-        lines += [f"# HELP {metric} {help_text}", f"# TYPE {metric} {kind}"]
-        for name, state in hub.tables.items():
-            value = {
-                "rtm_table_rows": len(state.rows),
-                "rtm_table_seq": state.seq,
-                "rtm_source_up": int(state.source.ok),
-                "rtm_reconcile_mismatches_total": stats.reconcile_mismatches.get(name, 0),
-            }[metric]
-            lines.append(f'{metric}{{table="{name}"}} {value}')
-    return lines
-
-
-async def metrics(request: Request) -> PlainTextResponse:
+async def metrics(request: Request) -> Response:
     """``GET /metrics``: Prometheus text; the security gate admits loopback, a token or staff."""
-    body = "\n".join(_metric_lines(_hub(request))) + "\n"
-    return PlainTextResponse(body, media_type="text/plain; version=0.0.4")
+    body = exposition(request.app.state.metrics)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -14,7 +14,7 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
-from . import api, store
+from . import api, metrics, store
 from .auth import Auth
 from .auth import routes as auth_routes
 from .auth import setup as first_run
@@ -115,4 +115,5 @@ def create_app(config: Config | None = None) -> Starlette:
     app.state.first_run = setup
     app.state.config = config
     app.state.hub = hub
+    app.state.metrics = metrics.registry(hub)
     return app

@@ -209,6 +209,27 @@ def _gzipped_body(epoch: str, seq: int, rows: list[Row], source: protocol.Source
     return gzip.compress(protocol.table_body(epoch, seq, rows, source), GZIP_LEVEL, mtime=0)
 
 
+# Upper bounds (seconds) of the source read-time histogram (``rtm_source_read_seconds``).
+READ_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0)
+
+
+@dataclass
+class ReadTimes:
+    """How long a source's reads took: a histogram's counts, kept without a metrics library
+    so the hub stays I/O- and dependency-free (server/metrics.py exports it)."""
+
+    counts: list[int] = field(default_factory=lambda: [0] * (len(READ_BUCKETS) + 1))
+    total: float = 0.0
+    last_success: float | None = None  # unix time of the last read that worked
+
+    def observe(self, seconds: float, ok: bool) -> None:
+        index = next((i for i, bound in enumerate(READ_BUCKETS) if seconds <= bound), -1)
+        self.counts[index] += 1
+        self.total += seconds
+        if ok:
+            self.last_success = time.time()
+
+
 @dataclass
 class HubStats:
     """Counters an operator can watch (``/healthz``, ``/metrics``)."""
@@ -226,6 +247,8 @@ class HubStats:
     rows_compared: int = 0
     # Rows a change feed missed and its reconcile found, per table: should stay 0.
     reconcile_mismatches: dict[str, int] = field(default_factory=dict)
+    # Per table: how long its source's reads take, and when one last worked.
+    reads: dict[str, ReadTimes] = field(default_factory=dict)
 
 
 class Hub:
@@ -315,6 +338,10 @@ class Hub:
         state.remember(state.seq, frame)
         self.stats.published += 1
         self._fan_out(frame)
+
+    def observe_read(self, table: str, seconds: float, ok: bool) -> None:
+        """Note one source read (a full read or an ask of its changes) and how it went."""
+        self.stats.reads.setdefault(table, ReadTimes()).observe(seconds, ok)
 
     def count_reconcile_mismatch(self, table: str, rows: int) -> None:
         mismatches = self.stats.reconcile_mismatches

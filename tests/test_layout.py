@@ -31,7 +31,8 @@ ALLOWED: dict[str, set[str]] = {
         "server.diff",
     },
     "server.ws": {"server.config", "server.times", "server.protocol", "server.hub"},
-    "server.api": {"server.config", "server.hub"},
+    "server.api": {"server.config", "server.hub", "server.metrics"},
+    "server.metrics": {"server.hub", "server.times"},
     # SIP on the wire: knows nothing of tables, collectors or the web.
     "server.sip": {"server.config", "server.times"},
     # Sources: read their source, publish through the runner into the hub. Never the app,

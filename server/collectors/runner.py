@@ -244,17 +244,20 @@ class CollectorRunner:
     ) -> T | Failed:
         """Await a source call within the timeout; report a failure, or health when the
         answer is one that ``healthy`` says proves it."""
+        started = time.monotonic()
         try:
             result = await asyncio.wait_for(call, self.timeout)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - any source failure is reported, not raised
+            self.hub.observe_read(self.table, time.monotonic() - started, False)
             error = describe(exc)
             if self.hub.tables[self.table].source.ok:
                 log.warning("%s source failed: %s", self.table, error)
             self.hub.set_source(self.table, False, error)
             self._expire()  # expiry goes on while the source is down
             return FAILED
+        self.hub.observe_read(self.table, time.monotonic() - started, healthy(result))
         if not healthy(result):
             return result
         if not self.hub.tables[self.table].source.ok:
