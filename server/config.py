@@ -45,6 +45,8 @@ class Config:
     tls_cert: str = ""
     tls_key: str = ""
     demo: bool = False
+    # Open WebSockets at most; by default from the file-descriptor limit (room left for HTTP).
+    ws_max_clients: int = field(default_factory=lambda: default_max_clients())
     # Limits of one WebSocket client.
     ws_max_frame: int = 65536
     ws_max_messages_per_10s: int = 50
@@ -99,6 +101,8 @@ class Config:
         for table, seconds in self.poll.items():
             if not 0.05 <= seconds <= 3600:
                 raise ConfigError(f"RTM_POLL_{table.upper()}: {seconds} s is out of 0.05..3600")
+        if self.ws_max_clients < 1:
+            raise ConfigError(f"RTM_WS_MAX_CLIENTS: {self.ws_max_clients} is not a count")
         if bool(self.tls_cert) != bool(self.tls_key):
             raise ConfigError("RTM_TLS_CERT and RTM_TLS_KEY go together")
         if re.search(r"[;\r\n,]", self.frame_ancestors):
@@ -160,6 +164,7 @@ def from_env(env: Mapping[str, str] | None = None) -> Config:
         tls_cert=env.get("RTM_TLS_CERT", ""),
         tls_key=env.get("RTM_TLS_KEY", ""),
         demo=env.get("RTM_DEMO", "") not in ("", "0", "false", "no"),
+        ws_max_clients=int(_number(env, "RTM_WS_MAX_CLIENTS", 0, int)) or default_max_clients(),
         ws_max_frame=int(_number(env, "RTM_WS_MAX_FRAME", base.ws_max_frame, int)),
         ws_max_messages_per_10s=int(
             _number(env, "RTM_WS_MAX_MESSAGES", base.ws_max_messages_per_10s, int)
@@ -187,6 +192,20 @@ def from_env(env: Mapping[str, str] | None = None) -> Config:
         options_ca_file=env.get("RTM_OPTIONS_CA_FILE", ""),
         public_url=env.get("RTM_PUBLIC_URL", "").strip().rstrip("/"),
     )
+
+
+def default_max_clients() -> int:
+    """5,000, or fewer when the process may not open that many files: a tenth of the limit
+    (and at least 100) stays free for the login page, the API and the sources."""
+    try:
+        import resource
+
+        soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (ImportError, ValueError, OSError):
+        return 1000
+    if soft == resource.RLIM_INFINITY:
+        return 5000
+    return max(1, min(5000, soft - max(100, soft // 10)))
 
 
 def ensure_parent(path: str) -> None:

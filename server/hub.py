@@ -235,6 +235,8 @@ class HubStats:
     """Counters an operator can watch (``/healthz``, ``/metrics``)."""
 
     clients: int = 0
+    sockets: int = 0  # open /ws sockets, also those not yet resumed (the cap counts these)
+    refused: int = 0  # upgrades refused at RTM_WS_MAX_CLIENTS
     resyncs: int = 0
     published: int = 0
     # Client-side abuse and trouble, by how it ended (ws.py counts these).

@@ -44,6 +44,14 @@ class HubCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         stats = self.hub.stats
         yield GaugeMetricFamily("rtm_clients", "WebSocket clients connected now.", stats.clients)
+        yield GaugeMetricFamily(
+            "rtm_ws_sockets", "Open /ws sockets (the cap counts these).", stats.sockets
+        )
+        yield CounterMetricFamily(
+            "rtm_ws_refused",
+            "WebSocket upgrades refused at RTM_WS_MAX_CLIENTS.",
+            stats.refused,
+        )
         yield CounterMetricFamily(
             "rtm_client_resyncs",
             "Clients that fell behind and were sent a snapshot.",

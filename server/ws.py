@@ -119,6 +119,23 @@ async def _answer(inbox: Inbox) -> None:
 async def websocket_endpoint(websocket: WebSocket) -> None:
     hub: Hub = websocket.app.state.hub
     config: Config = websocket.app.state.config
+    if hub.stats.sockets >= config.ws_max_clients:
+        # A reconnect storm or a leaking client must not take every file descriptor (and
+        # with them the login page): refuse with a reason the page retries on, and count it.
+        hub.stats.refused += 1
+        await websocket.accept()
+        reason = f"try again later: {hub.stats.sockets} clients connected (RTM_WS_MAX_CLIENTS)"
+        with contextlib.suppress(Exception):
+            await websocket.close(code=1013, reason=reason[:120])
+        return
+    hub.stats.sockets += 1
+    try:
+        await _serve(websocket, hub, config)
+    finally:
+        hub.stats.sockets -= 1
+
+
+async def _serve(websocket: WebSocket, hub: Hub, config: Config) -> None:
     await websocket.accept()
     inbox = Inbox(websocket, config, hub.stats)
     client: Client | None = None

@@ -205,3 +205,18 @@ async def test_limits_are_counted_in_metrics(rtm_server: RtmServer) -> None:
     assert "rtm_ws_bad_messages_total 1" in text
     assert 'rtm_ws_closed_total{reason="oversized"} 1' in text
     assert 'rtm_source_up{table="accounts"} 1' in text
+
+
+async def test_past_the_connection_cap_an_upgrade_is_refused_and_counted(
+    start_rtm: StartRtm,
+) -> None:
+    server = start_rtm(env={"RTM_WS_MAX_CLIENTS": "2"})
+    async with server.ws() as first, server.ws() as second:
+        await Mirror(first).start()
+        await Mirror(second).start()
+        async with server.ws() as third:
+            assert await close_code(third) == 1013
+        assert server.get("/login").status_code == 200  # HTTP keeps working
+        assert "rtm_ws_refused_total 1.0" in server.get("/metrics").text
+    async with server.ws() as again:  # a slot freed: served again
+        await Mirror(again).start()
