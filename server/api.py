@@ -129,6 +129,35 @@ async def healthz(request: Request) -> JSONResponse:
     )
 
 
+def _store_writable(db: str) -> str | None:
+    """None when the store takes a write lock (sessions and logins need it), else why not."""
+    try:
+        conn = sqlite3.connect(db, timeout=2, isolation_level=None)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("ROLLBACK")
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        return f"store {db} not writable: {exc}"
+    return None
+
+
+async def readyz(request: Request) -> JSONResponse:
+    """Readiness for a balancer: 200 once every source was polled once and the store takes
+    writes, else 503 with what is missing. Stale sources do not make rtm unready: it still
+    serves their last rows, marked stale (``/healthz`` lists them)."""
+    hub = _hub(request)
+    config: Config = request.app.state.config
+    waiting = [name for name in hub.tables if not hub.polled(name)]
+    problems = [f"{name}: not polled yet" for name in waiting]
+    store_error = await asyncio.to_thread(_store_writable, config.db)
+    if store_error:
+        problems.append(store_error)
+    status = 503 if problems else 200
+    return JSONResponse({"ready": not problems, "problems": problems}, status_code=status)
+
+
 async def metrics(request: Request) -> Response:
     """``GET /metrics``: Prometheus text; the security gate admits loopback, a token or staff."""
     body = exposition(request.app.state.metrics)

@@ -96,6 +96,7 @@ def create_app(config: Config | None = None) -> Starlette:
         *first_run.routes(auth, setup),
         Route("/", index),
         Route("/healthz", api.healthz),
+        Route("/readyz", api.readyz),
         Route("/metrics", api.metrics),
         Route("/api/accounts/{username:path}", api.account),
         Route("/api/queue/{id:path}", api.message),

@@ -282,6 +282,10 @@ class Hub:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.ready.wait(), FIRST_POLL_WAIT)
 
+    def polled(self, table: str) -> bool:
+        """True once the table's source was polled (successfully or not)."""
+        return table not in self._unpolled
+
     def mark_polled(self, table: str) -> None:
         """Note a table's poll; after its first, clients hear how its source really is."""
         if table not in self._unpolled:

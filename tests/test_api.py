@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+import time
 import warnings
 from pathlib import Path
 
@@ -25,7 +27,12 @@ def test_each_table_has_its_route_and_unknown_api_paths_answer_json(tmp_path: Pa
     auth = Auth(config)
     auth.users.add(ADMIN, "admin", ADMIN_PASSWORD)
     app = create_app(config)
-    client = TestClient(app, cookies={COOKIE_NAME: auth.sessions.start("user", ADMIN)})
+    cookies = {COOKIE_NAME: auth.sessions.start("user", ADMIN)}
+    with TestClient(app, cookies=cookies) as client:  # the lifespan polls every source once
+        check_routes(client)
+
+
+def check_routes(client: TestClient) -> None:
     for table in TABLES:
         answer = client.get(f"/api/{table}")
         assert answer.status_code == 200
@@ -39,3 +46,32 @@ def test_each_table_has_its_route_and_unknown_api_paths_answer_json(tmp_path: Pa
     assert client.get("/api/displays").json() == {"displays": []}
     page = client.get("/no-such-page")
     assert page.status_code == 404 and page.text == "Not Found"
+
+
+def test_ready_once_every_source_was_polled_and_the_store_takes_writes(tmp_path: Path) -> None:
+    config = Config(db=str(tmp_path / "rtm.db"))
+    app = create_app(config)
+    unstarted = TestClient(app)  # no lifespan: no source has been polled
+    answer = unstarted.get("/readyz")
+    assert answer.status_code == 503
+    assert "accounts: not polled yet" in answer.json()["problems"]
+    with TestClient(app) as client:
+        eventually_ready(client)
+        locker = sqlite3.connect(config.db, isolation_level=None)
+        locker.execute("BEGIN EXCLUSIVE")  # a writer holding the store
+        try:
+            answer = client.get("/readyz")
+            assert answer.status_code == 503 and "not writable" in answer.json()["problems"][0]
+        finally:
+            locker.execute("ROLLBACK")
+            locker.close()
+        assert client.get("/readyz").status_code == 200
+        assert client.get("/healthz").status_code == 200
+
+
+def eventually_ready(client: TestClient) -> None:
+    for _ in range(500):
+        if client.get("/readyz").status_code == 200:
+            return
+        time.sleep(0.01)
+    raise AssertionError(client.get("/readyz").json())

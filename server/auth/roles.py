@@ -9,7 +9,7 @@ from __future__ import annotations
 from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection
 
-PUBLIC_EXACT = frozenset({"/login", "/logout", "/healthz"})
+PUBLIC_EXACT = frozenset({"/login", "/logout", "/healthz", "/readyz"})
 PUBLIC_PREFIXES = ("/static/",)
 # Public only while the store has no user and `rtm serve` printed a setup link (setup.py).
 SETUP_PATH = "/setup"

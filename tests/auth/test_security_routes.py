@@ -24,7 +24,7 @@ with warnings.catch_warnings():
     from starlette.testclient import TestClient
 
 # Deliberately public; adding to this list is a security decision (docs/security.md).
-PUBLIC_ROUTES = {"/login", "/logout", "/healthz", "/static"}
+PUBLIC_ROUTES = {"/login", "/logout", "/healthz", "/readyz", "/static"}
 PARAM = re.compile(r"\{[^}]+\}")
 
 
