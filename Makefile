@@ -4,7 +4,7 @@ SHELL := /bin/bash
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-APT_PACKAGES := kamailio kamailio-sqlite-modules kamailio-extra-modules sip-tester sqlite3 \
+APT_PACKAGES := kamailio kamailio-sqlite-modules kamailio-extra-modules sip-tester sqlite3 prometheus \
 	curl openssl chromium
 STAMP := $(VENV)/.installed
 # Tests run in parallel; two workers fit these 2-core machines.
