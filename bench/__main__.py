@@ -25,6 +25,7 @@ BENCHMARKS = {
     "collector": "bench.collector_cycle",
     "e2e": "bench.end_to_end",
     "churn": "bench.churn",
+    "browser": "bench.browser_churn",
 }
 # ``--quick``: a one-minute subset, each at its smaller size (BENCH_QUICK=1).
 QUICK = ("diff", "collector", "churn")
