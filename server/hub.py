@@ -115,7 +115,7 @@ class Table:
 
     def __post_init__(self) -> None:
         self.ring = deque()
-        self.source = protocol.Source(self.name, True, None, now_iso())
+        self.source = protocol.Source(self.name, True, None, now_iso(), read=False)
 
     def can_resume_from(self, seq: int) -> bool:
         """True when the ring holds every diff after ``seq`` (or there is none)."""
@@ -299,7 +299,9 @@ class Hub:
     def _source_frame(self, state: Table) -> str:
         if state.name in self._unpolled and state.source.ok:
             # Clients that waited out FIRST_POLL_WAIT: the empty table is no reading.
-            return protocol.encode(protocol.Source(state.name, False, NOT_READ, state.source.since))
+            return protocol.encode(
+                protocol.Source(state.name, False, NOT_READ, state.source.since, read=False)
+            )
         return protocol.encode(state.source)
 
     # --- publishing -------------------------------------------------------------------
@@ -356,9 +358,10 @@ class Hub:
     def set_source(self, table: str, ok: bool, error: str | None) -> None:
         """Record a source's health; clients hear of it only when it changes."""
         state = self.tables[table]
-        if state.source.ok == ok and state.source.error == error:
+        read = state.source.read or ok
+        if state.source.ok == ok and state.source.error == error and state.source.read == read:
             return
-        state.source = protocol.Source(table, ok, error, now_iso())
+        state.source = protocol.Source(table, ok, error, now_iso(), read=read)
         state.source_version += 1
         if not ok or table not in self._unpolled:  # else mark_polled tells, after the rows
             self._fan_out(protocol.encode(state.source))

@@ -54,6 +54,9 @@ class Source:
     ok: bool
     error: str | None
     since: str
+    # False until the source was read successfully once since start: its (empty) table is
+    # no reading, and a page must not count it as zero.
+    read: bool = True
     type: Literal["source"] = "source"
 
 
@@ -110,7 +113,7 @@ def snapshot_pages(table: str, seq: int, rows: Sequence[Row]) -> list[str]:
 def table_body(epoch: str, seq: int, rows: Sequence[Row], source: Source) -> bytes:
     """``GET /api/<table>``: ``{"epoch", "seq", "rows", "source"}``; a client holding it
     resumes the WebSocket from that epoch and seq."""
-    health = {"ok": source.ok, "error": source.error, "since": source.since}
+    health = {"ok": source.ok, "error": source.error, "since": source.since, "read": source.read}
     body = {"epoch": epoch, "seq": seq, "rows": rows, "source": health}
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
 

@@ -461,3 +461,16 @@ def test_a_phone_never_scrolls_sideways_and_reaches_every_tab_and_sign_out(
         assert inside(control, viewport)
     page.get_by_role("button", name="Message Queue").click()
     expect(page.locator("#view-queue")).to_be_visible()
+
+
+def test_a_source_that_failed_before_its_first_read_shows_no_zero(
+    start_rtm: Any, open_page: OpenPage, tmp_path: Any
+) -> None:
+    # msilo's file is missing from the start: the queue was never read, so "0" would be a lie.
+    server = start_rtm(env={"RTM_QUEUE": f"msilo+sqlite:///{tmp_path}/absent.sqlite"})
+    page = open_page(server, "/?view=queue")
+    banner = page.locator(".banner-stale")
+    expect(banner).to_contain_text("no database at")
+    expect(tile(page, "users").locator(".tile-value")).to_have_text("0")  # read: a true zero
+    expect(tile(page, "queue").locator(".tile-value")).to_have_text("–")
+    expect(tile(page, "oldest").locator(".tile-value")).to_have_text("–")

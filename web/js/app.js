@@ -84,7 +84,11 @@ export class App {
     new Connection({
       stores: this.stores,
       onHello: (hello) => this.hello(hello),
-      onSource: (msg) => { this.banners.source(msg); this.banners.render(this.zone, this.clock.now()); },
+      onSource: (msg) => {
+        this.stats.source(msg);
+        this.banners.source(msg);
+        this.banners.render(this.zone, this.clock.now());
+      },
       onState: (link) => { this.banners.setLink(link); this.header.setLink(link); this.banners.render(this.zone, this.clock.now()); },
       onEvent: () => this.banners.event(),
     }).start();

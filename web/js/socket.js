@@ -140,6 +140,9 @@ export class Connection {
       if (!usable) return null;
       names.forEach((name, i) => {
         const store = this.stores.get(name);
+        // Health first: a table never read must not show its empty rows as a zero.
+        const source = answers[i].source;
+        if (source && typeof source === 'object') this.onSource({ ...source, type: 'source', table: name });
         store?.abortSnapshot();
         store?.applySnapshot({ seq: answers[i].seq, rows: answers[i].rows, final: true });
       });

@@ -209,6 +209,8 @@ export class LiveStats {
     this.dirty = { accounts: true, trunks: true, queue: true };
     this.accountCounter = new AccountCounter();
     this.recountPending = false;
+    /** @type {Set<string>} tables whose source was never read since the server started */
+    this.unread = new Set();
     this.recountWhenIdle();
   }
 
@@ -278,8 +280,20 @@ export class LiveStats {
   ready() {
     /** @type {Record<string, boolean>} */
     const ready = {};
-    for (const [name, store] of this.stores) ready[name] = store.ready;
+    for (const [name, store] of this.stores) ready[name] = store.ready && !this.unread.has(name);
     return ready;
+  }
+
+  /**
+   * Follow a source message: a table whose source was never read successfully since the
+   * server started holds no reading, so its tiles and headline must not show a zero.
+   * @param {{table: string, read?: boolean}} msg
+   */
+  source(msg) {
+    const before = this.unread.size;
+    if (msg.read === false) this.unread.add(String(msg.table));
+    else this.unread.delete(String(msg.table));
+    if (this.unread.size !== before) this.onChange();
   }
 
   /**
