@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -47,13 +48,24 @@ def missing_database(path: str, scheme: str = "sqlite") -> str:
     return message
 
 
+# "The files look unchanged" is trusted for this long before SQLite itself is asked again.
+TRUST_FILES = 1.0
+# A new look of the files that SQLite says is no commit is accepted after this many asks.
+SETTLE_ASKS = 3
+
+
 class SqliteSource:
     """One persistent read connection; ``changed()`` uses ``PRAGMA data_version``.
 
-    data_version moves when any *other* connection commits, so an unchanged store costs one
-    stat and one pragma per cycle. The stat notices a file that was removed or replaced (an
-    open connection would go on reading the old one). After an error the connection is
-    dropped and the next call reopens it.
+    data_version moves when any *other* connection commits. Asking it is a trip to
+    aiosqlite's thread, and the change log is asked 20 times a second per table, so first
+    the file and its ``-wal`` are stat'ed (a commit writes one of them: mtime and size move):
+    while they look the same, SQLite is asked only once a second (``TRUST_FILES``, the bound
+    on what a missed look could cost). A look that changed without a commit (a checkpoint,
+    or frames written a moment before the commit is visible) is asked about again until it
+    settles. The stat also notices a file that was removed or replaced (an open connection
+    would go on reading the old one). After an error the connection is dropped and the next
+    call reopens it.
     """
 
     def __init__(self, path: str, scheme: str = "sqlite") -> None:
@@ -64,6 +76,22 @@ class SqliteSource:
         self._conn: aiosqlite.Connection | None = None
         self._version: int | None = None
         self._inode: tuple[int, int] | None = None
+        self._look: tuple[object, ...] | None = None  # the files when SQLite was last asked
+        self._asked = -TRUST_FILES
+        self._unsettled = 0
+
+    def _files(self) -> tuple[object, ...]:
+        """What a commit changes: the file's identity, mtime and size, and its -wal's."""
+        try:
+            info = os.stat(self.path)
+        except FileNotFoundError:
+            raise FileNotFoundError(missing_database(self.path, self.scheme)) from None
+        try:
+            wal = os.stat(self.path + "-wal")
+            journal: tuple[int, int] | None = (wal.st_mtime_ns, wal.st_size)
+        except FileNotFoundError:
+            journal = None
+        return (info.st_dev, info.st_ino, info.st_mtime_ns, info.st_size, journal)
 
     def _stat(self) -> tuple[int, int]:
         try:
@@ -86,12 +114,20 @@ class SqliteSource:
 
     async def changed(self) -> bool:
         """True on the first call, after a reconnect, and whenever another writer committed."""
-        records = await self.query("PRAGMA data_version")
-        version = int(records[0][0]) if records else -1
-        if version == self._version:
+        look, now = self._files(), time.monotonic()
+        if self._conn is not None and look == self._look and now - self._asked < TRUST_FILES:
             return False
-        self._version = version
-        return True
+        records = await self.query("PRAGMA data_version")
+        self._asked = now
+        version = int(records[0][0]) if records else -1
+        if version != self._version:
+            self._version, self._look, self._unsettled = version, look, 0
+            return True
+        if look != self._look:
+            self._unsettled += 1
+            if self._unsettled >= SETTLE_ASKS:
+                self._look, self._unsettled = look, 0
+        return False
 
     @contextlib.asynccontextmanager
     async def snapshot(self) -> AsyncIterator[None]:
