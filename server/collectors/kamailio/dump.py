@@ -89,7 +89,6 @@ class DumpTask:
         self.schedule = schedule
         self.task: asyncio.Task[Dumped] | None = None
         self.last_error: BaseException | None = None
-        self.retry_in = 0.0
         self.dumps = 0  # started, for tests and the bench
 
     @property
@@ -109,10 +108,10 @@ class DumpTask:
         try:
             result = await self._call(limit)
         except RpcTimeout:
-            self.retry_in = self.schedule.failed(time.monotonic(), timed_out=True)
+            self.schedule.failed(time.monotonic(), timed_out=True)
             raise
         except Exception:
-            self.retry_in = self.schedule.failed(time.monotonic(), timed_out=False)
+            self.schedule.failed(time.monotonic(), timed_out=False)
             raise
         self.schedule.succeeded(started, time.monotonic() - started)
         return Dumped(result, sent_at, started)
@@ -124,8 +123,11 @@ class DumpTask:
         if task is None:
             return None
         if not task.done():
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for loses a cancellation
+            # that lands as the awaited task finishes.
             try:
-                await asyncio.wait_for(asyncio.shield(task), patience)
+                async with asyncio.timeout(patience):
+                    await asyncio.shield(task)
             except TimeoutError:
                 if not task.done():
                     return None

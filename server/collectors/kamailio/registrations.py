@@ -14,6 +14,7 @@ event changes only its AoR's rows (:mod:`.hints`).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 
 from ...config import Config
@@ -71,10 +72,10 @@ class KamailioRegistrationCollector:
         try:
             dumped = await self.dump.wait(self.patience)
         except SourceError as exc:
-            raise SourceError(f"{exc}; next ul.dump in {self.dump.retry_in:.0f} s") from exc
+            raise SourceError(self._failing()) from exc
         if dumped is None:
             if self.dump.last_error is not None:
-                raise SourceError(f"{self.dump.last_error}; ul.dump being retried")
+                raise SourceError(self._failing())
             if not self._read_once:
                 raise SourceError("waiting for Kamailio's first ul.dump")
             return None
@@ -82,6 +83,13 @@ class KamailioRegistrationCollector:
         rows = self._take_dump(contacts_in_dump(dumped.result), dumped.sent_at, dumped.started)
         self._read_once = True
         return rows
+
+    def _failing(self) -> str:
+        """Why the source is stale while its dump keeps failing, and what happens next."""
+        if self.dump.running:
+            return f"{self.dump.last_error}; trying ul.dump again now"
+        wait = max(self.dump.schedule.next_at - time.monotonic(), 0.0)
+        return f"{self.dump.last_error}; next ul.dump in {wait:.0f} s"
 
     def _take_dump(self, contacts: Iterable[Listed], sent_at: float, started: float) -> Rows:
         """Make a dump this source's rows, except for the AoRs hinted since it started."""
