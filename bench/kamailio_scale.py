@@ -1,0 +1,228 @@
+"""Real Kamailio + evapi at scale: REGISTER → WebSocket frame on a real ``rtm serve``.
+
+Kamailio (lab/kamailio.cfg, its evapi events carrying each AoR's contacts) is filled with
+``CONTACTS`` registrations by sipp (100k; ``BENCH_QUICK=1``: 20k), then rtm starts and reads
+them with one ``ul.dump``. While sipp re-REGISTERs seeded phones at ``RATE``/s, a probe phone
+sends REGISTERs of its own at random moments and the clock stops when a websockets client
+receives the diff that carries the probe's row. CPU is read from /proc: rtm's, and
+Kamailio's over the same load with rtm attached minus a window without rtm (what answering
+rtm costs the SIP server).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import socket
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+from websockets.asyncio.client import ClientConnection
+
+from server import store
+from tests import credentials
+from tests.collectors.kamailio.conftest import Kamailio, Sipp, free_port
+from tests.collectors.kamailio.test_live import register_request
+from tests.live_server import RtmServer
+
+from .measure import Figure, compared, seconds
+
+QUICK = os.environ.get("BENCH_QUICK", "") == "1"
+CONTACTS = int(os.environ.get("BENCH_KAMAILIO_CONTACTS", 20_000 if QUICK else 100_000))
+RATE = 160  # REGISTERs per second, refreshing seeded phones
+WINDOW = 15.0 if QUICK else 30.0  # seconds of load measured, with and without rtm
+PROBES = 60 if QUICK else 120
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / TICK
+
+
+def group(pgid: int) -> list[int]:
+    """The processes of one process group (Kamailio forks its workers into its own)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.getpgid(int(entry)) == pgid:
+                    pids.append(int(entry))
+            except OSError:
+                pass
+    return pids
+
+
+def load(sipp: Sipp, kamailio: Kamailio, port: int, seconds_: float) -> None:
+    """Re-REGISTER seeded phones at RATE/s for about ``seconds_`` (in the background)."""
+    count = int(RATE * seconds_)
+    rng = random.Random(2)
+    rows = [(f"u{rng.randrange(CONTACTS):06d}", rng.randrange(1800, 3600)) for _ in range(count)]
+    sipp.start("register.xml", kamailio, rows=rows, rate=RATE, port=port)
+
+
+def contacts(kamailio: Kamailio) -> int:
+    """How many contacts Kamailio holds, from its statistics (no dump)."""
+    for line in kamailio.rpc("stats.get_statistics", "usrloc:"):
+        if str(line).startswith("usrloc:location_contacts ="):
+            return int(str(line).rsplit("=", 1)[-1])
+    raise RuntimeError("Kamailio has no usrloc:location_contacts statistic")
+
+
+def rows_shown(server: RtmServer) -> int:
+    text = httpx.get(server.url + "/metrics", timeout=10).text
+    for line in text.splitlines():
+        if line.startswith('rtm_table_rows{table="accounts"}'):
+            return int(float(line.split()[-1]))
+    return 0
+
+
+class Arrivals:
+    """When a row of each username first arrived in an accounts diff."""
+
+    def __init__(self) -> None:
+        self.at: dict[str, float] = {}
+        self.changed = asyncio.Event()
+
+    async def read(self, ws: ClientConnection) -> None:
+        async for text in ws:
+            frame = json.loads(text)
+            if frame.get("type") == "diff" and frame["table"] == "accounts":
+                for row in frame["upsert"]:  # a changed row carries only what changed
+                    if "username" in row:
+                        self.at.setdefault(row["username"], time.perf_counter())
+                self.changed.set()
+
+    async def wait_for(self, user: str) -> float:
+        while user not in self.at:
+            self.changed.clear()
+            await self.changed.wait()
+        return self.at[user]
+
+
+async def probe(server: RtmServer, kamailio: Kamailio) -> list[float]:
+    """REGISTER → frame latencies of PROBES REGISTERs sent at random moments."""
+    arrivals, rng, latencies = Arrivals(), random.Random(1), []
+    target = ("127.0.0.1", kamailio.sip_port)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        local = sock.getsockname()[1]
+        async with server.ws(max_size=None) as ws:
+            await ws.recv()  # hello
+            await ws.send(json.dumps({"type": "resume", "epoch": None, "seq": {}}))
+            reader = asyncio.create_task(arrivals.read(ws))
+            try:
+                # The first snapshot of the whole table is this client's to digest first.
+                sock.sendto(register_request("warmup", kamailio.sip_port, local), target)
+                await asyncio.wait_for(arrivals.wait_for("warmup"), 60)
+                for n in range(PROBES):
+                    await asyncio.sleep(rng.uniform(0, 2 * WINDOW / PROBES))
+                    user = f"probe{n:04d}"
+                    sent = time.perf_counter()
+                    sock.sendto(register_request(user, kamailio.sip_port, local), target)
+                    latencies.append(await asyncio.wait_for(arrivals.wait_for(user), 30) - sent)
+            finally:
+                reader.cancel()
+    return latencies
+
+
+def measure(workdir: Path) -> dict[str, float]:
+    kamailio = Kamailio(workdir / "kamailio", memory=(1024, 256), defines={"ULTIMER": 60})
+    kamailio.start()
+    sipp, port = Sipp(workdir / "sipp"), free_port(udp=True)
+    server = None
+    try:
+        started = time.monotonic()
+        seed = [(f"u{n:06d}", 3600) for n in range(CONTACTS)]
+        # As fast as two cores take it; the few a loaded Kamailio drops are left out.
+        sipp.run(
+            "register.xml", kamailio, rows=seed, rate=3000, port=port, timeout=120, check=False
+        )
+        figures = {"seeded": time.monotonic() - started, "contacts": contacts(kamailio)}
+        assert kamailio.process is not None
+        kamailio_pids = group(kamailio.process.pid)
+        load(sipp, kamailio, port, WINDOW + 1)  # without rtm: Kamailio's own cost
+        before = cpu_seconds(kamailio_pids)
+        time.sleep(WINDOW)
+        figures["kamailio_alone"] = (cpu_seconds(kamailio_pids) - before) / WINDOW
+        env = {
+            "RTM_REGISTRATIONS": kamailio.source_url,
+            "RTM_KAMAILIO_EVAPI": kamailio.evapi_url,
+            "RTM_POLL_ACCOUNTS": "1",
+            "RTM_DEMO": "0",
+            "PYTHONASYNCIODEBUG": "",
+        }
+        server = RtmServer(workdir / "rtm", env)
+        server.workdir.mkdir()
+        store.migrate(server.db)
+        credentials.grant(server)  # an admin session, as the tests' rtm_server has
+        asked = time.monotonic()
+        server.start()
+        while rows_shown(server) < figures["contacts"]:
+            time.sleep(0.2)
+            if time.monotonic() - asked > 300:
+                raise RuntimeError(f"rtm showed {rows_shown(server)} of {CONTACTS} rows")
+        assert rows_shown(server) == figures["contacts"]
+        figures["first_read"] = time.monotonic() - asked
+        assert server.proc is not None
+        rtm_pids = [server.proc.pid]
+        load(sipp, kamailio, port, WINDOW + 10)
+        cpu_before, k_before, wall = (
+            cpu_seconds(rtm_pids),
+            cpu_seconds(kamailio_pids),
+            time.monotonic(),
+        )
+        latencies = asyncio.run(probe(server, kamailio))
+        wall = time.monotonic() - wall
+        figures["rtm_cpu"] = (cpu_seconds(rtm_pids) - cpu_before) / wall
+        figures["kamailio_with_rtm"] = (cpu_seconds(kamailio_pids) - k_before) / wall
+        cuts = statistics.quantiles(latencies, n=100, method="inclusive")
+        figures["p50"], figures["p99"] = cuts[49], cuts[98]
+        return figures
+    finally:
+        if server is not None:
+            server.stop()
+        sipp.close()
+        kamailio.stop()
+
+
+def run() -> list[Figure]:
+    with tempfile.TemporaryDirectory(prefix="rtm-bench-kamailio-") as workdir:
+        f = measure(Path(workdir))
+    load_text = f"{f['contacts'] / 1000:.0f}k contacts, {RATE} REGISTERs/s"
+    answering = max(f["kamailio_with_rtm"] - f["kamailio_alone"], 0.0)
+    percent = lambda value: f"{value * 100:.1f}% of a core"  # noqa: E731
+    return [
+        compared(
+            "kamailio", f"REGISTER → frame p50, {load_text}", f["p50"], 0.1, "the 100 ms target"
+        ),
+        compared(
+            "kamailio", f"REGISTER → frame p99, {load_text}", f["p99"], 0.25, "the 250 ms target"
+        ),
+        compared("kamailio", f"rtm CPU, {load_text}", f["rtm_cpu"], 0.1, "the 10% target", percent),
+        compared(
+            "kamailio",
+            f"Kamailio CPU answering rtm, {load_text}",
+            answering,
+            0.05,
+            "the 5% target",
+            percent,
+        ),
+        Figure(
+            "kamailio",
+            f"first ul.dump shown, {f['contacts']:.0f} contacts",
+            seconds(f["first_read"]),
+            f"seeded in {seconds(f['seeded'])}",
+        ),
+    ]
