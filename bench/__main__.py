@@ -24,6 +24,7 @@ BENCHMARKS = {
     "memory": "bench.memory",
     "collector": "bench.collector_cycle",
     "e2e": "bench.end_to_end",
+    "kamailio": "bench.kamailio_scale",
     "churn": "bench.churn",
     "browser": "bench.browser_churn",
 }
