@@ -14,15 +14,17 @@ import random
 import sqlite3
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from contextlib import closing
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 import uvicorn
 
 from server import store
 from server.app import create_app
+from server.collectors.base import RowChanges
 from server.collectors.registrations import RegistrationCollector
 from server.config import from_env
 from server.demo import run as demo
@@ -55,13 +57,20 @@ class Interleaving:
             self.changed.wait_for(lambda: self.released or self.read >= commit, 10 * UNIT)
 
     async def fetch(self, collector: RegistrationCollector) -> Rows | None:
+        return await self._reading(collector_fetch(collector))
+
+    async def changes(self, collector: RegistrationCollector) -> RowChanges | None:
+        return await self._reading(collector_changes(collector))
+
+    async def _reading(self, read: Awaitable[T]) -> T:
+        """A read (whole, or of the change log) that began after the commits so far."""
         with self.changed:
             after = self.commits
-        rows = await collector_fetch(collector)
+        answer = await read
         with self.changed:
             self.read = max(self.read, after)
             self.changed.notify_all()
-        return rows
+        return answer
 
     def release(self) -> None:
         with self.changed:
@@ -70,8 +79,10 @@ class Interleaving:
         self.client_in.set()
 
 
+T = TypeVar("T")
 demo_write = demo.write_statements
 collector_fetch = RegistrationCollector.fetch
+collector_changes = RegistrationCollector.changes
 
 
 def earlier_run(db: str) -> None:
@@ -97,6 +108,7 @@ async def test_a_client_at_start_never_sees_the_contacts_vanish(
     monkeypatch.setattr(demo, "write_statements", order.write)
     # A function, so the class binds each collector to it as its `self`.
     monkeypatch.setattr(RegistrationCollector, "fetch", lambda self: order.fetch(self))
+    monkeypatch.setattr(RegistrationCollector, "changes", lambda self: order.changes(self))
     env = {"RTM_DB": server.db, "RTM_PORT": str(server.port), "RTM_DEMO": "1", "RTM_POLL": "0.2"}
     app = create_app(from_env(env))
     uv = uvicorn.Server(uvicorn.Config(app, port=server.port, log_level="warning"))
