@@ -7,12 +7,13 @@ field is hostile input: a malformed part is skipped, never raised.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from ...rows import Row
-from ...sip.uri import contact_address, split_aor
+from ...sip import uri
 from ...times import iso
 
 NOT_SET = "[not set]"
@@ -28,6 +29,11 @@ EVENT_TEXT = {
     "call_id": "Call-ID",
 }
 EVENT_NUMBERS = {"cseq": "CSeq", "server_id": "Server-Id"}
+
+# A phone re-registers with the same AoR and addresses: parse each once (bounded caches;
+# every REGISTER event would otherwise parse them again).
+split_aor = functools.lru_cache(maxsize=1 << 16)(uri.split_aor)
+contact_address = functools.lru_cache(maxsize=1 << 16)(uri.contact_address)
 
 Contact = Mapping[str, Any]
 # (AoR, one contact in ul.dump's field names)

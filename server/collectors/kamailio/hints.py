@@ -16,10 +16,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from ...rows import Row
-from ...sip.uri import split_aor
 from ..base import Apply, RowChanges, SourceError
 from ..directory import AccountDirectory
-from .contacts import MAX_TEXT, Held, Listed, contact_in_event, contacts_in_lookup
+from .contacts import MAX_TEXT, Held, Listed, contact_in_event, contacts_in_lookup, split_aor
 from .dump import DumpSchedule
 from .evapi import CONNECT_TIMEOUT, watch_events
 from .registrations import KamailioRegistrationCollector

@@ -19,7 +19,6 @@ from collections.abc import Iterable
 
 from ...config import Config
 from ...rows import Row, Rows
-from ...sip.uri import split_aor
 from ..base import SourceError
 from ..directory import AccountDirectory
 from .contacts import (
@@ -31,6 +30,7 @@ from .contacts import (
     contacts_in_dump,
     expires_at,
     is_gone,
+    split_aor,
     text,
 )
 from .dump import DumpSchedule, DumpTask
