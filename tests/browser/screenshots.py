@@ -1,4 +1,5 @@
-"""Screenshots of the three views, desk (light) and kiosk (dark), from a demo rtm.
+"""Screenshots of the three views, desk (light) and kiosk (dark), a laptop (1280×800) and a
+phone (390×844), from a demo rtm.
 
 Run as ``python -m tests.browser.screenshots`` (``make screenshots``); writes PNGs into
 docs/screenshots/. Starts its own rtm with demo traffic on a free port and a throw-away store.
@@ -23,6 +24,9 @@ OUT = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 VIEWS = ("accounts", "trunks", "queue")
 DESK = {"width": 1440, "height": 900}
 KIOSK = {"width": 1920, "height": 1080}
+# The small screens a NOC also has: a laptop, and a phone on call.
+LAPTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 390, "height": 844}
 
 
 def wait_for_data(page: Any, view: str) -> None:
@@ -78,6 +82,10 @@ def main() -> int:
                     shots.append((f"desk-{view}", query, DESK, "light"))
                     kiosk = f"?kiosk=1&view={view}" if view != "accounts" else "?kiosk=1"
                     shots.append((f"kiosk-{view}", kiosk, KIOSK, "dark"))
+                shots.append(("laptop-accounts", "", LAPTOP, "light"))
+                shots.append(("laptop-trunks", "?view=trunks", LAPTOP, "light"))
+                shots.append(("phone-accounts", "", PHONE, "dark"))
+                shots.append(("phone-trunks", "?view=trunks", PHONE, "dark"))
                 # Last: by then the demo has queued messages and re-registered phones.
                 shots.append(("desk-details", "", DESK, "light"))
                 for name, query, viewport, theme in shots:

@@ -474,3 +474,21 @@ def test_a_source_that_failed_before_its_first_read_shows_no_zero(
     expect(tile(page, "users").locator(".tile-value")).to_have_text("0")  # read: a true zero
     expect(tile(page, "queue").locator(".tile-value")).to_have_text("–")
     expect(tile(page, "oldest").locator(".tile-value")).to_have_text("–")
+
+
+def test_a_laptop_gives_host_and_reason_room_and_a_cut_cell_its_whole_text(
+    rtm_server: Any, open_page: OpenPage
+) -> None:
+    add_trunk(rtm_server.db, "carrier-a", host="sbc.carrier-a.example.net")
+    set_trunk_status(rtm_server.db, "carrier-a", "FAILED", "503 Service Unavailable")
+    page = open_page(rtm_server, "/?view=trunks", width=1280, height=800)
+    row = row_with(page, "carrier-a", "trunks")
+    expect(row).to_contain_text("FAILED")
+    host, reason = row.locator("td").nth(0), row.locator("td").nth(7)
+    rem = page.evaluate("parseFloat(getComputedStyle(document.documentElement).fontSize)")
+    for cell in (host, reason):  # "rest" columns keep at least 10rem, never a stub
+        assert cell.evaluate("td => td.getBoundingClientRect().width") >= 10 * rem - 1
+    # Cut or not, the whole text is one hover away.
+    expect(reason).to_have_attribute("title", "503 Service Unavailable")
+    expect(host).to_have_attribute("title", "sbc.carrier-a.example.net:5060")
+    assert page.evaluate("document.documentElement.scrollWidth <= innerWidth")

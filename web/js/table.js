@@ -7,6 +7,10 @@ import { el, restartAnimation, setText, stopAnimation } from './dom.js';
 import { isExpiring } from './expiry.js';
 
 const OVERSCAN = 6;
+// Column widths in rem, as web/css/rtm.css sets them (col.w-*); "rest" at its least.
+const WIDTH_REM = /** @type {Record<string, number>} */ ({
+  port: 4.8, xs: 6.3, s: 7, phone: 10, ip: 9.5, m: 9.5, l: 13.2, xl: 20, rest: 10,
+});
 const DEFAULT_ROW_PX = 30;
 
 /**
@@ -57,10 +61,17 @@ export class VirtualTable {
     this.spacerBottom = this.spacer();
     this.body = el('tbody', {}, this.spacerTop, this.spacerBottom);
     const cols = this.columns.map((column) => el('col', { class: `w-${column.width ?? 'm'}` }));
+    // A fixed layout gives "rest" columns what the fixed ones leave, which on a laptop is
+    // nothing ("sbc.carrier-c…", "408 Request…"): the grid is at least as wide as every
+    // column at its own width, and scrolls sideways past that (the first column stays).
+    const minRem = this.columns.reduce((sum, column) => sum + (WIDTH_REM[column.width ?? 'm'] ?? 9.5), 0);
+    /** Characters a column shows before it cuts: longer texts carry a tooltip. */
+    this.fits = this.columns.map((column) => Math.floor((WIDTH_REM[column.width ?? 'm'] ?? 9.5) * 1.8) - 2);
     this.table = el('table', {
       class: 'grid', role: 'grid', tabindex: '0', 'aria-labelledby': labelId,
       'aria-colcount': String(this.columns.length), 'aria-rowcount': '1',
     }, el('colgroup', {}, ...cols), this.head, this.body);
+    this.table.style.minWidth = `${minRem}rem`; // CSSOM: the CSP allows no style attribute
     this.scroller = el('div', { class: 'grid-scroll' }, this.table);
     this.scroller.addEventListener('scroll', () => this.schedule(), { passive: true });
     this.table.addEventListener('keydown', (event) => this.key(event));
@@ -239,7 +250,7 @@ export class VirtualTable {
       const text = cellText(column, row, ctx);
       const target = slot.targets[i];
       if (setText(target, text) || fresh) {
-        target.title = text.length > 24 ? text : '';
+        target.title = text.length > this.fits[i] ? text : '';
         if (column.link && this.links) /** @type {HTMLAnchorElement} */ (target).href = this.linkFor(column, row);
         if (column.kind === 'status') slot.cells[i].className = `${cellClass(column)} ${statusClass(row[column.key])}`;
       }
