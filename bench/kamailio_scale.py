@@ -89,7 +89,7 @@ def rows_shown(server: RtmServer) -> int:
 
 
 class Arrivals:
-    """When a row of each username first arrived in an accounts diff."""
+    """When a row of each username first arrived in an accounts diff (or snapshot)."""
 
     def __init__(self) -> None:
         self.at: dict[str, float] = {}
@@ -98,8 +98,10 @@ class Arrivals:
     async def read(self, ws: ClientConnection) -> None:
         async for text in ws:
             frame = json.loads(text)
-            if frame.get("type") == "diff" and frame["table"] == "accounts":
-                for row in frame["upsert"]:  # a changed row carries only what changed
+            if frame.get("table") == "accounts" and frame.get("type") in ("diff", "snapshot"):
+                # a snapshot built after the warmup REGISTER carries it; a changed row in a
+                # diff carries only what changed
+                for row in frame.get("upsert", frame.get("rows", [])):
                     if "username" in row:
                         self.at.setdefault(row["username"], time.perf_counter())
                 self.changed.set()

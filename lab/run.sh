@@ -95,7 +95,8 @@ start_sip_stack() {
 	(cd "$STATE/sipp" && exec sipp -sf "$LAB/sipp/message_recv.xml" -i 127.0.0.1 -p "$PHONE_PORT" \
 		-nostdin) > "$STATE/phone.log" 2>&1 &
 	PIDS+=($!)
-	kamailio -f "$LAB/kamailio.cfg" -DD -E -m 128 -M 64 \
+	# -m/-M: room for a 100k-contact ul.dump (54 MB built in one worker, queued in shm)
+	kamailio -f "$LAB/kamailio.cfg" -DD -E -m 512 -M 256 \
 		-A "SIP_PORT=$SIP_PORT" -A "HTTP_PORT=$HTTP_PORT" -A "EVAPI_BIND=\"127.0.0.1:$EVAPI_PORT\"" \
 		-A "DBURL=\"sqlite://$DB\"" -A "DBFILE=\"$DB=WAL;\"" -A "RUNDIR=\"$STATE/run\"" \
 		-A "CTL_SOCK=\"unix:$STATE/run/kamailio_ctl\"" -A "DS_LIST=\"$STATE/dispatcher.list\"" \
