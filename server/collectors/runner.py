@@ -246,7 +246,10 @@ class CollectorRunner:
         answer is one that ``healthy`` says proves it."""
         started = time.monotonic()
         try:
-            result = await asyncio.wait_for(call, self.timeout)
+            # Not wait_for: on 3.11 it can swallow a cancellation that lands as the call
+            # returns, and the runner would then never stop (a hung shutdown).
+            async with asyncio.timeout(self.timeout):
+                result = await call
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - any source failure is reported, not raised
