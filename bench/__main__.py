@@ -27,6 +27,7 @@ BENCHMARKS = {
     "kamailio": "bench.kamailio_scale",
     "churn": "bench.churn",
     "browser": "bench.browser_churn",
+    "connect": "bench.connect",
 }
 # ``--quick``: a one-minute subset, each at its smaller size (BENCH_QUICK=1).
 QUICK = ("diff", "collector", "churn")
