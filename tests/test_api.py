@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-import time
 import warnings
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from server.auth.sessions import COOKIE_NAME
 from server.config import TABLES, Config
 
 from .credentials import ADMIN, ADMIN_PASSWORD
+from .waiting import until
 
 with warnings.catch_warnings():
     # Starlette 1.x prefers httpx2 for its TestClient; httpx works the same for these tests.
@@ -56,7 +56,7 @@ def test_ready_once_every_source_was_polled_and_the_store_takes_writes(tmp_path:
     assert answer.status_code == 503
     assert "accounts: not polled yet" in answer.json()["problems"]
     with TestClient(app) as client:
-        eventually_ready(client)
+        until(lambda: client.get("/readyz").status_code == 200, 10, "ready")
         locker = sqlite3.connect(config.db, isolation_level=None)
         locker.execute("BEGIN EXCLUSIVE")  # a writer holding the store
         try:
@@ -67,11 +67,3 @@ def test_ready_once_every_source_was_polled_and_the_store_takes_writes(tmp_path:
             locker.close()
         assert client.get("/readyz").status_code == 200
         assert client.get("/healthz").status_code == 200
-
-
-def eventually_ready(client: TestClient) -> None:
-    for _ in range(500):
-        if client.get("/readyz").status_code == 200:
-            return
-        time.sleep(0.01)
-    raise AssertionError(client.get("/readyz").json())

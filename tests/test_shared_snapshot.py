@@ -103,13 +103,12 @@ async def test_a_resume_from_a_seq_that_left_the_ring_gets_a_snapshot(start_rtm:
     server: RtmServer = start_rtm(env={"RTM_RING_SIZE": "2"})
     async with httpx.AsyncClient(headers=server.headers, cookies=server.cookies) as http:
         held = (await http.get(server.url + "/api/accounts")).json()
-        for i in range(4):  # four diffs, each seen before the next write: the ring keeps two
-            add_contact(server.db, f"w{i}")
-            seq = held["seq"] + i + 1
-            for _ in range(200):
-                if (await http.get(server.url + "/api/accounts")).json()["seq"] >= seq:
-                    break
-                await asyncio.sleep(0.02)
+        async with server.ws() as watching:
+            watcher = await Mirror(watching).start()
+            for i in range(4):  # four diffs, each seen before the next write: the ring keeps 2
+                add_contact(server.db, f"w{i}")
+                seq = held["seq"] + i + 1
+                await watcher.until(lambda m, seq=seq: m.seq["accounts"] >= seq, 5 * UNIT)
         async with server.ws() as ws:
             mirror = await Mirror(ws).start(held["epoch"], {"accounts": held["seq"]})
             assert any(f["type"] == "snapshot" and f["table"] == "accounts" for f in mirror.frames)

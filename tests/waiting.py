@@ -16,3 +16,12 @@ async def eventually(condition: Callable[[], bool], within: float, what: str) ->
         if time.monotonic() > deadline:
             raise TimeoutError(f"{what}: not within {within} s")
         await asyncio.sleep(POLL_INTERVAL)
+
+
+def until(condition: Callable[[], bool], within: float, what: str) -> None:
+    """``eventually`` for synchronous tests (a Starlette TestClient, a CLI run)."""
+    deadline = time.monotonic() + within
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: not within {within} s")
+        time.sleep(POLL_INTERVAL)

@@ -60,7 +60,7 @@ async def test_hung_source_times_out() -> None:
     hub, source = Hub(["accounts"]), ScriptedSource()
 
     async def hang() -> Rows | None:
-        await asyncio.sleep(3600)
+        await asyncio.Event().wait()  # never answers
         return None
 
     source.fetch = hang  # type: ignore[method-assign]

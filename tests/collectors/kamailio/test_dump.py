@@ -55,10 +55,12 @@ def test_each_timeout_waits_longer_and_gives_the_next_dump_longer() -> None:
 
 
 class FakeKamailio:
-    """A JSON-RPC endpoint whose ul.dump takes ``delay`` seconds; counts the dumps asked."""
+    """A JSON-RPC endpoint that answers once ``answering`` is set (a test clears it to hold
+    every reply, as a Kamailio busy building a big dump does); counts the dumps asked."""
 
     def __init__(self) -> None:
-        self.delay = 0.0
+        self.answering = asyncio.Event()
+        self.answering.set()
         self.dumps = 0
         self.url = ""
         self.writers: set[asyncio.StreamWriter] = set()
@@ -75,7 +77,7 @@ class FakeKamailio:
                 )
                 request = json.loads(await reader.readexactly(length))
                 self.dumps += request["method"] == "ul.dump"
-                await asyncio.sleep(self.delay)
+                await self.answering.wait()
                 body = json.dumps({"jsonrpc": "2.0", "id": request["id"], "result": DUMP})
                 writer.write(
                     f"HTTP/1.1 200 OK\r\nContent-Length: {len(body)}\r\n\r\n{body}".encode()
@@ -117,6 +119,12 @@ async def running(source: KamailioRegistrationCollector, hub: Hub) -> AsyncItera
         await source.close()
 
 
+def asks(hub: Hub) -> int:
+    """How many times the runner has asked the accounts source so far."""
+    reads = hub.stats.reads.get("accounts")
+    return sum(reads.counts) if reads else 0
+
+
 def source_for(url: str, tmp_path: Path) -> KamailioRegistrationCollector:
     config = Config(db=str(tmp_path / "rtm.db"), poll={"accounts": 0.05})
     source = open_source("accounts", url, config)
@@ -131,7 +139,10 @@ async def test_a_dump_slower_than_the_runner_is_asked_once_and_still_arrives(
 ) -> None:
     hub = Hub(["accounts"])
     async with fake_kamailio() as fake, running(source_for(fake.url, tmp_path), hub):
-        fake.delay = 1.5 * UNIT  # seven of the runner's timeouts
+        fake.answering.clear()
+        # The runner gives up on fetch seven times while Kamailio still builds the dump...
+        await eventually(lambda: asks(hub) >= 7, 5 * UNIT, "seven asks of the source")
+        fake.answering.set()
         await eventually(lambda: "r1" in hub.tables["accounts"].rows, 5 * UNIT, "dump arrived")
     assert fake.dumps == 1
 
@@ -144,7 +155,7 @@ async def test_a_dump_that_times_out_makes_the_source_stale_and_is_not_asked_aga
     async with fake_kamailio() as fake:
         source = source_for(fake.url, tmp_path)
         source.dump.schedule.limit = 0.3 * UNIT
-        fake.delay = 60.0
+        fake.answering.clear()  # never answers: a hung dump
         async with running(source, hub):
             state = hub.tables["accounts"]
             await eventually(
