@@ -12,7 +12,7 @@ from ..sip.uri import contact_address
 from ..times import iso, julian_to_unix
 from .base import RowChanges
 from .directory import DIRECTORY_SQL, Directory
-from .sqlite_source import ChangeLog, SqliteSource, path_from_url, query_keys
+from .sqlite_source import ChangeLog, LoggedCollector, SqliteSource, path_from_url, query_keys
 
 # Every contact, expired ones too: the runner hides a contact at its expiry (O(log n)) and
 # a writer deletes it when its timer sweeps; filtering here would make the full read and the
@@ -48,7 +48,7 @@ def contact_row(record: sqlite3.Row, account: Mapping[str, str]) -> Row:
     }
 
 
-class RegistrationCollector:
+class RegistrationCollector(LoggedCollector):
     """Contacts from ``location`` + ``accounts`` in one SQLite file; a ``ChangeFeed``.
 
     In rtm's store the change log names the contacts (``location`` ids) and the directory
@@ -69,31 +69,6 @@ class RegistrationCollector:
         # location.id -> the row id it was shown as (a deleted record is gone from the file).
         self._shown_as: dict[int, str] = {}
         self._rows_by_record: dict[sqlite3.Row, Row] = {}
-        self._dirty = True
-
-    async def fetch(self) -> Rows:
-        async with self.source.snapshot():
-            await self.source.changed()
-            await self.log.start()
-            self._dirty = False
-            return await self._read_all()
-
-    async def changes(self) -> RowChanges | None:
-        if not await self.source.changed():
-            return None if self._dirty else RowChanges()
-        changes = await self._pending()
-        if changes is None:
-            self._dirty = True
-        return changes
-
-    async def reconcile(self) -> tuple[RowChanges | None, Rows]:
-        async with self.source.snapshot():
-            await self.source.changed()
-            pending = await self._pending()
-            if pending is None:
-                await self.log.start()
-            self._dirty = False
-            return pending, await self._read_all()
 
     async def _read_all(self) -> Rows:
         if self.directory.load(await self._directory(DIRECTORY_SQL)):
@@ -149,9 +124,6 @@ class RegistrationCollector:
     def _row(self, record: sqlite3.Row) -> Row:
         account = self.directory.account(record["username"] or "", record["domain"] or "")
         return contact_row(record, account)
-
-    async def close(self) -> None:
-        await self.source.close()
 
 
 def open_source(table: str, url: str, config: Config) -> RegistrationCollector:

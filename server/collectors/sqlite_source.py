@@ -289,7 +289,55 @@ class ChangeLog:
         return {table: list(found) for table, found in keys.items()}
 
 
-class QueryCollector:
+class LoggedCollector:
+    """The ``ChangeFeed`` half every collector of an SQLite file shares: full reads, asks of
+    the change log, and the reconcile, all from its ``source`` and ``log``. A subclass says
+    how to read everything (``_read_all``) and what the log's keys name (``_pending``).
+
+    A file without the log is read whole after each commit: ``changes`` says so (None) until
+    a full read happened.
+    """
+
+    source: SqliteSource
+    log: ChangeLog
+    _dirty = True  # no log: the file changed since the last full read
+
+    async def fetch(self) -> Rows:
+        async with self.source.snapshot():
+            await self.source.changed()  # what this read sees is no news afterwards
+            await self.log.start()
+            self._dirty = False
+            return await self._read_all()
+
+    async def changes(self) -> RowChanges | None:
+        if not await self.source.changed():
+            return None if self._dirty else RowChanges()
+        changes = await self._pending()
+        if changes is None:
+            self._dirty = True  # stays "read me whole" until a full read happened
+        return changes
+
+    async def reconcile(self) -> tuple[RowChanges | None, Rows]:
+        async with self.source.snapshot():
+            await self.source.changed()
+            pending = await self._pending()
+            if pending is None:
+                await self.log.start()
+            self._dirty = False
+            return pending, await self._read_all()
+
+    async def _read_all(self) -> Rows:
+        raise NotImplementedError
+
+    async def _pending(self) -> RowChanges | None:
+        """The rows the log names since the cursor; None when it cannot say."""
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        await self.source.close()
+
+
+class QueryCollector(LoggedCollector):
     """A table that is one SQL query over an SQLite file, mapped record by record to rows.
 
     A ``ChangeFeed``: in rtm's store the change log names the rows that changed, which are
@@ -318,31 +366,6 @@ class QueryCollector:
         self._sql = sql
         self._keyed_sql = keyed_sql
         self._to_row = to_row
-        self._dirty = True  # no log: the file changed since the last full read
-
-    async def fetch(self) -> Rows:
-        async with self.source.snapshot():
-            await self.source.changed()  # what this read sees is no news afterwards
-            await self.log.start()
-            self._dirty = False
-            return await self._read_all()
-
-    async def changes(self) -> RowChanges | None:
-        if not await self.source.changed():
-            return None if self._dirty else RowChanges()
-        changes = await self._pending()
-        if changes is None:
-            self._dirty = True  # stays "read me whole" until a full read happened
-        return changes
-
-    async def reconcile(self) -> tuple[RowChanges | None, Rows]:
-        async with self.source.snapshot():
-            await self.source.changed()
-            pending = await self._pending()
-            if pending is None:
-                await self.log.start()
-            self._dirty = False
-            return pending, await self._read_all()
 
     async def _read_all(self) -> Rows:
         rows = (self._to_row(dict(record)) for record in await self.source.query(self._sql))
@@ -358,6 +381,3 @@ class QueryCollector:
             row = self._to_row(dict(record))
             changes.upsert[row["id"]] = row
         return changes
-
-    async def close(self) -> None:
-        await self.source.close()
