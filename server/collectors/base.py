@@ -2,9 +2,8 @@
 
 A collector only fetches. Polling, timing, timeouts, errors, staleness, expiry and
 diffing are the runner's (``server.collectors.runner``), written once for all sources.
-A source that can do more says so by matching a second small Protocol (``CheapUnchanged``,
-``ChangeFeed``, ``HintStream``); the runner checks with ``isinstance``, so mypy sees what it
-relies on.
+A source that can do more says so by matching a second small Protocol (``ChangeFeed``,
+``HintStream``); the runner checks with ``isinstance``, so mypy sees what it relies on.
 
 A source that only has ``fetch`` is read whole and diffed by the runner: fine for a few
 hundred trunks or messages. A table that may hold 100k rows needs ``ChangeFeed``, so that
@@ -58,14 +57,6 @@ class Collector(Protocol):
     async def close(self) -> None:
         """Release connections; called once when the app stops."""
         ...
-
-
-@runtime_checkable
-class CheapUnchanged(Protocol):
-    """A source whose "unchanged" answer costs almost nothing (SQLite's ``data_version``):
-    the runner asks it five times per interval while it has nothing new."""
-
-    cheap_unchanged: bool
 
 
 @runtime_checkable

@@ -60,7 +60,6 @@ class RegistrationCollector(LoggedCollector):
     """
 
     table = "accounts"
-    cheap_unchanged = True
 
     def __init__(self, path: str) -> None:
         self.source = SqliteSource(path)

@@ -28,7 +28,7 @@ from ..hub import Hub
 from ..rows import Row, Rows
 from ..supervise import Backoff
 from ..times import parse_iso
-from .base import ChangeFeed, CheapUnchanged, Collector, HintStream, RowChanges
+from .base import ChangeFeed, Collector, HintStream, RowChanges
 
 log = logging.getLogger("rtm.collectors")
 
@@ -156,17 +156,12 @@ class CollectorRunner:
             await self._poll_loop()
 
     async def _poll_loop(self) -> None:
-        """A source without a feed: a full read per interval. One that answers "unchanged"
-        cheaply (``CheapUnchanged``, e.g. SQLite's data_version) is asked five times per
-        interval while it has nothing new, so a change in a quiet store shows within a fifth
-        of the interval; a busy one is still read once per interval."""
-        cheap = isinstance(self.collector, CheapUnchanged) and self.collector.cheap_unchanged
-        quick = self.interval / 5 if cheap else None
+        """A source without a feed: a full read per interval (its ``fetch`` may answer
+        None, "unchanged")."""
         while True:
             started = time.monotonic()
-            fetched = await self.poll_once()
-            wait = self.interval if fetched or quick is None else quick
-            await self._sleep(started + wait)
+            await self.poll_once()
+            await self._sleep(started + self.interval)
 
     async def _follow(self, feed: ChangeFeed) -> None:
         """A change feed: one full read, then its changes every ``changes_interval``."""

@@ -347,8 +347,6 @@ class QueryCollector(LoggedCollector):
     costs one stat and one pragma.
     """
 
-    cheap_unchanged = True
-
     def __init__(
         self,
         table: str,
