@@ -20,20 +20,17 @@ import json
 import os
 import random
 import statistics
-import tempfile
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from server import store
-from tests import credentials
 from tests.browser.conftest import cookies_for, launch
 from tests.live_server import RtmServer
 
-from .churn import seed
+from .churn import seeded_server
 from .measure import Figure, compared, seconds, size
 
 QUICK = os.environ.get("BENCH_QUICK") == "1"
@@ -221,15 +218,8 @@ def in_chromium(server: RtmServer, ids: list[int]) -> Result:
 
 
 def measure() -> Result:
-    with tempfile.TemporaryDirectory(prefix="rtm-bench-") as workdir:
-        server = RtmServer(Path(workdir), {"RTM_DEMO": "0", "PYTHONASYNCIODEBUG": ""})
-        ids = seed(server.db, CONTACTS)
-        credentials.grant(server)
-        server.start()
-        try:
-            return in_chromium(server, ids)
-        finally:
-            server.stop()
+    with seeded_server(CONTACTS) as (server, ids):
+        return in_chromium(server, ids)
 
 
 def dropped(deltas: list[float]) -> float:

@@ -11,6 +11,7 @@ pipeline is right when the CPU per change at 100k is within 2× of that at 1k.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -18,6 +19,7 @@ import statistics
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from server import store
@@ -51,6 +53,21 @@ def seed(db: str, contacts: int) -> list[int]:
         return [r[0] for r in conn.execute("SELECT id FROM location")]
     finally:
         conn.close()
+
+
+@contextlib.contextmanager
+def seeded_server(contacts: int) -> Iterator[tuple[RtmServer, list[int]]]:
+    """A started ``rtm serve`` (no demo) on a throw-away store of ``contacts`` contacts,
+    signed in as an admin; yields it and the contacts' ``location`` ids, stops it after."""
+    with tempfile.TemporaryDirectory(prefix="rtm-bench-") as workdir:
+        server = RtmServer(Path(workdir), {"RTM_DEMO": "0", "PYTHONASYNCIODEBUG": ""})
+        ids = seed(server.db, contacts)
+        credentials.grant(server)
+        server.start()
+        try:
+            yield server, ids
+        finally:
+            server.stop()
 
 
 class Churn(threading.Thread):
@@ -130,15 +147,8 @@ async def measure(server: RtmServer, ids: list[int]) -> tuple[float, list[float]
 
 
 def at_size(contacts: int) -> tuple[float, list[float], int, float]:
-    with tempfile.TemporaryDirectory(prefix="rtm-bench-") as workdir:
-        server = RtmServer(Path(workdir), {"RTM_DEMO": "0", "PYTHONASYNCIODEBUG": ""})
-        ids = seed(server.db, contacts)
-        credentials.grant(server)
-        server.start()
-        try:
-            return asyncio.run(measure(server, ids))
-        finally:
-            server.stop()
+    with seeded_server(contacts) as (server, ids):
+        return asyncio.run(measure(server, ids))
 
 
 def run() -> list[Figure]:

@@ -27,22 +27,19 @@ import random
 import re
 import resource
 import statistics
-import tempfile
 import threading
 import time
 import zlib
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
-from pathlib import Path
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 
 from server import store
-from tests import credentials
 from tests.live_server import RtmServer
 
-from .churn import RATE, cpu_seconds, seed
+from .churn import RATE, cpu_seconds, seeded_server
 from .measure import Figure, seconds, size
 
 QUICK = os.environ.get("BENCH_QUICK") == "1"
@@ -478,13 +475,9 @@ def run() -> list[Figure]:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     # rtm inherits this limit, and sizes RTM_WS_MAX_CLIENTS from it: room for the wall.
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 8192)), hard))
-    with tempfile.TemporaryDirectory(prefix="rtm-bench-") as workdir:
-        server = RtmServer(Path(workdir), {"RTM_DEMO": "0", "PYTHONASYNCIODEBUG": ""})
-        ids = seed(server.db, CONTACTS)
-        credentials.grant(server)
+    with seeded_server(CONTACTS) as (server, ids):
         cookie = "; ".join(f"{k}={v}" for k, v in server.cookies.items())
         target = Target("127.0.0.1", server.port, cookie, server.url)
-        server.start()
         assert server.proc is not None
         target.pid = server.proc.pid
         swarm = Swarm(target)
@@ -494,4 +487,3 @@ def run() -> list[Figure]:
             return figures + wall(server, swarm, ids)
         finally:
             swarm.stop()
-            server.stop()
