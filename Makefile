@@ -4,8 +4,8 @@ SHELL := /bin/bash
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-APT_PACKAGES := kamailio kamailio-sqlite-modules kamailio-extra-modules sip-tester sqlite3 prometheus \
-	curl openssl chromium
+APT_PACKAGES := kamailio kamailio-sqlite-modules kamailio-extra-modules kamailio-postgres-modules \
+	sip-tester sqlite3 prometheus curl openssl chromium postgresql redis-server haproxy
 STAMP := $(VENV)/.installed
 # Tests run in parallel; two workers fit these 2-core machines.
 PYTEST_WORKERS ?= 2

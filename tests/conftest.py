@@ -51,3 +51,7 @@ def start_rtm(tmp_path: Path) -> Iterator[StartRtm]:
 def rtm_server(start_rtm: StartRtm) -> RtmServer:
     """A real rtm on the embedded store (empty, migrated), default settings."""
     return start_rtm()
+
+
+# Real PostgreSQL and Redis servers for the cluster tests (tests/services.py).
+from .services import postgres, redis_server  # noqa: E402, F401
