@@ -22,6 +22,8 @@ ALLOWED: dict[str, set[str]] = {
     "server.supervise": set(),
     "server.diff": {"server.rows"},
     "server.store": {"server.config"},
+    # rtm's state in PostgreSQL (RTM_DB=postgresql://): the store's tables and change log.
+    "server.postgres": {"server.config", "server.store"},
     "server.protocol": {"server.rows"},
     "server.hub": {
         "server.rows",
