@@ -15,6 +15,7 @@ from urllib.parse import quote, urlsplit
 import aiosqlite
 
 from ..rows import Row, Rows
+from . import feed
 from .base import RowChanges
 
 log = logging.getLogger("rtm.collectors")
@@ -289,52 +290,11 @@ class ChangeLog:
         return {table: list(found) for table, found in keys.items()}
 
 
-class LoggedCollector:
-    """The ``ChangeFeed`` half every collector of an SQLite file shares: full reads, asks of
-    the change log, and the reconcile, all from its ``source`` and ``log``. A subclass says
-    how to read everything (``_read_all``) and what the log's keys name (``_pending``).
-
-    A file without the log is read whole after each commit: ``changes`` says so (None) until
-    a full read happened.
-    """
-
-    source: SqliteSource
-    log: ChangeLog
-    _dirty = True  # no log: the file changed since the last full read
-
-    async def fetch(self) -> Rows:
-        async with self.source.snapshot():
-            await self.source.changed()  # what this read sees is no news afterwards
-            await self.log.start()
-            self._dirty = False
-            return await self._read_all()
-
-    async def changes(self) -> RowChanges | None:
-        if not await self.source.changed():
-            return None if self._dirty else RowChanges()
-        changes = await self._pending()
-        if changes is None:
-            self._dirty = True  # stays "read me whole" until a full read happened
-        return changes
-
-    async def reconcile(self) -> tuple[RowChanges | None, Rows]:
-        async with self.source.snapshot():
-            await self.source.changed()
-            pending = await self._pending()
-            if pending is None:
-                await self.log.start()
-            self._dirty = False
-            return pending, await self._read_all()
-
-    async def _read_all(self) -> Rows:
-        raise NotImplementedError
-
-    async def _pending(self) -> RowChanges | None:
-        """The rows the log names since the cursor; None when it cannot say."""
-        raise NotImplementedError
-
-    async def close(self) -> None:
-        await self.source.close()
+class LoggedCollector(feed.LoggedCollector[SqliteSource, ChangeLog]):
+    """The ``ChangeFeed`` half every collector of an SQLite file shares (``feed.py``): full
+    reads, asks of the change log, and the reconcile, all from its ``source`` and ``log``.
+    A subclass says how to read everything (``_read_all``) and what the log's keys name
+    (``_pending``)."""
 
 
 class QueryCollector(LoggedCollector):
