@@ -230,6 +230,38 @@ class ReadTimes:
             self.last_success = time.time()
 
 
+class NodeCounts:
+    """Contacts and distinct users per SIP node, moved by each change (``/metrics`` reads
+    them without walking the accounts table at every scrape)."""
+
+    def __init__(self) -> None:
+        self.contacts: dict[str, int] = {}
+        self.users: dict[str, int] = {}
+        self._per_user: dict[tuple[str, str, str], int] = {}  # (node, user, domain) -> contacts
+
+    def add(self, row: Row | None, step: int = 1) -> None:
+        """Count a contact in (``step`` 1) or out (-1); a node at 0 stays, at 0."""
+        if row is None:
+            return
+        node = "" if row.get("node") is None else str(row.get("node"))
+        who = (node, str(row.get("username")), str(row.get("domain")))
+        self.contacts[node] = self.contacts.get(node, 0) + step
+        held = self._per_user.get(who, 0) + step
+        if held <= 0:
+            self._per_user.pop(who, None)
+        if held == 0 or (held == 1 and step == 1):
+            self.users[node] = self.users.get(node, 0) + step
+        if held > 0:
+            self._per_user[who] = held
+
+    def reset(self, rows: Iterable[Row]) -> None:
+        self.contacts = dict.fromkeys(self.contacts, 0)
+        self.users = dict.fromkeys(self.users, 0)
+        self._per_user = {}
+        for row in rows:
+            self.add(row)
+
+
 @dataclass
 class HubStats:
     """Counters an operator can watch (``/healthz``, ``/metrics``)."""
@@ -251,6 +283,12 @@ class HubStats:
     reconcile_mismatches: dict[str, int] = field(default_factory=dict)
     # Per table: how long its source's reads take, and when one last worked.
     reads: dict[str, ReadTimes] = field(default_factory=dict)
+    # Frames and bytes (of text, before compression) written to clients, per client kind
+    # (the signed-in user's role: admin, operator, display); ws.py counts these.
+    frames_sent: dict[str, int] = field(default_factory=dict)
+    bytes_sent: dict[str, int] = field(default_factory=dict)
+    # The accounts table's contacts and users per node, kept as it changes.
+    nodes: NodeCounts = field(default_factory=NodeCounts)
 
 
 class Hub:
@@ -313,6 +351,8 @@ class Hub:
         self.stats.rows_compared += len(state.rows) + len(rows)
         changes = diff(state.rows, rows)
         state.rows = dict(rows)
+        if table == "accounts" and changes:
+            self.stats.nodes.reset(state.rows.values())
         if changes:
             self._publish(state, changes)
         return changes
@@ -329,10 +369,16 @@ class Hub:
         if not changes:
             return changes
         rows = state.rows
+        counts = self.stats.nodes if table == "accounts" else None
         for key in changes.delete:
-            rows.pop(key, None)
+            gone = rows.pop(key, None)
+            if counts is not None:
+                counts.add(gone, -1)
         for change in changes.upsert:
             key = change["id"]
+            if counts is not None:
+                counts.add(rows.get(key), -1)
+                counts.add(upsert[key])
             rows[key] = upsert[key]
         self._publish(state, changes)
         return changes

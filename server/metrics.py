@@ -72,11 +72,29 @@ class HubCollector(Collector):
         closed.add_metric(["flood"], stats.closed_flood)
         closed.add_metric(["slow"], stats.closed_slow)
         yield closed
+        yield from self._sent()
         yield from self._tables()
         yield from self._sources()
         yield from self._trunks()
         yield from self._registrations()
         yield from self._queue()
+
+    def _sent(self) -> Iterator[Metric]:
+        stats = self.hub.stats
+        frames = CounterMetricFamily(
+            "rtm_ws_frames_sent",
+            "WebSocket frames written to clients, by the client's role (none: no sign-in).",
+            labels=["kind"],
+        )
+        sent = CounterMetricFamily(
+            "rtm_ws_sent_bytes",
+            "Bytes of frames written to clients (UTF-8, before compression), by role.",
+            labels=["kind"],
+        )
+        for kind, count in stats.frames_sent.items():
+            frames.add_metric([kind], count)
+            sent.add_metric([kind], stats.bytes_sent.get(kind, 0))
+        yield from (frames, sent)
 
     def _tables(self) -> Iterator[Metric]:
         hub = self.hub
@@ -153,22 +171,18 @@ class HubCollector(Collector):
         yield from (up, status, since)
 
     def _registrations(self) -> Iterator[Metric]:
-        accounts = self.hub.tables.get("accounts")
-        contacts: dict[str, int] = {}
-        users: dict[str, set[tuple[str, str]]] = {}
-        for row in accounts.rows.values() if accounts else ():
-            node = "" if row.get("node") is None else str(row.get("node"))
-            contacts[node] = contacts.get(node, 0) + 1
-            users.setdefault(node, set()).add((str(row.get("username")), str(row.get("domain"))))
+        # Counts the hub keeps as rows change: a scrape never walks the accounts table.
+        # A node that had contacts stays, at 0, until a restart.
+        counts = self.hub.stats.nodes
         family = GaugeMetricFamily(
             "rtm_contacts", "Registered contacts, per SIP node (server_id).", labels=["node"]
         )
         people = GaugeMetricFamily(
             "rtm_registered_users", "Users with a registered contact, per node.", labels=["node"]
         )
-        for node, count in contacts.items():
+        for node, count in counts.contacts.items():
             family.add_metric([node], count)
-            people.add_metric([node], len(users[node]))
+            people.add_metric([node], counts.users.get(node, 0))
         yield from (family, people)
 
     def _queue(self) -> Iterator[Metric]:

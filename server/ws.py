@@ -81,10 +81,17 @@ async def _send(websocket: WebSocket, frames: list[str]) -> None:
     # One timeout moved along per frame, not wait_for's task and timer per frame: at 1,000
     # clients that was a tenth of rtm's CPU (bench/connect.py).
     loop = asyncio.get_running_loop()
+    stats: HubStats = websocket.app.state.hub.stats
+    user = websocket.scope.get("user")
+    kind = str(user.get("role")) if isinstance(user, dict) else "none"
     async with asyncio.timeout(None) as timeout:
         for frame in frames:
             timeout.reschedule(loop.time() + SEND_TIMEOUT)
             await websocket.send_text(frame)
+            # Counted once written (a stalled client's outbox is not "sent").
+            stats.frames_sent[kind] = stats.frames_sent.get(kind, 0) + 1
+            size = len(frame) if frame.isascii() else len(frame.encode())
+            stats.bytes_sent[kind] = stats.bytes_sent.get(kind, 0) + size
 
 
 async def _first_resume(inbox: Inbox, tables: list[str]) -> protocol.Resume | None:

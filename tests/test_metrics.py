@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import random
 import time
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from server import metrics
 from server.hub import Hub
 from server.times import iso
+from tests.live_server import UNIT, RtmServer
+from tests.waiting import eventually
 
 HOSTILE = 'evil"} 1\nrtm_trunk_up{trunk="x'
 
@@ -64,3 +70,61 @@ def test_names_values_and_hostile_labels() -> None:
     for kept in ("rtm_client_resyncs_total", "rtm_diffs_published_total",
                  "rtm_ws_bad_messages_total", "rtm_ws_closed_total"):  # fmt: skip
         assert kept in got
+
+
+def walked(hub: Hub) -> tuple[dict[str, int], dict[str, int]]:
+    """Contacts and distinct users per node, counted the slow way (the whole table)."""
+    contacts: dict[str, int] = {}
+    users: dict[str, set[tuple[str, str]]] = {}
+    for row in hub.tables["accounts"].rows.values():
+        node = "" if row.get("node") is None else str(row["node"])
+        contacts[node] = contacts.get(node, 0) + 1
+        users.setdefault(node, set()).add((str(row["username"]), str(row.get("domain"))))
+    return contacts, {node: len(who) for node, who in users.items()}
+
+
+def test_node_counts_move_with_changes_and_match_a_walk() -> None:
+    hub = Hub(["accounts", "trunks", "queue"])
+    rng = random.Random(12)
+    for step in range(3000):
+        key = f"c{rng.randrange(60)}"
+        if rng.random() < 0.3:
+            hub.publish_changes("accounts", {}, [key])
+        else:
+            row = {"id": key, "username": f"u{rng.randrange(15)}", "domain": "",
+                   "node": rng.choice([1, 2, None]), "cseq": step}  # fmt: skip
+            hub.publish_changes("accounts", {key: row})
+        if step == 1500:  # a full read in between starts the counts again from the rows
+            hub.publish_state("accounts", dict(hub.tables["accounts"].rows))
+    contacts, users = walked(hub)
+    counts = hub.stats.nodes
+    assert {n: c for n, c in counts.contacts.items() if c} == contacts
+    assert {n: c for n, c in counts.users.items() if c} == users
+    hub.publish_state("accounts", {})
+    got = scrape(hub)  # a node that had contacts is still there, at 0 (the alert needs it)
+    assert set(got["rtm_contacts"].values()) == {0}
+    assert set(got["rtm_registered_users"].values()) == {0}
+
+
+@pytest.mark.asyncio
+async def test_frames_and_bytes_sent_are_counted_per_role(rtm_server: RtmServer) -> None:
+    async with rtm_server.ws() as ws:
+        hello = await ws.recv()
+        await ws.send(json.dumps({"type": "resume", "epoch": None, "seq": {}}))
+        got = [hello]
+        while len(got) < 7:  # hello, then each table's snapshot page and source
+            got.append(await asyncio.wait_for(ws.recv(), 10 * UNIT))
+
+        def sent() -> tuple[float, float]:
+            samples = {
+                s.name: s.value
+                for f in text_string_to_metric_families(rtm_server.get("/metrics").text)
+                for s in f.samples
+                if s.labels.get("kind") == "admin"
+            }
+            return samples.get("rtm_ws_frames_sent_total", 0), samples.get(
+                "rtm_ws_sent_bytes_total", 0
+            )
+
+        expected = (len(got), sum(len(str(frame).encode()) for frame in got))
+        await eventually(lambda: sent() == expected, 10 * UNIT, "frames and bytes counted")
