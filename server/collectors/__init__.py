@@ -24,6 +24,13 @@ SOURCES: dict[tuple[str, str], str] = {
     ("kamailio+http", "trunks"): "server.collectors.kamailio.trunks",
     ("options", "trunks"): "server.collectors.options",
     ("msilo+sqlite", "queue"): "server.collectors.msilo",
+    ("postgresql", "accounts"): "server.collectors.postgres.registrations",
+    ("postgresql", "trunks"): "server.collectors.postgres.trunks",
+    ("postgresql", "queue"): "server.collectors.postgres.queue",
+    # libpq's other spelling of the same URL.
+    ("postgres", "accounts"): "server.collectors.postgres.registrations",
+    ("postgres", "trunks"): "server.collectors.postgres.trunks",
+    ("postgres", "queue"): "server.collectors.postgres.queue",
 }
 
 
