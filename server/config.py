@@ -41,6 +41,8 @@ class Config:
     changes_interval: float = 0.05
     reconcile: float = 300.0
     kamailio_evapi: str = ""
+    # The accounts directory of a PostgreSQL source: table[:field=column,...] (RTM_DIRECTORY).
+    directory: str = ""
     allowed_origins: tuple[str, ...] = ()
     tls_cert: str = ""
     tls_key: str = ""
@@ -160,6 +162,7 @@ def from_env(env: Mapping[str, str] | None = None) -> Config:
         changes_interval=_number(env, "RTM_CHANGES_INTERVAL", base.changes_interval),
         reconcile=_number(env, "RTM_RECONCILE", base.reconcile),
         kamailio_evapi=env.get("RTM_KAMAILIO_EVAPI", ""),
+        directory=env.get("RTM_DIRECTORY", ""),
         allowed_origins=origins,
         tls_cert=env.get("RTM_TLS_CERT", ""),
         tls_key=env.get("RTM_TLS_KEY", ""),
