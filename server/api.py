@@ -12,7 +12,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from .config import Config
+from . import database
+from .config import Config, is_postgres
 from .hub import Hub
 from .metrics import exposition
 
@@ -85,6 +86,8 @@ def _accepts_gzip(header: str) -> bool:
 
 def _directory(db: str, username: str) -> list[dict[str, Any]]:
     columns = ", ".join(f'"{c}"' for c in DIRECTORY_COLUMNS)
+    if is_postgres(db):
+        return _postgres_directory(db, columns, username)
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=2)
     try:
         conn.row_factory = sqlite3.Row
@@ -94,6 +97,17 @@ def _directory(db: str, username: str) -> list[dict[str, Any]]:
         return []  # no directory in this store: details show the live contacts only
     finally:
         conn.close()
+
+
+def _postgres_directory(db: str, columns: str, username: str) -> list[dict[str, Any]]:
+    try:
+        with database.open_db(db) as conn:
+            rows = conn.execute(
+                f"SELECT {columns} FROM accounts WHERE username = ?", (username,)
+            ).fetchall()
+    except database.DatabaseError:
+        return []  # PostgreSQL down: details show the live contacts only
+    return [dict(zip(DIRECTORY_COLUMNS, row, strict=True)) for row in rows]
 
 
 async def account(request: Request) -> JSONResponse:
@@ -129,20 +143,6 @@ async def healthz(request: Request) -> JSONResponse:
     )
 
 
-def _store_writable(db: str) -> str | None:
-    """None when the store takes a write lock (sessions and logins need it), else why not."""
-    try:
-        conn = sqlite3.connect(db, timeout=2, isolation_level=None)
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            conn.execute("ROLLBACK")
-        finally:
-            conn.close()
-    except sqlite3.Error as exc:
-        return f"store {db} not writable: {exc}"
-    return None
-
-
 async def readyz(request: Request) -> JSONResponse:
     """Readiness for a balancer: 200 once every source was polled once and the store takes
     writes, else 503 with what is missing. Stale sources do not make rtm unready: it still
@@ -151,7 +151,7 @@ async def readyz(request: Request) -> JSONResponse:
     config: Config = request.app.state.config
     waiting = [name for name in hub.tables if not hub.polled(name)]
     problems = [f"{name}: not polled yet" for name in waiting]
-    store_error = await asyncio.to_thread(_store_writable, config.db)
+    store_error = await asyncio.to_thread(database.write_problem, config.db)
     if store_error:
         problems.append(store_error)
     status = 503 if problems else 200

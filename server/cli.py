@@ -8,7 +8,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from .config import ConfigError, from_env
+from .config import ConfigError, from_env, is_postgres
 
 DESCRIPTION = (
     "rtm shows a NOC, right now, who is registered on the SIP server, how its trunks are and"
@@ -22,7 +22,7 @@ SUBCOMMAND_MODULES = ("server.demo.run", "server.auth.cli")
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from . import store
+    from . import database
     from .app import create_app
     from .auth.setup import SERVING_URL, announce, base_url
 
@@ -42,13 +42,13 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         config = from_env().replace(**overrides).validate()
         app = create_app(config)
-    except (ConfigError, ValueError, RuntimeError, OSError) as exc:
+    except (ConfigError, ValueError, RuntimeError, OSError, *database.DatabaseError) as exc:
         print(f"rtm: {exc}", file=sys.stderr)
         return 2
     scheme = "https" if config.tls_cert else "http"
     print(f"rtm serving on {scheme}://{config.host}:{config.port}/", file=sys.stderr)
     # `rtm display add` (another process, maybe without our RTM_PORT) prints kiosk URLs on it.
-    store.write_setting(config.db, SERVING_URL, base_url(config))
+    database.write_setting(config.db, SERVING_URL, base_url(config))
     announce(app.state.first_run, config)  # the setup link, when the store has no user yet
     uvicorn.run(
         app,
@@ -71,11 +71,58 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _install_triggers(args: argparse.Namespace) -> int:
+    from . import postgres, store
+
+    tables = None
+    if args.table:
+        every = {**store.LOGGED_TABLES, **postgres.KAMAILIO_LOGGED_TABLES}
+        tables = {}
+        for spec in args.table:
+            table, _, key = spec.partition("=")
+            if not key and table not in every:
+                print(f"rtm: --table {spec}: name its key column (TABLE=COLUMN)", file=sys.stderr)
+                return 2
+            tables[table] = key or every[table]
+    try:
+        if not is_postgres(args.url):
+            raise ConfigError(f"{args.url!r} is not a postgresql:// URL")
+        covered = postgres.install_triggers(args.url, tables)
+    except (ConfigError, *postgres.DRIVER_ERRORS) as exc:
+        print(f"rtm: {exc}", file=sys.stderr)
+        return 1
+    print(f"change log on: {', '.join(covered) or 'no table (none of them exists)'}")
+    return 0
+
+
+def _add_db_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    db = commands.add_parser("db", help="rtm's change log in a database rtm reads")
+    actions = db.add_subparsers(dest="db_command", required=True)
+    install = actions.add_parser(
+        "install-triggers",
+        help="add rtm_changes and its triggers to a PostgreSQL database rtm only reads",
+        description="Create rtm_changes, one trigger function and a trigger per table on a"
+        " database rtm reads but does not own (a Kamailio cluster's). Kamailio's tables get"
+        " nothing else. Safe to run again.",
+    )
+    install.add_argument("url", help="postgresql://user@host/database")
+    install.add_argument(
+        "--table",
+        action="append",
+        metavar="TABLE[=KEY]",
+        help="a table to follow and its key column (default: location, silo, subscriber and"
+        " rtm's own tables, those that exist)",
+    )
+    install.set_defaults(handler=_install_triggers)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rtm", description=DESCRIPTION)
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="serve the dashboard")
-    serve.add_argument("--db", help="embedded store path (RTM_DB, default var/rtm.db)")
+    serve.add_argument(
+        "--db", help="store: a SQLite path or a postgresql:// URL (RTM_DB, default var/rtm.db)"
+    )
     serve.add_argument("--host", help="listen address (RTM_HOST, default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="listen port (RTM_PORT, default 8080)")
     serve.add_argument("--tz", help="time zone for display (RTM_TZ, default UTC)")
@@ -83,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--tls-key", help="PEM private key for --tls-cert (RTM_TLS_KEY)")
     serve.add_argument("--demo", action="store_true", help="generate demo traffic (RTM_DEMO=1)")
     serve.set_defaults(handler=_serve)
+    _add_db_commands(commands)
     for name in SUBCOMMAND_MODULES:
         try:
             module = importlib.import_module(name)

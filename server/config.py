@@ -18,7 +18,45 @@ class ConfigError(ValueError):
     """A setting has a value rtm cannot use; the message names the setting."""
 
 
-def _sqlite_url(db: str) -> str:
+# RTM_DB is a path (the SQLite store) or a URL of one of these schemes (server/postgres.py).
+POSTGRES_SCHEMES = ("postgresql", "postgres")
+_URL_LIKE = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+
+
+def is_postgres(db: str) -> bool:
+    """True when ``db`` (RTM_DB) names a PostgreSQL database rather than a SQLite file."""
+    return db_scheme(db) is not None
+
+
+def db_scheme(db: str) -> str | None:
+    """None for a SQLite path, else the PostgreSQL scheme; ConfigError for any other URL,
+    which would otherwise be taken for a relative path (a folder named ``mysql:``)."""
+    match = _URL_LIKE.match(db)
+    if match is None:
+        return None
+    scheme = match.group(1).lower()
+    if scheme not in POSTGRES_SCHEMES:
+        known = ", ".join(f"{s}://" for s in POSTGRES_SCHEMES)
+        raise ConfigError(
+            f"RTM_DB: unknown scheme {scheme}:// in {redacted_url(db)!r}; a path to a SQLite"
+            f" file or one of {known}"
+        )
+    return scheme
+
+
+def redacted_url(url: str) -> str:
+    """``url`` without its password, for error messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
+
+
+def _default_source(db: str) -> str:
+    """The source URL reading the store at ``db``: its PostgreSQL URL or ``sqlite:///``."""
+    if db_scheme(db) is not None:
+        return "postgresql://" + db.split("://", 1)[1]
     return f"sqlite:///{db}"
 
 
@@ -82,7 +120,7 @@ class Config:
 
     @property
     def source_urls(self) -> dict[str, str]:
-        default = _sqlite_url(self.db)
+        default = _default_source(self.db)
         return {
             "accounts": self.registrations or default,
             "trunks": self.trunks or default,
@@ -94,6 +132,7 @@ class Config:
 
     def validate(self) -> Config:
         """Raise ConfigError naming the first unusable setting."""
+        db_scheme(self.db)
         try:
             ZoneInfo(self.tz)
         except (ZoneInfoNotFoundError, ValueError) as exc:
@@ -212,4 +251,6 @@ def default_max_clients() -> int:
 
 
 def ensure_parent(path: str) -> None:
+    if db_scheme(path) is not None:  # never a folder named after a URL's scheme
+        raise ConfigError(f"{redacted_url(path)!r} is a database URL, not a file path")
     Path(path).parent.mkdir(parents=True, exist_ok=True)

@@ -22,6 +22,8 @@ from psycopg import sql
 
 from .store import LOGGED_TABLES
 
+# What the driver raises (connection refused, permission denied, a failed statement).
+DRIVER_ERRORS = (psycopg.Error,)
 # Kamailio's tables that get triggers when they exist (msilo's queue, auth_db's accounts).
 KAMAILIO_LOGGED_TABLES = {"silo": "id", "subscriber": "username"}
 
@@ -301,11 +303,8 @@ def connect(url: str) -> psycopg.Connection:
     return psycopg.connect(url, autocommit=True, connect_timeout=10)
 
 
-def migrate_change_log(url: str, tables: Sequence[str] | None = None) -> list[str]:
-    """``rtm db install-triggers``: the change log on a database rtm only reads."""
+def install_triggers(url: str, tables: Mapping[str, str] | None = None) -> list[str]:
+    """``rtm db install-triggers``: the change log on a database rtm only reads (a Kamailio
+    cluster's); nothing but rtm_changes, its function and the triggers is created."""
     with connect(url) as conn:
-        mapping = None
-        if tables is not None:
-            every = {**LOGGED_TABLES, **KAMAILIO_LOGGED_TABLES}
-            mapping = {t: every[t] for t in tables}
-        return install_change_log(conn, mapping)
+        return install_change_log(conn, tables)

@@ -1,4 +1,5 @@
-"""The embedded store: one SQLite file, its schema and versioned migrations.
+"""The embedded store: one SQLite file, its schema and versioned migrations (or, when
+``RTM_DB`` is a PostgreSQL URL, the same tables there: server/postgres.py).
 
 ``location`` is Kamailio's own usrloc table (same name, columns and ``version`` row as
 Kamailio 5.x's db_sqlite schema), so a Kamailio writing this file (usrloc db_mode 2 or 3)
@@ -11,7 +12,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 
-from .config import ensure_parent
+from .config import ensure_parent, is_postgres
 
 # The change log (migration 3): the tables whose writes it records, and the column that
 # names a changed row in each. A reader re-reads the rows its keys name (``location`` by
@@ -211,30 +212,15 @@ def connect(path: str) -> sqlite3.Connection:
     return conn
 
 
-def read_setting(path: str, name: str) -> str | None:
-    """A value of the store's ``settings`` table, or None."""
-    conn = connect(path)
-    try:
-        row = conn.execute("SELECT value FROM settings WHERE name = ?", (name,)).fetchone()
-        return str(row[0]) if row else None
-    finally:
-        conn.close()
-
-
-def write_setting(path: str, name: str, value: str) -> None:
-    conn = connect(path)
-    try:
-        conn.execute(
-            "INSERT INTO settings (name, value) VALUES (?, ?)"
-            " ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-            (name, value),
-        )
-    finally:
-        conn.close()
-
-
 def migrate(path: str) -> int:
-    """Create or upgrade the store's schema; return its version. Safe to run concurrently."""
+    """Create or upgrade the store's schema; return its version. Safe to run concurrently.
+
+    ``path`` may be a PostgreSQL URL (``RTM_DB``): server/postgres.py keeps the same tables.
+    """
+    if is_postgres(path):
+        from . import postgres  # psycopg loads only for a PostgreSQL store
+
+        return postgres.migrate(path)
     conn = connect(path)
     try:
         # WAL lets collectors read while Kamailio or the demo writes.

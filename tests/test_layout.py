@@ -21,9 +21,12 @@ ALLOWED: dict[str, set[str]] = {
     "server.config": set(),
     "server.supervise": set(),
     "server.diff": {"server.rows"},
-    "server.store": {"server.config"},
-    # rtm's state in PostgreSQL (RTM_DB=postgresql://): the store's tables and change log.
+    # The store's migrate() hands a PostgreSQL URL to server.postgres, which keeps the same
+    # tables and change log there (RTM_DB=postgresql://).
+    "server.store": {"server.config", "server.postgres"},
     "server.postgres": {"server.config", "server.store"},
+    # One synchronous seam over either store, for the auth layer, CLI, API and demo.
+    "server.database": {"server.config", "server.store", "server.postgres"},
     "server.protocol": {"server.rows"},
     "server.hub": {
         "server.rows",
@@ -33,7 +36,7 @@ ALLOWED: dict[str, set[str]] = {
         "server.diff",
     },
     "server.ws": {"server.config", "server.times", "server.protocol", "server.hub"},
-    "server.api": {"server.config", "server.hub", "server.metrics"},
+    "server.api": {"server.config", "server.hub", "server.metrics", "server.database"},
     "server.metrics": {"server.hub", "server.times"},
     # SIP on the wire: knows nothing of tables, collectors or the web.
     "server.sip": {"server.config", "server.times"},
@@ -43,9 +46,9 @@ ALLOWED: dict[str, set[str]] = {
     # ... but the runner, which publishes into the hub and restarts hint streams.
     "server.collectors.runner": CORE | {"server.hub", "server.supervise", "server.collectors"},
     # Access control: the store and settings; nothing of the live pipeline.
-    "server.auth": {"server.config", "server.store"},
+    "server.auth": {"server.config", "server.store", "server.database"},
     # The demo writes a store the way a SIP stack would; it reads nothing of rtm's pipeline.
-    "server.demo": {"server.config", "server.store", "server.times"},
+    "server.demo": {"server.config", "server.store", "server.database", "server.times"},
     # The top: wires everything together.
     "server.app": {"*"},
     "server.cli": {"*"},

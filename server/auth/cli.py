@@ -12,8 +12,8 @@ import sys
 import time
 from collections.abc import Callable
 
-from .. import store
-from ..config import Config, ConfigError, from_env
+from .. import database, store
+from ..config import Config, ConfigError, db_scheme, from_env
 from . import Auth
 from .identity import ROLES, AuthError
 from .setup import SERVING_URL, base_url
@@ -49,7 +49,9 @@ def _command(
     handler: Callable[[argparse.Namespace, Auth], None],
 ) -> argparse.ArgumentParser:
     parser = group.add_parser(name, help=help_text)
-    parser.add_argument("--db", help="store path (default: $RTM_DB or var/rtm.db)")
+    parser.add_argument(
+        "--db", help="store path or postgresql:// URL (default: $RTM_DB or var/rtm.db)"
+    )
     parser.set_defaults(handler=lambda args: _run(args, handler))
     return parser
 
@@ -59,9 +61,10 @@ def _run(args: argparse.Namespace, handler: Callable[[argparse.Namespace, Auth],
         config = from_env()
         if args.db:
             config = config.replace(db=args.db)
+        db_scheme(config.db)  # an unknown URL scheme fails here, not as a folder
         store.migrate(config.db)
         handler(args, Auth(config))
-    except (AuthError, ConfigError, RuntimeError, OSError) as exc:
+    except (AuthError, ConfigError, RuntimeError, OSError, *database.DatabaseError) as exc:
         print(f"rtm: {exc}", file=sys.stderr)
         return 1
     return 0
@@ -111,7 +114,7 @@ def kiosk_base(config: Config) -> str:
     store listened, else this command's own settings (with a warning: they may differ)."""
     if config.public_url:
         return config.public_url
-    serving = store.read_setting(config.db, SERVING_URL)
+    serving = database.read_setting(config.db, SERVING_URL)
     if serving:
         return serving
     print(

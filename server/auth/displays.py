@@ -4,11 +4,9 @@ instead of a password, and may only watch (roles.py)."""
 from __future__ import annotations
 
 import secrets
-import sqlite3
 from collections.abc import Callable
-from contextlib import closing
 
-from .. import store
+from ..database import Database, IntegrityError, open_db
 from .identity import DISPLAY_ROLE, AuthError, Principal, check_name, token_hash
 from .sessions import SEEN_RESOLUTION
 
@@ -20,8 +18,8 @@ class Displays:
         self.db = db
         self.clock = clock
 
-    def _db(self) -> closing[sqlite3.Connection]:
-        return closing(store.connect(self.db))
+    def _db(self) -> Database:
+        return open_db(self.db)
 
     def add(self, name: str) -> str:
         """Create a display; return its token (shown once, stored only hashed)."""
@@ -32,7 +30,7 @@ class Displays:
                     "INSERT INTO displays (name, token_hash, created) VALUES (?, ?, ?)",
                     (check_name(name), token_hash(token), self.clock()),
                 )
-            except sqlite3.IntegrityError as exc:
+            except IntegrityError as exc:
                 raise AuthError(f"display {name!r} exists") from exc
         return token
 
@@ -45,11 +43,9 @@ class Displays:
 
     def revoke(self, name: str) -> bool:
         """Delete a display and its sessions; open WebSockets notice via valid_credentials."""
-        with self._db() as db:
-            db.execute("BEGIN IMMEDIATE")
+        with self._db() as db, db.write():
             deleted = db.execute("DELETE FROM displays WHERE name = ?", (name,)).rowcount
             db.execute("DELETE FROM sessions WHERE kind = 'display' AND name = ?", (name,))
-            db.execute("COMMIT")
         return bool(deleted)
 
     def for_token(self, token: str) -> Principal | None:

@@ -4,13 +4,11 @@ seconds lock that name or address for `login_lock` seconds."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
-from contextlib import closing
 from dataclasses import dataclass
 
-from .. import store
 from ..config import Config
+from ..database import Database, open_db
 from .identity import Principal
 from .request import is_loopback
 
@@ -40,8 +38,8 @@ class Lockout:
         self.config = config
         self.clock = clock
 
-    def _db(self) -> closing[sqlite3.Connection]:
-        return closing(store.connect(self.config.db))
+    def _db(self) -> Database:
+        return open_db(self.config.db)
 
     def attempt(
         self, subject: str, address: str, check: Callable[[], Principal | None]
@@ -70,8 +68,7 @@ class Lockout:
         """Count a failure against each key; return the highest count."""
         now, window = self.clock(), self.config.login_lock
         worst = 0
-        with self._db() as db:
-            db.execute("BEGIN IMMEDIATE")
+        with self._db() as db, db.write():
             # Forget old failures so the table stays as small as the attack is recent.
             db.execute(
                 "DELETE FROM login_attempts WHERE first_failure < ? AND locked_until < ?",
@@ -80,7 +77,7 @@ class Lockout:
             for key in keys:
                 db.execute(
                     """INSERT INTO login_attempts (key, failures, first_failure) VALUES (?, 1, ?)
-                       ON CONFLICT (key) DO UPDATE SET failures = failures + 1""",
+                       ON CONFLICT (key) DO UPDATE SET failures = login_attempts.failures + 1""",
                     (key, now),
                 )
                 failures = db.execute(
@@ -93,7 +90,6 @@ class Lockout:
                         (now + window, now, key),
                     )
                 worst = max(worst, failures)
-            db.execute("COMMIT")
         return worst
 
     def _clear_failures(self, keys: tuple[str, ...]) -> None:

@@ -6,15 +6,13 @@ display's lasts until the display is revoked. Only SHA-256 hashes of session ids
 from __future__ import annotations
 
 import secrets
-import sqlite3
 from collections.abc import Callable, Iterable
-from contextlib import closing
 
 from itsdangerous import BadSignature, URLSafeSerializer
 from starlette.types import Scope
 
-from .. import store
 from ..config import Config
+from ..database import Database, open_db
 from .identity import DISPLAY_ROLE, Principal, token_hash
 
 COOKIE_NAME = "rtm_session"
@@ -44,14 +42,15 @@ class Sessions:
         self.clock = clock
         self.signer = URLSafeSerializer(self._signing_key(), salt="rtm-session")
 
-    def _db(self) -> closing[sqlite3.Connection]:
-        return closing(store.connect(self.config.db))
+    def _db(self) -> Database:
+        return open_db(self.config.db)
 
     def _signing_key(self) -> str:
         with self._db() as db:
-            # INSERT OR IGNORE then SELECT: two processes starting at once agree on one key.
+            # Insert unless present, then read: processes starting at once agree on one key.
             db.execute(
-                "INSERT OR IGNORE INTO settings (name, value) VALUES ('session_key', ?)",
+                "INSERT INTO settings (name, value) VALUES ('session_key', ?)"
+                " ON CONFLICT (name) DO NOTHING",
                 (secrets.token_urlsafe(48),),
             )
             row = db.execute("SELECT value FROM settings WHERE name = 'session_key'").fetchone()
@@ -122,7 +121,7 @@ class Sessions:
         return alive
 
     @staticmethod
-    def _touch(db: sqlite3.Connection, kind: str, name: str, digest: str, now: float) -> None:
+    def _touch(db: Database, kind: str, name: str, digest: str, now: float) -> None:
         db.execute("UPDATE sessions SET seen = ? WHERE id_hash = ?", (now, digest))
         if kind == "display":
             db.execute("UPDATE displays SET last_seen = ? WHERE name = ?", (now, name))
@@ -137,7 +136,7 @@ class Sessions:
         return value if isinstance(value, str) else None
 
     @staticmethod
-    def _session_row(db: sqlite3.Connection, digest: str) -> SessionRow | None:
+    def _session_row(db: Database, digest: str) -> SessionRow | None:
         # The joins make a deleted user or revoked display end the session even if a
         # stray row survived.
         row: SessionRow | None = db.execute(

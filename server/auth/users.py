@@ -6,15 +6,13 @@ argon2 takes tens of milliseconds on purpose; async callers run these methods in
 from __future__ import annotations
 
 import secrets
-import sqlite3
 from collections.abc import Callable
-from contextlib import closing
 from functools import cached_property
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from .. import store
+from ..database import Database, IntegrityError, open_db
 from .identity import MAX_PASSWORD, ROLES, AuthError, Principal, check_name, check_password
 
 
@@ -26,8 +24,8 @@ class Users:
         self.clock = clock
         self.hasher = PasswordHasher()
 
-    def _db(self) -> closing[sqlite3.Connection]:
-        return closing(store.connect(self.db))
+    def _db(self) -> Database:
+        return open_db(self.db)
 
     @cached_property
     def _dummy_hash(self) -> str:
@@ -44,7 +42,7 @@ class Users:
                     "INSERT INTO users (name, role, password_hash, created) VALUES (?, ?, ?, ?)",
                     (check_name(name), role, digest, self.clock()),
                 )
-            except sqlite3.IntegrityError as exc:
+            except IntegrityError as exc:
                 raise AuthError(f"user {name!r} exists") from exc
 
     def add_first_admin(self, name: str, password: str) -> bool:
@@ -55,16 +53,13 @@ class Users:
         """
         check_name(name)
         digest = self.hasher.hash(check_password(password))
-        with self._db() as db:
-            db.execute("BEGIN IMMEDIATE")
+        with self._db() as db, db.write():
             if db.execute("SELECT 1 FROM users LIMIT 1").fetchone():
-                db.execute("ROLLBACK")
                 return False
             db.execute(
                 "INSERT INTO users (name, role, password_hash, created) VALUES (?, 'admin', ?, ?)",
                 (name, digest, self.clock()),
             )
-            db.execute("COMMIT")
         return True
 
     def set_password(self, name: str, password: str) -> None:
@@ -78,11 +73,9 @@ class Users:
 
     def _change(self, name: str, sql: str, args: tuple[str, ...]) -> None:
         # One transaction with the sessions' end, so no request slips in between.
-        with self._db() as db:
-            db.execute("BEGIN IMMEDIATE")
+        with self._db() as db, db.write():
             changed = db.execute(sql, args).rowcount
             db.execute("DELETE FROM sessions WHERE kind = 'user' AND name = ?", (name,))
-            db.execute("COMMIT")
         if not changed:
             raise AuthError(f"no user {name!r}")
 

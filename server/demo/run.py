@@ -8,6 +8,8 @@ collectors read demo traffic exactly as they would read production.
 Writes are transactions on a WAL store with a busy timeout: the start-up's replacement of
 an earlier run's rows is one (no reader ever sees them half replaced), then a small one per
 tick every half second. Under WAL, collectors reading concurrently never wait for either.
+On a PostgreSQL store (``RTM_DB=postgresql://…``) the same transactions run there, and
+``location``'s times are TIMESTAMPs in local time, as Kamailio's db_postgres writes them.
 """
 
 from __future__ import annotations
@@ -23,9 +25,11 @@ import sqlite3
 import sys
 import time
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any, TypeVar
 
-from ..config import ConfigError, from_env
+from ..config import ConfigError, db_scheme, from_env, is_postgres, redacted_url
+from ..database import Database, DatabaseError, SqliteDatabase, open_db
 from ..store import migrate
 from .traffic import DemoTraffic, Statement
 
@@ -33,6 +37,11 @@ log = logging.getLogger("rtm.demo")
 T = TypeVar("T")
 TICK_SECONDS = 0.5
 BUSY_TIMEOUT_MS = 2000
+
+
+def _connect(db_path: str) -> Database:
+    """The demo's one connection: pooled psycopg for PostgreSQL, else _open's."""
+    return open_db(db_path) if is_postgres(db_path) else SqliteDatabase(_open(db_path))
 
 
 def _open(db_path: str) -> sqlite3.Connection:
@@ -44,18 +53,19 @@ def _open(db_path: str) -> sqlite3.Connection:
     return conn
 
 
-def write_statements(conn: sqlite3.Connection, statements: Sequence[Statement]) -> None:
+def local_timestamp(unix: float) -> datetime:
+    """A TIMESTAMP WITHOUT TIME ZONE in local time, as Kamailio's db_postgres writes one."""
+    return datetime.fromtimestamp(unix)
+
+
+def write_statements(conn: Database | sqlite3.Connection, statements: Sequence[Statement]) -> None:
     """Run ``statements`` in one short write transaction."""
     if not statements:
         return
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    db = SqliteDatabase(conn) if isinstance(conn, sqlite3.Connection) else conn
+    with db.write():
         for sql, params in statements:
-            conn.execute(sql, params)
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
+            db.execute(sql, params)
 
 
 async def run_demo(
@@ -84,11 +94,15 @@ async def run_demo(
     def in_thread(function: Callable[..., T], *args: Any) -> asyncio.Future[T]:
         return loop.run_in_executor(executor, function, *args)
 
-    conn: sqlite3.Connection | None = None
+    conn: Database | None = None
     try:
-        conn = await in_thread(_open, db_path)
+        conn = await in_thread(_connect, db_path)
         traffic = DemoTraffic(random.Random(seed), accounts, time.time())
-        log.info("demo traffic: %d accounts, seed %d, store %s", accounts, seed, db_path)
+        if is_postgres(db_path):
+            traffic.stamp = local_timestamp
+        log.info(
+            "demo traffic: %d accounts, seed %d, store %s", accounts, seed, redacted_url(db_path)
+        )
         # One transaction: in WAL readers never wait for it, and a poll can no more land
         # between clearing the old contacts and writing the new ones (a wall would read a
         # complete, committed, empty table: "0 registered users").
@@ -98,7 +112,7 @@ async def run_demo(
             statements = traffic.tick(time.time())
             try:
                 await in_thread(write_statements, conn, statements)
-            except sqlite3.Error as exc:
+            except DatabaseError as exc:
                 # A writer holding the store past our busy timeout (or a vanished table)
                 # costs one tick, not the demo; the message never carries row values.
                 log.warning("demo tick skipped: %s", exc)
@@ -126,7 +140,9 @@ def register(subparsers: Any) -> None:
         description="Write demo registrations, trunk states and queued messages into the "
         "store's tables until interrupted (creates the schema if needed).",
     )
-    parser.add_argument("--db", help="store path (default: RTM_DB or var/rtm.db)")
+    parser.add_argument(
+        "--db", help="store path or postgresql:// URL (default: RTM_DB or var/rtm.db)"
+    )
     parser.add_argument("--seed", type=int, default=None, help="replay the same traffic")
     parser.add_argument("--accounts", type=_accounts, default=300, help="accounts (default 300)")
     parser.set_defaults(handler=main)
@@ -137,8 +153,9 @@ def main(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     try:
         db = args.db or from_env().db
+        db_scheme(db)  # an unknown URL scheme fails here, not as a folder
         migrate(db)
-    except (ConfigError, RuntimeError, OSError, sqlite3.Error) as exc:
+    except (ConfigError, RuntimeError, OSError, *DatabaseError) as exc:
         print(f"rtm: {exc}", file=sys.stderr)
         return 2
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,6 +67,9 @@ class DemoTraffic:
         self._next_sweep = started + SWEEP_SECONDS
         self.trunks = TrunkBoard(rng)
         self.queue = MessageQueue(rng, self.accounts)
+        # How location's times are written: db_sqlite's Julian days, or (run.py, on
+        # PostgreSQL) the TIMESTAMP db_postgres writes.
+        self.stamp: Callable[[float], object] = julian
 
     def setup(self, now: float) -> Iterator[list[Statement]]:
         """Batches that clear the demo's old rows and write the directory and a steady state;
@@ -141,8 +144,8 @@ class DemoTraffic:
         socket = f"{transport}:127.0.0.1:{5061 if transport == 'tls' else 5060}"
         return (
             _INSERT_CONTACT,
-            (ruid, username, data.DOMAIN, contact, received, julian(expires_at),
-             f"{rng.getrandbits(64):016x}@{local_ip}", cseq, julian(expires_at - interval),
+            (ruid, username, data.DOMAIN, contact, received, self.stamp(expires_at),
+             f"{rng.getrandbits(64):016x}@{local_ip}", cseq, self.stamp(expires_at - interval),
              64 if nat else 0, data.user_agent(rng), socket,
              rng.choice((4294967295, 8191, 5087)), instance, 1 if instance else 0,
              -1 if transport == "udp" else rng.randrange(1, 5000), 1 if nat else 0),
@@ -173,7 +176,7 @@ class DemoTraffic:
                 (
                     "UPDATE location SET expires = ?, last_modified = ?, cseq = ?, received = ?"
                     " WHERE ruid = ?",
-                    (julian(c.expires_at), julian(now), c.cseq, c.received, c.ruid),
+                    (self.stamp(c.expires_at), self.stamp(now), c.cseq, c.received, c.ruid),
                 )
             )
         return statements
