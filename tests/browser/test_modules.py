@@ -485,7 +485,7 @@ def test_a_view_starts_in_the_urls_state_and_a_wall_shows_problems_first(page: A
             "sort": "username",
             "dir": "asc",
             "q": "",
-            "filters": {"group": "", "transport": ""},
+            "filters": {"group": "", "transport": "", "expires": ""},
         },
         "wallSort": {"key": "status", "dir": "asc"},
         "wallHasSince": False,

@@ -20,6 +20,11 @@ import { initialViewState, queryFor, readState, writeState } from './url-state.j
 import { linkTarget, VIEWS, viewByName, wallView } from './viewdefs.js';
 import { ViewController } from './views.js';
 
+// The widths at which rtm.css lays the page out for phones, and for narrow desks (where the
+// details open as a full-height sheet rather than a drawer beside the grid).
+const PHONE = matchMedia('(max-width: 600px)');
+const NARROW = matchMedia('(max-width: 1100px)');
+
 /** The whole page. */
 export class App {
   /** Read the URL state and build every part (nothing is shown until start()). */
@@ -67,7 +72,7 @@ export class App {
       schedule: this.schedule,
       onStateChange: () => this.saveUrl(), onOpen: (column, row) => this.openDetails(linkTarget(column, row)),
       onExport: (view) => this.exportCsv(view), linkFor: (column, row) => this.linkFor(def.name, column, row),
-      now: () => this.clock.now(),
+      now: () => this.clock.now(), paging: this.page.kiosk && this.page.page > 0,
     });
   }
 
@@ -94,6 +99,18 @@ export class App {
     }).start();
     this.tickEverySecond();
     if (this.page.kiosk && this.page.rotate) setInterval(() => this.rotate(), this.page.rotate * 1000);
+    if (this.page.kiosk && this.page.page) setInterval(() => this.views.get(this.active)?.pager?.next(), this.page.page * 1000);
+  }
+
+  /**
+   * Whether grids fit their columns to their width instead of scrolling sideways: on a wall
+   * (it cannot scroll), a phone, and a desk beside the open details drawer (which would
+   * otherwise cover the right-hand columns, cutting one in half).
+   * @returns {boolean}
+   */
+  fitsColumns() {
+    if (this.page.kiosk || PHONE.matches) return true;
+    return !this.details.root.hidden && !NARROW.matches;
   }
 
   /**
@@ -169,6 +186,8 @@ export class App {
   /** The per-frame render: active view, tiles, details (stats recount themselves in idle time). */
   render() {
     const ctx = this.cellContext();
+    const fit = this.fitsColumns();
+    for (const view of this.views.values()) view.grid.setFit(fit);
     this.views.get(this.active)?.frame(ctx);
     if (this.tilesDirty) this.showStats(ctx.now);
     if (this.detailsDirty) {

@@ -18,15 +18,25 @@ const UNKNOWN_SEVERITY = 1;
 // not switched off on purpose (DISABLED).
 export const PROBLEMS = 'problems';
 
+// A time filter's pseudo value: the moment is less than SOON_SECONDS ahead (a registration
+// about to expire). Membership changes with the clock, so the view rebuilds each second.
+export const SOON = 'soon';
+export const SOON_SECONDS = 60;
+
 /**
  * Whether a row passes one column filter (`value` '' passes everything).
  * @param {Record<string, any>} row
  * @param {string} key
  * @param {string} value
+ * @param {number} [now] server unix seconds (for SOON)
  * @returns {boolean}
  */
-export function passesFilter(row, key, value) {
+export function passesFilter(row, key, value, now = 0) {
   if (value === '') return true;
+  if (value === SOON) {
+    const t = parseTime(row[key]);
+    return t !== null && t - now < SOON_SECONDS;
+  }
   if (value === PROBLEMS) return (SEVERITY[String(row[key] ?? '').toUpperCase()] ?? UNKNOWN_SEVERITY) < SEVERITY.OK;
   return String(row[key] ?? '') === value;
 }

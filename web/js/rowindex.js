@@ -59,13 +59,14 @@ function searchFields(view) {
  * needs when it leaves.
  * @param {import('./viewdefs.js').ViewDef} view
  * @param {ViewState} state
+ * @param {number} now server unix seconds (a filter may depend on the clock)
  * @returns {(row: Record<string, any>) => boolean}
  */
-function rowFilter(view, state) {
+function rowFilter(view, state, now) {
   const active = Object.entries(state.filters).filter(([, value]) => value !== '');
   const needle = state.q.trim().toLowerCase();
   const fields = searchFields(view);
-  return (row) => active.every(([key, value]) => passesFilter(row, key, value))
+  return (row) => active.every(([key, value]) => passesFilter(row, key, value, now))
     && (!needle || matchesText(row, fields, needle));
 }
 
@@ -114,7 +115,7 @@ function directionSign(state) {
  */
 export function buildIndex(rows, view, state, now) {
   const column = sortColumn(view, state);
-  const passes = rowFilter(view, state);
+  const passes = rowFilter(view, state, now);
   /** @type {Record<string, Set<string>>} */
   const seen = Object.fromEntries(view.filters.map((key) => [key, new Set()]));
   /** @type {string[]} */
@@ -256,7 +257,7 @@ export class LiveIndex {
     const moved = members.filter((id) => change.added.has(id) || change.changed.get(id)?.has(field));
     this.remove(moved);
     this.removeSorted(members.filter((id) => this.members.has(id)), rows, change.removedRows);
-    const passes = rowFilter(this.view, state);
+    const passes = rowFilter(this.view, state, now);
     for (const id of touched) {
       const row = rows.get(id);
       if (row && !(this.view.expiring && isGone(row, now)) && passes(row)) this.insert(id, row, rows);

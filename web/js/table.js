@@ -4,13 +4,11 @@
 
 import { cellText, statusClass } from './columns.js';
 import { el, restartAnimation, setText, stopAnimation } from './dom.js';
+import { CellTip } from './celltip.js';
 import { isExpiring } from './expiry.js';
+import { columnRem, fitColumns } from './fit.js';
 
 const OVERSCAN = 6;
-// Column widths in rem, as web/css/rtm.css sets them (col.w-*); "rest" at its least.
-const WIDTH_REM = /** @type {Record<string, number>} */ ({
-  port: 4.8, xs: 6.3, s: 7, phone: 10, ip: 9.5, m: 9.5, l: 13.2, xl: 20, rest: 10,
-});
 const DEFAULT_ROW_PX = 30;
 
 /**
@@ -60,26 +58,88 @@ export class VirtualTable {
     this.spacerTop = this.spacer();
     this.spacerBottom = this.spacer();
     this.body = el('tbody', {}, this.spacerTop, this.spacerBottom);
-    const cols = this.columns.map((column) => el('col', { class: `w-${column.width ?? 'm'}` }));
-    // A fixed layout gives "rest" columns what the fixed ones leave, which on a laptop is
-    // nothing ("sbc.carrier-c…", "408 Request…"): the grid is at least as wide as every
-    // column at its own width, and scrolls sideways past that (the first column stays).
-    const minRem = this.columns.reduce((sum, column) => sum + (WIDTH_REM[column.width ?? 'm'] ?? 9.5), 0);
+    this.cols = this.columns.map((column) => el('col', { class: `w-${column.width ?? 'm'}` }));
     /** Characters a column shows before it cuts: longer texts carry a tooltip. */
-    this.fits = this.columns.map((column) => Math.floor((WIDTH_REM[column.width ?? 'm'] ?? 9.5) * 1.8) - 2);
+    this.fits = this.columns.map((column) => Math.floor(columnRem(column) * 1.8) - 2);
+    // Which columns show: all on a desk (it scrolls sideways), those that fit when `fit`.
+    /** @type {boolean[]} */
+    this.shown = this.columns.map(() => true);
+    this.fit = false;
+    this.lead = 0;
+    // Extra room below the last row, so a wall's last page can start at the top (paging).
+    this.tailPx = 0;
     this.table = el('table', {
       class: 'grid', role: 'grid', tabindex: '0', 'aria-labelledby': labelId,
       'aria-colcount': String(this.columns.length), 'aria-rowcount': '1',
-    }, el('colgroup', {}, ...cols), this.head, this.body);
-    this.table.style.minWidth = `${minRem}rem`; // CSSOM: the CSP allows no style attribute
+    }, el('colgroup', {}, ...this.cols), this.head, this.body);
     this.scroller = el('div', { class: 'grid-scroll' }, this.table);
+    this.tip = new CellTip(this.table, `${view.name}-tip`);
+    this.showColumns(this.shown);
     this.scroller.addEventListener('scroll', () => this.schedule(), { passive: true });
     this.table.addEventListener('keydown', (event) => this.key(event));
     this.body.addEventListener('click', (event) => this.click(event));
+    this.body.addEventListener('mouseover', (event) => this.hover(event));
+    this.table.addEventListener('focus', () => this.schedule());
+    this.table.addEventListener('blur', () => this.tip.hide());
     new ResizeObserver(() => {
       this.rowPx = 0;
+      this.layoutColumns();
       this.schedule();
     }).observe(this.scroller);
+  }
+
+  /**
+   * Fit the columns to the grid's width (or show them all), as `setFit` chose.
+   */
+  layoutColumns() {
+    const width = this.scroller.clientWidth;
+    if (width === 0) return; // hidden: laid out when shown
+    const rem = parseFloat(getComputedStyle(document.documentElement).fontSize) || 16;
+    const shown = this.fit ? fitColumns(this.columns, width / rem) : this.columns.map(() => true);
+    if (shown.some((on, i) => on !== this.shown[i])) this.showColumns(shown);
+  }
+
+  /**
+   * Whether the grid fits its columns to its width (a wall, a phone, beside the drawer) or
+   * shows them all and scrolls sideways (a desk).
+   * @param {boolean} on
+   */
+  setFit(on) {
+    if (this.fit === on) return;
+    this.fit = on;
+    this.layoutColumns();
+    this.schedule();
+  }
+
+  /**
+   * Show these columns (hidden ones are display:none in every row, header and colgroup); the
+   * first shown one names the row and stays in sight when the grid scrolls sideways.
+   * @param {boolean[]} shown
+   */
+  showColumns(shown) {
+    this.shown = shown;
+    this.lead = Math.max(0, shown.indexOf(true));
+    this.cols.forEach((col, i) => { col.hidden = !shown[i]; });
+    this.headers.forEach((th, i) => this.markCell(th, i));
+    for (const slot of this.pool) slot.cells.forEach((cell, i) => this.markCell(cell, i));
+    const count = shown.filter(Boolean).length;
+    for (const spacer of [this.spacerTop, this.spacerBottom]) spacer.cells[0].colSpan = count;
+    this.table.setAttribute('aria-colcount', String(count));
+    // A fixed layout gives "rest" columns what the fixed ones leave, which on a laptop is
+    // nothing ("sbc.carrier-c…", "408 Request…"): the grid is at least as wide as every shown
+    // column at its own width, and scrolls sideways past that (the first column stays).
+    const minRem = this.columns.reduce((sum, column, i) => sum + (shown[i] ? columnRem(column) : 0), 0);
+    this.table.style.minWidth = `${minRem}rem`; // CSSOM: the CSP allows no style attribute
+  }
+
+  /**
+   * Hide or show one cell as its column is, and mark the lead column's.
+   * @param {HTMLElement} cell
+   * @param {number} i column index
+   */
+  markCell(cell, i) {
+    cell.hidden = !this.shown[i];
+    cell.toggleAttribute('data-lead', i === this.lead);
   }
 
   /**
@@ -167,7 +227,7 @@ export class VirtualTable {
     const end = Math.min(total, Math.ceil((top + this.scroller.clientHeight) / rowPx) + OVERSCAN);
     this.resizePool(end - start);
     this.setSpacer(this.spacerTop, start * rowPx);
-    this.setSpacer(this.spacerBottom, (total - end) * rowPx);
+    this.setSpacer(this.spacerBottom, (total - end) * rowPx + this.tailPx);
     let active = null;
     for (let i = start; i < end; i += 1) {
       const slot = this.pool[i - start];
@@ -176,6 +236,7 @@ export class VirtualTable {
     }
     if (active) this.table.setAttribute('aria-activedescendant', active);
     else this.table.removeAttribute('aria-activedescendant');
+    this.showTip(start);
     if (!this.rowPx && this.pool.length) {
       const measured = this.pool[0].tr.getBoundingClientRect().height;
       if (measured > 0 && Math.abs(measured - rowPx) > 0.5) {
@@ -208,6 +269,7 @@ export class VirtualTable {
         cells[i].append(link);
         return link;
       });
+      cells.forEach((cell, i) => this.markCell(cell, i));
       const tr = /** @type {HTMLTableRowElement} */ (el('tr', {
         class: 'row', id: `${this.view.name}-slot-${this.pool.length}`, 'aria-selected': 'false',
       }, ...cells));
@@ -340,5 +402,49 @@ export class VirtualTable {
   /** Put keyboard focus on the grid. */
   focus() {
     this.table.focus();
+  }
+
+  /**
+   * While the grid has keyboard focus, the cursor row's cut cells show whole in a tooltip
+   * (hover has the cell's title; a keyboard has no hover).
+   * @param {number} start index of the first pooled row
+   */
+  showTip(start) {
+    const slot = this.pool[this.cursor - start];
+    if (document.activeElement !== this.table || !slot) {
+      this.tip.hide();
+      return;
+    }
+    this.tip.show(slot.tr, this.columns.map((column, i) => ({ label: column.label, cell: slot.targets[i], shown: this.shown[i] })));
+  }
+
+  /**
+   * Hovering a cut cell gives it its whole text as a tooltip, measured (the title fill() sets
+   * is a guess by length).
+   * @param {MouseEvent} event
+   */
+  hover(event) {
+    const cell = /** @type {Element} */ (event.target).closest('td');
+    if (!(cell instanceof HTMLTableCellElement) || cell.title) return;
+    if (cell.scrollWidth > cell.clientWidth) cell.title = cell.textContent ?? '';
+  }
+
+  /**
+   * How many whole rows fit under the header.
+   * @returns {number}
+   */
+  pageSize() {
+    const rowPx = this.rowPx || DEFAULT_ROW_PX;
+    return Math.max(1, Math.floor((this.scroller.clientHeight - this.head.offsetHeight) / rowPx));
+  }
+
+  /**
+   * Scroll so that row `index` is the first under the header (a wall's page).
+   * @param {number} index
+   */
+  showRow(index) {
+    this.tailPx = this.scroller.clientHeight;
+    this.scroller.scrollTop = index * (this.rowPx || DEFAULT_ROW_PX);
+    this.schedule();
   }
 }

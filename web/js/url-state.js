@@ -1,16 +1,19 @@
 // What the URL holds: the view, its sort and filters, an open details panel, and the display
-// options (kiosk, rotate, queue_alarm). Reloading or sharing the URL reproduces the page.
+// options (kiosk, rotate, page, queue_alarm). Reloading or sharing the URL reproduces the page.
 // Parameters this module does not know (e.g. a display token) are kept untouched.
 
-import { VIEWS, viewByName } from './viewdefs.js';
+import { filterKeys, VIEWS, viewByName } from './viewdefs.js';
 
-const FILTER_KEYS = ['group', 'status', 'transport'];
+const FILTER_KEYS = ['group', 'status', 'transport', 'expires'];
 const DEFAULT_QUEUE_ALARM = 300;
+// A wall pages through a table longer than its screen every this many seconds (`page=0`: never).
+const DEFAULT_PAGE_SECONDS = 10;
 
 /**
  * @typedef {{view: string, sort: string|null, dir: 'asc'|'desc'|null, q: string,
  *   filters: Record<string, string>, details: {kind: 'account'|'message', key: string}|null,
- *   kiosk: boolean, rotate: number, queueAlarm: number}} PageState
+ *   kiosk: boolean, rotate: number, queueAlarm: number, page: number}} PageState  page:
+ *   seconds a wall shows each page of a long table, 0 for no paging
  */
 
 /**
@@ -34,7 +37,7 @@ export function readState(search) {
   const view = viewByName(params.get('view'));
   /** @type {Record<string, string>} */
   const filters = {};
-  for (const key of view.filters) filters[key] = params.get(key) ?? '';
+  for (const key of filterKeys(view)) filters[key] = params.get(key) ?? '';
   const dir = params.get('dir');
   const account = params.get('account');
   const message = params.get('message');
@@ -50,6 +53,7 @@ export function readState(search) {
     kiosk,
     rotate: positive(params.get('rotate'), 0),
     queueAlarm: positive(params.get('queue_alarm'), DEFAULT_QUEUE_ALARM),
+    page: params.get('page') === '0' ? 0 : positive(params.get('page'), DEFAULT_PAGE_SECONDS),
   };
 }
 
@@ -64,7 +68,7 @@ export function initialViewState(page, def) {
   const fromUrl = page.view === def.name;
   /** @type {Record<string, string>} */
   const filters = {};
-  for (const key of def.filters) filters[key] = fromUrl ? page.filters[key] ?? '' : '';
+  for (const key of filterKeys(def)) filters[key] = fromUrl ? page.filters[key] ?? '' : '';
   return {
     sort: (fromUrl && page.sort) || def.sort.key,
     dir: (fromUrl && page.dir) || (fromUrl && page.sort ? 'asc' : def.sort.dir),

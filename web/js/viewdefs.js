@@ -2,13 +2,19 @@
 // filters, search fields and default order. Data, the lookups into it, and the two things a
 // definition says: a wall display's version of a view and what a link cell opens.
 
+import { PROBLEMS, SOON } from './columns.js';
+
 /**
  * @typedef {{key: string, label: string, kind?: string, width?: string, link?: string,
- *   from?: string, kiosk?: boolean, hint?: string}} Column  kiosk: false hides the column on
- *   wall displays; hint: what the header's tooltip explains
+ *   from?: string, kiosk?: boolean, hint?: string, rank?: number}} Column  kiosk: false hides
+ *   the column on wall displays; hint: what the header's tooltip explains; rank: how useful
+ *   (1 most) when a narrow grid must drop columns (fit.js), none: never dropped
+ * @typedef {{key: string, value: string, label: string, hint: string}} Toggle  a checkbox in
+ *   the toolbar setting filter `key` to `value` (URL `key=value`), e.g. problems only
  * @typedef {{name: string, table: string, label: string, title: string, empty: string, short: string,
  *   sort: {key: string, dir: 'asc'|'desc'}, filters: string[], search: string[],
- *   columns: Column[], expiring?: boolean, wallSort?: {key: string, dir: 'asc'|'desc'}}} ViewDef
+ *   columns: Column[], expiring?: boolean, wallSort?: {key: string, dir: 'asc'|'desc'},
+ *   toggles?: Toggle[]}} ViewDef
  *   wallSort: the default order on a wall display, problems first
  */
 
@@ -25,18 +31,19 @@ export const VIEWS = [
     filters: ['group', 'transport'],
     search: ['domain', 'contact'],
     expiring: true,
+    toggles: [{ key: 'expires', value: SOON, label: 'Expiring soon', hint: 'Only contacts with less than a minute left' }],
     columns: [
       { key: 'username', label: 'Username', width: 'm', link: 'account' },
-      { key: 'owner', label: 'Owner', width: 'm' },
-      { key: 'caller_id', label: 'Caller Id', width: 'phone' },
-      { key: 'caller_id_2', label: 'Caller Id 2', width: 'phone', kiosk: false },
-      { key: 'group', label: 'Group', width: 's' },
-      { key: 'ip', label: 'IpAddr', width: 'ip' },
-      { key: 'port', label: 'Port', kind: 'number', width: 'port', kiosk: false },
-      { key: 'transport', label: 'Transport', width: 'xs' },
-      { key: 'expires', label: 'Registration Expires', kind: 'time', width: 'l', kiosk: false },
-      { key: 'remaining', label: 'Remaining', kind: 'remaining', from: 'expires', width: 's' },
-      { key: 'user_agent', label: 'UserAgent', width: 'rest' },
+      { key: 'owner', label: 'Owner', width: 'm', rank: 2 },
+      { key: 'caller_id', label: 'Caller Id', width: 'phone', rank: 3 },
+      { key: 'caller_id_2', label: 'Caller Id 2', width: 'phone', kiosk: false, rank: 10 },
+      { key: 'group', label: 'Group', width: 's', rank: 7 },
+      { key: 'ip', label: 'IpAddr', width: 'ip', rank: 4 },
+      { key: 'port', label: 'Port', kind: 'number', width: 'port', kiosk: false, rank: 5 },
+      { key: 'transport', label: 'Transport', width: 'xs', rank: 6 },
+      { key: 'expires', label: 'Registration Expires', kind: 'time', width: 'l', kiosk: false, rank: 9 },
+      { key: 'remaining', label: 'Remaining', kind: 'remaining', from: 'expires', width: 's', rank: 1 },
+      { key: 'user_agent', label: 'UserAgent', width: 'rest', rank: 8 },
     ],
   },
   {
@@ -49,19 +56,20 @@ export const VIEWS = [
     sort: { key: 'name', dir: 'asc' },
     wallSort: { key: 'status', dir: 'asc' },
     filters: ['status', 'transport'],
+    toggles: [{ key: 'status', value: PROBLEMS, label: 'Problems only', hint: 'Only trunks that are neither OK nor disabled' }],
     search: [],
     columns: [
-      { key: 'host', label: 'Host', width: 'rest' },
+      { key: 'host', label: 'Host', width: 'rest', rank: 3 },
       { key: 'name', label: 'Name', width: 'm' },
-      { key: 'virtual_number', label: 'Virtual Phone Number', width: 'phone' },
-      { key: 'username', label: 'Username', width: 's', kiosk: false },
-      { key: 'transport', label: 'Transport', width: 'xs' },
-      { key: 'encryption', label: 'Encryption', kind: 'bool', width: 's', kiosk: false },
+      { key: 'virtual_number', label: 'Virtual Phone Number', width: 'phone', rank: 5 },
+      { key: 'username', label: 'Username', width: 's', kiosk: false, rank: 9 },
+      { key: 'transport', label: 'Transport', width: 'xs', rank: 6 },
+      { key: 'encryption', label: 'Encryption', kind: 'bool', width: 's', kiosk: false, rank: 8 },
       { key: 'status', label: 'Status', kind: 'status', width: 'm' },
-      { key: 'reason', label: 'Reason', width: 'rest' },
-      { key: 'since', label: 'Since', kind: 'time', width: 'l', kiosk: false },
-      { key: 'for', label: 'For', kind: 'age', from: 'since', width: 's', hint: 'How long the trunk has had this status' },
-      { key: 'latency_ms', label: 'Latency', kind: 'latency', width: 'xs' },
+      { key: 'reason', label: 'Reason', width: 'rest', rank: 2 },
+      { key: 'since', label: 'Since', kind: 'time', width: 'l', kiosk: false, rank: 7 },
+      { key: 'for', label: 'For', kind: 'age', from: 'since', width: 's', hint: 'How long the trunk has had this status', rank: 1 },
+      { key: 'latency_ms', label: 'Latency', kind: 'latency', width: 'xs', rank: 4 },
     ],
   },
   {
@@ -78,11 +86,11 @@ export const VIEWS = [
     search: ['uuid', 'from_account', 'to_account'],
     columns: [
       { key: 'received', label: 'Received', kind: 'time-ms', width: 'l', link: 'message' },
-      { key: 'age', label: 'Age', kind: 'age', from: 'received', width: 's', hint: 'How long the message has waited' },
-      { key: 'from', label: 'From', width: 'm' },
-      { key: 'to', label: 'To', width: 'm' },
-      { key: 'status', label: 'Status', kind: 'status', width: 's' },
-      { key: 'sent', label: 'Sent', kind: 'number', width: 'xs', hint: 'Delivery attempts so far' },
+      { key: 'age', label: 'Age', kind: 'age', from: 'received', width: 's', hint: 'How long the message has waited', rank: 1 },
+      { key: 'from', label: 'From', width: 'm', rank: 2 },
+      { key: 'to', label: 'To', width: 'm', rank: 3 },
+      { key: 'status', label: 'Status', kind: 'status', width: 's', rank: 5 },
+      { key: 'sent', label: 'Sent', kind: 'number', width: 'xs', hint: 'Delivery attempts so far', rank: 4 },
     ],
   },
 ];
@@ -94,6 +102,15 @@ export const VIEWS = [
  */
 export function viewByName(name) {
   return VIEWS.find((view) => view.name === name) ?? VIEWS[0];
+}
+
+/**
+ * The filter keys a view's state holds: its drop-downs' and its toggles'.
+ * @param {ViewDef} view
+ * @returns {string[]}
+ */
+export function filterKeys(view) {
+  return [...new Set([...view.filters, ...(view.toggles ?? []).map((toggle) => toggle.key)])];
 }
 
 /**

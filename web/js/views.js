@@ -1,9 +1,10 @@
 // One view (a table of the page): its toolbar (filter box, per-column filters, export), its
 // headline and its virtual grid, and the lazily rebuilt index that orders the rows.
 
-import { PROBLEMS } from './columns.js';
+import { PROBLEMS, SOON } from './columns.js';
 import { el, setText } from './dom.js';
 import { formatCount } from './format.js';
+import { Pager } from './paging.js';
 import { LiveIndex } from './rowindex.js';
 import { VirtualTable } from './table.js';
 import { columnByKey } from './viewdefs.js';
@@ -19,9 +20,10 @@ export class ViewController {
    *   state: import('./rowindex.js').ViewState, schedule: () => void,
    *   onStateChange: () => void, onOpen: (column: any, row: any) => void,
    *   onExport: (view: ViewController) => void,
-   *   linkFor: (column: any, row: any) => string, now: () => number}} options now: server time
+   *   linkFor: (column: any, row: any) => string, now: () => number, paging?: boolean}} options
+   *   now: server time; paging: a wall's, which shows a page at a time (paging.js)
    */
-  constructor({ def, store, state, schedule, onStateChange, onOpen, onExport, linkFor, now }) {
+  constructor({ def, store, state, schedule, onStateChange, onOpen, onExport, linkFor, now, paging = false }) {
     this.def = def;
     this.store = store;
     this.state = state;
@@ -52,10 +54,17 @@ export class ViewController {
     this.selects = new Map(def.filters.map((key) => [key, this.select(key)]));
     const exportButton = el('button', { type: 'button', class: 'btn', onclick: () => onExport(this) }, 'Export CSV');
     const labels = [...this.selects].map(([key, select]) => el('label', { class: 'column-filter' }, key[0].toUpperCase() + key.slice(1), select));
-    this.toolbar = el('div', { class: 'toolbar chrome' }, this.search, ...labels, this.shown, exportButton);
+    /** @type {Map<string, HTMLInputElement>} */
+    this.toggles = new Map((def.toggles ?? []).map((toggle) => [toggle.key, this.toggle(toggle)]));
+    const toggleLabels = (def.toggles ?? []).map((toggle) => el('label', { class: 'toggle', title: toggle.hint },
+      this.toggles.get(toggle.key), toggle.label));
+    this.toolbar = el('div', { class: 'toolbar chrome' }, this.search, ...toggleLabels, ...labels, this.shown, exportButton);
     this.empty = el('p', { class: 'empty', role: 'status', text: 'Loading…' });
+    this.pager = paging ? new Pager(this.grid) : null;
+    if (this.pager) this.grid.scroller.classList.add('paged');
     this.section = el('section', { class: 'view', id: `view-${def.name}`, 'aria-labelledby': titleId, hidden: true },
-      el('div', { class: 'view-head' }, this.title, this.toolbar), this.grid.scroller, this.empty);
+      el('div', { class: 'view-head' }, this.title, this.pager?.label, this.toolbar), this.grid.scroller, this.empty,
+      this.grid.tip.root);
     store.subscribe((change) => this.changed(change));
   }
 
@@ -73,6 +82,18 @@ export class ViewController {
     select.value = current;
     select.addEventListener('change', () => this.setColumnFilter(key, select.value));
     return select;
+  }
+
+  /**
+   * A toolbar checkbox that sets one filter to one value (e.g. status = problems).
+   * @param {import('./viewdefs.js').Toggle} toggle
+   * @returns {HTMLInputElement}
+   */
+  toggle(toggle) {
+    const box = /** @type {HTMLInputElement} */ (el('input', { type: 'checkbox', 'data-toggle': toggle.key }));
+    box.checked = this.state.filters[toggle.key] === toggle.value;
+    box.addEventListener('change', () => this.setColumnFilter(toggle.key, box.checked ? toggle.value : ''));
+    return box;
   }
 
   /**
@@ -160,6 +181,9 @@ export class ViewController {
     this.state.filters[key] = value;
     const select = this.selects.get(key);
     if (select && select.value !== value) this.syncOptions(select, this.choices(key), value);
+    const box = this.toggles.get(key);
+    const toggle = this.def.toggles?.find((t) => t.key === key);
+    if (box && toggle) box.checked = value === toggle.value;
     this.invalidate();
   }
 
@@ -199,6 +223,7 @@ export class ViewController {
     }
     else if (this.indexChanged) this.showIndex();
     this.grid.render(ctx);
+    this.pager?.render();
     if (this.flashes.size) {
       this.grid.flash(this.flashes);
       this.flashes.clear();
@@ -240,6 +265,8 @@ export class ViewController {
    * @param {number} now
    */
   tick(now) {
+    // "Expiring soon" depends on the clock: rows join it without any diff.
+    if (Object.values(this.state.filters).includes(SOON)) this.dirty = true;
     if (!this.dirty && now >= this.index.nextChange && this.index.prune(this.store.rows, now)) {
       this.indexChanged = true;
     }
