@@ -36,7 +36,8 @@ class RtmServer:
 
     def __init__(self, workdir: Path, env: Mapping[str, str] | None = None) -> None:
         self.workdir = workdir
-        self.db = str(workdir / "rtm.db")
+        # Its store: a SQLite file of its own, or the PostgreSQL database env's RTM_DB names.
+        self.db = (env or {}).get("RTM_DB") or str(workdir / "rtm.db")
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}/ws"

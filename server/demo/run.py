@@ -58,6 +58,11 @@ def local_timestamp(unix: float) -> datetime:
     return datetime.fromtimestamp(unix)
 
 
+def signed_bitmap(bits: int) -> int:
+    """A 32-bit bitmap (location.methods) as the signed INTEGER PostgreSQL's column holds."""
+    return bits - (1 << 32) if bits >= 1 << 31 else bits
+
+
 def write_statements(conn: Database | sqlite3.Connection, statements: Sequence[Statement]) -> None:
     """Run ``statements`` in one short write transaction."""
     if not statements:
@@ -99,7 +104,7 @@ async def run_demo(
         conn = await in_thread(_connect, db_path)
         traffic = DemoTraffic(random.Random(seed), accounts, time.time())
         if is_postgres(db_path):
-            traffic.stamp = local_timestamp
+            traffic.stamp, traffic.bitmap = local_timestamp, signed_bitmap
         log.info(
             "demo traffic: %d accounts, seed %d, store %s", accounts, seed, redacted_url(db_path)
         )

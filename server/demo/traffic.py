@@ -70,6 +70,7 @@ class DemoTraffic:
         # How location's times are written: db_sqlite's Julian days, or (run.py, on
         # PostgreSQL) the TIMESTAMP db_postgres writes.
         self.stamp: Callable[[float], object] = julian
+        self.bitmap: Callable[[int], int] = int  # methods; PostgreSQL's INTEGER is signed
 
     def setup(self, now: float) -> Iterator[list[Statement]]:
         """Batches that clear the demo's old rows and write the directory and a steady state;
@@ -147,7 +148,7 @@ class DemoTraffic:
             (ruid, username, data.DOMAIN, contact, received, self.stamp(expires_at),
              f"{rng.getrandbits(64):016x}@{local_ip}", cseq, self.stamp(expires_at - interval),
              64 if nat else 0, data.user_agent(rng), socket,
-             rng.choice((4294967295, 8191, 5087)), instance, 1 if instance else 0,
+             self.bitmap(rng.choice((4294967295, 8191, 5087))), instance, 1 if instance else 0,
              -1 if transport == "udp" else rng.randrange(1, 5000), 1 if nat else 0),
         )  # fmt: skip
 
