@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import time
 from collections.abc import Callable
 from urllib.parse import parse_qsl, urlencode
 
@@ -16,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ..database import DatabaseError
 from . import Auth
 from .headers import with_security_headers
 from .identity import Principal
@@ -40,6 +42,13 @@ from .routes import templates
 from .sessions import DISPLAY_COOKIE_MAX_AGE, session_cookie
 
 log = logging.getLogger("rtm.security")
+# Answered while the store does not (a PostgreSQL restarting): nobody's session can be checked.
+STORE_DOWN = "the store is unavailable; try again shortly"
+STORE_WARNING_INTERVAL = 10.0
+
+
+class StoreUnavailable(Exception):
+    """The store did not answer a credential lookup."""
 
 
 class SecurityMiddleware:
@@ -56,6 +65,7 @@ class SecurityMiddleware:
         self.auth = auth
         self.config = auth.config
         self.watcher = watcher or SessionWatcher(auth)
+        self._store_warned = -STORE_WARNING_INTERVAL
         # Blocking; True while the first-run setup link may be used (setup.py).
         self.setup_open = setup_open or (lambda: False)
         if not auth.users.rows() and not self.setup_open():
@@ -87,7 +97,11 @@ class SecurityMiddleware:
             scope["query_string"] = b""
         if path == "/" and scope["rtm.display_token"] is not None:
             return await self._display_login(scope, receive, send)
-        principal = await self._principal(scope)
+        try:
+            principal = await self._principal(scope)
+        except StoreUnavailable:
+            json_body = path.startswith(API_PREFIXES)
+            return await _refuse(scope, receive, send, 503, STORE_DOWN, json_body)
         if path == "/metrics" and self._metrics_ok(scope, principal):
             return await self.app(scope, receive, send)
         if principal is None:
@@ -120,10 +134,18 @@ class SecurityMiddleware:
 
     async def _principal(self, scope: Scope) -> Principal | None:
         bearer, cookie = bearer_token(scope), session_cookie_value(scope)
-        if bearer:
-            return await asyncio.to_thread(self.auth.displays.for_token, bearer)
-        if cookie:
-            return await asyncio.to_thread(self.auth.sessions.principal_for_cookie, cookie)
+        try:
+            if bearer:
+                return await asyncio.to_thread(self.auth.displays.for_token, bearer)
+            if cookie:
+                return await asyncio.to_thread(self.auth.sessions.principal_for_cookie, cookie)
+        except DatabaseError as exc:
+            # One line per interval, not one per request of every client retrying.
+            now = time.monotonic()
+            if now - self._store_warned >= STORE_WARNING_INTERVAL:
+                self._store_warned = now
+                log.warning("credential lookups fail, answering 503: %s", exc)
+            raise StoreUnavailable from exc
         return None
 
     async def _display_login(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -143,7 +165,11 @@ class SecurityMiddleware:
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         principal = None
         if origin_allowed(scope, self.config):
-            principal = await self._principal(scope)
+            try:
+                principal = await self._principal(scope)
+            except StoreUnavailable:
+                await send({"type": "websocket.close", "code": 1013})  # try again later
+                return
         path = scope["path"]
         if principal is None or not role_allows(principal.role, "WEBSOCKET", path):
             # Closing before accept makes uvicorn answer the upgrade with HTTP 403.

@@ -157,3 +157,20 @@ def test_unknown_database_schemes_fail_naming_rtm_db(tmp_path: Path) -> None:
         assert done.returncode != 0 and "RTM_DB: unknown scheme mysql://" in done.stderr
         assert "Traceback" not in done.stderr
     assert list(tmp_path.iterdir()) == []  # no folder named "mysql:"
+
+
+def test_postgresql_down_answers_503_and_rtm_recovers_by_itself(
+    postgres: PostgresServer, start_rtm: StartRtm
+) -> None:
+    url = postgres.database("rtm")
+    server = start_rtm(env={"RTM_DB": url})
+    cookie = server.cookies[COOKIE_NAME]
+    for _ in range(3):  # a few pooled connections to outlive the restart
+        assert get(server, "/api/me", cookie).status_code == 200
+    postgres.stop()
+    down = get(server, "/api/me", cookie)
+    assert down.status_code == 503 and "store is unavailable" in down.json()["error"]
+    postgres.start()
+    # The very first request after the restart is answered: dropped connections are not reused.
+    assert get(server, "/api/me", cookie).status_code == 200
+    assert server.log().count("credential lookups fail") == 1
