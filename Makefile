@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 # Tests run in parallel; two workers fit these 2-core machines.
 PYTEST_WORKERS ?= 2
 
-.PHONY: run test check bench lab screenshots install apt clean
+.PHONY: run test check bench soak lab screenshots install apt clean
 
 # pip's and setuptools' chatter goes to a log, shown only when the install fails.
 $(STAMP): pyproject.toml
@@ -47,6 +47,10 @@ check: $(STAMP)
 
 bench: apt $(STAMP)
 	$(BIN)/python -m bench
+
+# Weeks of an open tab in SOAK_MINUTES (default 60): figures printed, chart in var/soak.png.
+soak: apt $(STAMP)
+	SOAK_MINUTES=$${SOAK_MINUTES:-60} $(BIN)/python -m bench.soak
 
 lab: apt $(STAMP)
 	bash lab/run.sh

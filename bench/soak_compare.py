@@ -1,0 +1,103 @@
+"""Does a page show the server's tables? (bench/soak.py asks after every restart.)
+
+The desk page's "Export CSV" of each view is the page's own copy of the table (every row,
+not only the rendered ones), compared as a multiset of what identifies a row and what
+changes in it: accounts by username, port and User-Agent; trunks by name and status; the
+queue by from, to and attempts. The kiosk has no export: its tiles (contacts, users,
+queue) must give the server's counts. The page is given time to reconnect and catch up:
+the tables are compared again until they agree or ``WITHIN`` seconds pass.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import time
+from collections import Counter
+from typing import Any
+
+from tests.live_server import RtmServer
+
+WITHIN = 60.0
+VIEWS = {  # view -> (tab label, CSV columns, the server's fields in the same order)
+    "accounts": (
+        "Registered Accounts",
+        ("Username", "Port", "UserAgent"),
+        ("username", "port", "user_agent"),
+    ),
+    "trunks": ("Sip trunk status", ("Name", "Status"), ("name", "status")),
+    "queue": ("Message Queue", ("From", "To", "Sent"), ("from", "to", "sent")),
+}
+
+
+def defused(value: Any) -> str:
+    """A server value as the page's CSV writes it (formula-looking text gets an apostrophe)."""
+    text = "" if value is None else str(value)
+    return "'" + text if re.match(r"^[=+\-@\t\r]", text) else text
+
+
+def server_tables(server: RtmServer) -> dict[str, Counter[tuple[str, ...]]]:
+    tables = {}
+    for view, (_, _, fields) in VIEWS.items():
+        rows = server.get(f"/api/{view}").json()["rows"]
+        tables[view] = Counter(tuple(defused(row.get(f)) for f in fields) for row in rows)
+    return tables
+
+
+def desk_tables(page: Any) -> dict[str, Counter[tuple[str, ...]]]:
+    tables = {}
+    for view, (label, columns, _) in VIEWS.items():
+        page.get_by_role("button", name=label, exact=True).click()
+        with page.expect_download() as download:
+            page.locator(f"#view-{view} button", has_text="Export CSV").click()
+        text = open(download.value.path(), encoding="utf-8-sig").read()
+        table = list(csv.reader(io.StringIO(text, newline="")))
+        index = [table[0].index(column) for column in columns]
+        tables[view] = Counter(tuple(row[i] for i in index) for row in table[1:])
+    page.get_by_role("button", name=VIEWS["accounts"][0], exact=True).click()
+    return tables
+
+
+def kiosk_counts(page: Any) -> dict[str, int]:
+    values = {}
+    for tile in ("contacts", "users", "queue"):
+        text = page.locator(f'.tile[data-tile="{tile}"] .tile-value').text_content() or ""
+        digits = re.sub(r"\D", "", text)
+        values[tile] = int(digits) if digits else -1
+    return values
+
+
+def difference(server: RtmServer, pages: dict[str, Any]) -> str:
+    """'' when every page shows the server's tables, else what differs."""
+    if pages["desk"].locator(".link").get_attribute("data-state") != "live":
+        return "desk not live"
+    truth = server_tables(server)
+    desk = desk_tables(pages["desk"])
+    for view, rows in truth.items():
+        if desk[view] != rows:
+            extra, missing = desk[view] - rows, rows - desk[view]
+            return (
+                f"desk {view}: {sum(extra.values())} extra {list(extra)[:2]},"
+                f" {sum(missing.values())} missing {list(missing)[:2]}"
+            )
+    users = len({row[0] for row in truth["accounts"]})
+    counts = {
+        "contacts": sum(truth["accounts"].values()),
+        "users": users,
+        "queue": sum(truth["queue"].values()),
+    }
+    if (shown := kiosk_counts(pages["kiosk"])) != counts:
+        return f"kiosk tiles {shown} != server {counts}"
+    return ""
+
+
+def pages_equal_server(server: RtmServer, pages: dict[str, Any]) -> str:
+    """'equal', or what still differed after WITHIN seconds."""
+    deadline, differs = time.monotonic() + WITHIN, ""
+    while time.monotonic() < deadline:
+        differs = difference(server, pages)
+        if not differs:
+            return "equal"
+        pages["desk"].wait_for_timeout(500)
+    return differs
