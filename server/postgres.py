@@ -41,9 +41,7 @@ CREATE INDEX IF NOT EXISTS rtm_changes_txid_seq_idx ON rtm_changes (txid, seq);
 # key (a column an operator named that allows it) is not logged rather than failing the
 # writer's statement: the reconcile still finds that row. SECURITY DEFINER, so the role
 # Kamailio writes as needs no rights on rtm_changes; the pinned search_path makes that safe.
-CHANGE_FUNCTION = """
-CREATE OR REPLACE FUNCTION rtm_log_change() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = {schema}, pg_temp AS $$
+CHANGE_FUNCTION_BODY = """
 DECLARE
     old_key TEXT;
     new_key TEXT;
@@ -62,12 +60,31 @@ BEGIN
     END IF;
     RETURN NULL;
 END
-$$
 """
+CHANGE_FUNCTION = (
+    "CREATE OR REPLACE FUNCTION rtm_log_change() RETURNS trigger LANGUAGE plpgsql"
+    " SECURITY DEFINER SET search_path = {schema}, pg_temp AS $rtm${body}$rtm$"
+)
 TRIGGER = (
     "CREATE TRIGGER {trigger} AFTER INSERT OR UPDATE OR DELETE ON {table}"
     " FOR EACH ROW EXECUTE FUNCTION rtm_log_change({key})"
 )
+
+
+def _install_log(conn: psycopg.Connection) -> None:
+    """rtm_changes and the trigger function, each unless already there as this rtm would
+    make it: a role that owns neither (rtm serving a database install-triggers prepared as
+    another role) may start all the same."""
+    if not _existing(conn, "rtm_changes"):
+        conn.execute(CHANGE_LOG)
+    installed = conn.execute(
+        "SELECT prosrc FROM pg_proc WHERE proname = 'rtm_log_change'"
+        " AND pronamespace = current_schema()::regnamespace"
+    ).fetchone()
+    if installed is None or installed[0] != CHANGE_FUNCTION_BODY:
+        schema_row = conn.execute("SELECT quote_ident(current_schema())").fetchone()
+        assert schema_row is not None
+        conn.execute(CHANGE_FUNCTION.format(schema=schema_row[0], body=CHANGE_FUNCTION_BODY))
 
 
 def _trigger_name(table: str) -> str:
@@ -100,10 +117,7 @@ def install_change_log(
     wanted = dict(tables) if tables is not None else {**LOGGED_TABLES, **KAMAILIO_LOGGED_TABLES}
     covered: list[str] = []
     with conn.transaction():
-        conn.execute(CHANGE_LOG)
-        schema_row = conn.execute("SELECT quote_ident(current_schema())").fetchone()
-        assert schema_row is not None
-        conn.execute(CHANGE_FUNCTION.format(schema=schema_row[0]))
+        _install_log(conn)
         for table, key in wanted.items():
             if not _existing(conn, table):
                 continue

@@ -382,6 +382,19 @@ def test_install_triggers_adds_only_the_log_to_a_database_rtm_reads(
     assert [(t, o) for t, _, o in changes(url)] == [("location", "I"), ("location", "D")]
 
 
+def test_rtm_migrates_a_database_prepared_by_another_role(postgres: PostgresServer) -> None:
+    # install-triggers ran as the owner of Kamailio's tables; rtm then serves that database
+    # as a role of its own, which owns neither the log nor its function: it starts all the same.
+    url = postgres.database("kamailio")
+    sql(url, KAMAILIO_SCHEMA)
+    assert rtm("db", "install-triggers", url).returncode == 0
+    sql(url, "CREATE ROLE rtm LOGIN; GRANT CREATE ON SCHEMA public TO rtm")
+    rtm_url = url.replace("postgres@", "rtm@")
+    assert store.migrate(rtm_url) == store.migrate(rtm_url) == len(pg_store.MIGRATIONS)
+    sql(rtm_url, "INSERT INTO accounts (username) VALUES ('alice')")
+    assert changes(url) == [("accounts", "alice", "I")]
+
+
 def test_install_triggers_refuses_what_is_not_postgresql(tmp_path: Path) -> None:
     done = rtm("db", "install-triggers", str(tmp_path / "x.db"))
     assert done.returncode == 1 and "is not a postgresql:// URL" in done.stderr
