@@ -12,6 +12,7 @@ every request, and a new backend per request would cost milliseconds and a proce
 
 from __future__ import annotations
 
+import abc
 import functools
 import select
 import sqlite3
@@ -45,18 +46,20 @@ class Cursor(Protocol):
     def fetchall(self) -> list[Any]: ...
 
 
-class Database:
+class Database(abc.ABC):
     """A connection to the store; ``with open_db(db) as conn:`` closes (or pools) it."""
 
+    @abc.abstractmethod
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
-        raise NotImplementedError
+        """Run one statement (committed at once outside ``write()``)."""
 
+    @abc.abstractmethod
     def write(self) -> AbstractContextManager[None]:
         """One write transaction, never interleaved with another writer's."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def close(self) -> None:
-        raise NotImplementedError
+        """Close the connection, or give it back to its pool."""
 
     def __enter__(self) -> Database:
         return self
