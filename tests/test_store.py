@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from server import store
+from server.config import ConfigError
 
 
 def test_migrations_are_versioned_and_run_once(tmp_path: Path) -> None:
@@ -45,3 +46,16 @@ def test_location_has_kamailios_columns(tmp_path: Path) -> None:
         "callid", "cseq", "last_modified", "flags", "cflags", "user_agent", "socket", "methods",
         "instance", "reg_id", "server_id", "connection_id", "keepalive", "partition",
     ]  # fmt: skip
+
+
+def test_a_url_of_an_unknown_scheme_is_no_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Once, RTM_DB=postgresql://… became a relative folder named "postgresql:".
+    monkeypatch.chdir(tmp_path)
+    for url in ("mysql://rtm@db/rtm", "sqlite:///var/rtm.db"):
+        with pytest.raises(ConfigError, match="RTM_DB: unknown scheme"):
+            store.migrate(url)
+    with pytest.raises(ConfigError, match="is a database URL, not a file path"):
+        store.connect("postgresql://rtm@db/rtm")
+    assert list(tmp_path.iterdir()) == []
