@@ -19,8 +19,7 @@ from .auth import Auth
 from .auth import routes as auth_routes
 from .auth import setup as first_run
 from .auth.gate import SecurityMiddleware
-from .collectors import open_source
-from .collectors.base import Collector
+from .collectors.nodes import NodeCollector, open_nodes
 from .collectors.runner import CollectorRunner, describe
 from .config import TABLES, Config, from_env
 from .hub import Hub
@@ -37,14 +36,20 @@ async def index(request: Request) -> Response:
     return FileResponse(WEB_DIR / "index.html", headers={"Cache-Control": "no-cache"})
 
 
-def open_collectors(config: Config) -> list[Collector]:
-    """One collector per table from its URL; a bad URL fails start-up with its name."""
-    return [open_source(table, config.source_urls[table], config) for table in TABLES]
+def open_collectors(config: Config) -> list[NodeCollector]:
+    """The collectors of each table (one per node its URL names); a bad URL fails start-up
+    with its setting's name."""
+    return [node for table in TABLES for node in open_nodes(table, config)]
 
 
-def start_collecting(config: Config, hub: Hub, collectors: list[Collector], tasks: TaskSet) -> None:
+def start_collecting(
+    config: Config, hub: Hub, collectors: list[NodeCollector], tasks: TaskSet
+) -> None:
     """A supervised polling task (and hint task) per collector; a crash shows as stale."""
-    for collector in collectors:
+    for opened in collectors:
+        collector, node = opened.collector, opened.node
+        if node is not None:
+            hub.add_node(collector.table, node)
         runner = CollectorRunner(
             collector,
             hub,
@@ -52,13 +57,18 @@ def start_collecting(config: Config, hub: Hub, collectors: list[Collector], task
             changes_interval=config.changes_interval,
             reconcile=config.reconcile,
             expires_field=EXPIRES_FIELD.get(collector.table),
+            node=node,
+            prefix=opened.prefix,
         )
 
-        def crashed(exc: BaseException, table: str = collector.table) -> None:
-            hub.set_source(table, False, f"internal error: {describe(exc)}")
+        def crashed(
+            exc: BaseException, table: str = collector.table, node: str | None = node
+        ) -> None:
+            hub.set_source(table, False, f"internal error: {describe(exc)}", node)
 
-        tasks.start(f"collect:{collector.table}", runner.run, crashed)
-        tasks.start(f"hints:{collector.table}", runner.watch)
+        name = collector.table if node is None else f"{collector.table}:{node}"
+        tasks.start(f"collect:{name}", runner.run, crashed)
+        tasks.start(f"hints:{name}", runner.watch)
 
 
 def create_app(config: Config | None = None) -> Starlette:
@@ -86,8 +96,8 @@ def create_app(config: Config | None = None) -> Starlette:
             yield
         finally:
             await tasks.stop()
-            for collector in collectors:
-                await collector.close()
+            for opened in collectors:
+                await opened.collector.close()
 
     auth = Auth(config)
     setup = first_run.FirstRun(auth)  # `rtm serve` issues its token (first_run.announce)

@@ -112,6 +112,10 @@ class Table:
     source_version: int = field(init=False, default=0)
     # Whole-table encodes so far (WebSocket pages, gzipped HTTP bodies): what connects cost.
     encodes: int = field(init=False, default=0)
+    # Several nodes feeding one table (docs/scaling.md): the keys each node's rows hold,
+    # so that one node's full read diffs only its rows, and each node's source health.
+    partitions: dict[str, set[str]] = field(init=False, default_factory=dict)
+    node_sources: dict[str, protocol.NodeSource] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self.ring = deque()
@@ -313,6 +317,17 @@ class Hub:
         # snapshot would show an empty table, and a wall display "0 registered users".
         self.ready = asyncio.Event()
         self._unpolled = set(self.tables)
+        self._unpolled_nodes: dict[str, set[str]] = {}  # table -> nodes not polled yet
+
+    def add_node(self, table: str, node: str) -> None:
+        """Declare that ``node`` feeds its own part of ``table``: its rows are published
+        with ``node=``, its health set per node, and the table counts as polled once every
+        node was."""
+        state = self.tables[table]
+        state.partitions.setdefault(node, set())
+        state.node_sources[node] = protocol.NodeSource(node, True, None, now_iso())
+        self._unpolled_nodes.setdefault(table, set()).add(node)
+        state.source = protocol.Source.merged(table, list(state.node_sources.values()))
 
     async def first_poll(self) -> None:
         """Wait (at most FIRST_POLL_WAIT) until every source was polled once, so that a client
@@ -324,8 +339,13 @@ class Hub:
         """True once the table's source was polled (successfully or not)."""
         return table not in self._unpolled
 
-    def mark_polled(self, table: str) -> None:
+    def mark_polled(self, table: str, node: str | None = None) -> None:
         """Note a table's poll; after its first, clients hear how its source really is."""
+        waiting = self._unpolled_nodes.get(table)
+        if node is not None and waiting is not None:
+            waiting.discard(node)
+            if waiting:
+                return  # the table is read once all its nodes were
         if table not in self._unpolled:
             return
         self._unpolled.discard(table)
@@ -344,9 +364,15 @@ class Hub:
 
     # --- publishing -------------------------------------------------------------------
 
-    def publish_state(self, table: str, rows: Mapping[str, Row]) -> Changes:
-        """Make ``rows`` the table's state; publish the diff if anything changed. O(table):
-        for full reads; the change-driven path is ``publish_changes``."""
+    def publish_state(
+        self, table: str, rows: Mapping[str, Row], node: str | None = None
+    ) -> Changes:
+        """Make ``rows`` the table's state (or ``node``'s part of it); publish the diff if
+        anything changed. O(table), or O(that node's rows): for full reads; the
+        change-driven path is ``publish_changes``."""
+        if node is not None:
+            held = self.tables[table].partitions.setdefault(node, set())
+            return self.publish_changes(table, rows, held - rows.keys(), node=node)
         state = self.tables[table]
         self.stats.rows_compared += len(state.rows) + len(rows)
         changes = diff(state.rows, rows)
@@ -358,7 +384,11 @@ class Hub:
         return changes
 
     def publish_changes(
-        self, table: str, upsert: Mapping[str, Row], delete: Iterable[str] = ()
+        self,
+        table: str,
+        upsert: Mapping[str, Row],
+        delete: Iterable[str] = (),
+        node: str | None = None,
     ) -> Changes:
         """Delete ``delete``, then upsert ``upsert`` (complete rows); publish what that
         changed. O(rows named), however large the table: rows are updated in place."""
@@ -366,6 +396,10 @@ class Hub:
         delete = delete if isinstance(delete, (set, frozenset, list, tuple)) else list(delete)
         self.stats.rows_compared += len(upsert) + len(delete)
         changes = diff_some(state.rows, upsert, delete)
+        if node is not None:  # the keys of node's part; ids are unique across nodes
+            held = state.partitions.setdefault(node, set())
+            held.difference_update(changes.delete)
+            held.update(change["id"] for change in changes.upsert)
         if not changes:
             return changes
         rows = state.rows
@@ -401,9 +435,26 @@ class Hub:
         mismatches = self.stats.reconcile_mismatches
         mismatches[table] = mismatches.get(table, 0) + rows
 
-    def set_source(self, table: str, ok: bool, error: str | None) -> None:
-        """Record a source's health; clients hear of it only when it changes."""
+    def source_ok(self, table: str, node: str | None = None) -> bool:
+        """Whether the table's source (or that node's) answers."""
         state = self.tables[table]
+        return state.source.ok if node is None else state.node_sources[node].ok
+
+    def set_source(self, table: str, ok: bool, error: str | None, node: str | None = None) -> None:
+        """Record a source's (or one node's) health; clients hear of it only when it
+        changes."""
+        state = self.tables[table]
+        if node is not None:
+            before = state.node_sources[node]
+            read = before.read or ok
+            if (before.ok, before.error, before.read) == (ok, error, read):
+                return
+            state.node_sources[node] = protocol.NodeSource(node, ok, error, now_iso(), read)
+            state.source = protocol.Source.merged(table, list(state.node_sources.values()))
+            state.source_version += 1
+            if not ok or table not in self._unpolled:
+                self._fan_out(protocol.encode(state.source))
+            return
         read = state.source.read or ok
         if state.source.ok == ok and state.source.error == error and state.source.read == read:
             return

@@ -49,6 +49,17 @@ class Diff:
 
 
 @dataclass(frozen=True)
+class NodeSource:
+    """One node's part of a table's source health, when several nodes feed one table."""
+
+    node: str
+    ok: bool
+    error: str | None
+    since: str
+    read: bool = False
+
+
+@dataclass(frozen=True)
 class Source:
     table: str
     ok: bool
@@ -57,7 +68,35 @@ class Source:
     # False until the source was read successfully once since start: its (empty) table is
     # no reading, and a page must not count it as zero.
     read: bool = True
+    # Per node when several feed the table (RTM_REGISTRATIONS naming several sources);
+    # empty, and left off the wire, for a single source.
+    nodes: Sequence[NodeSource] = ()
     type: Literal["source"] = "source"
+
+    @classmethod
+    def merged(cls, table: str, nodes: Sequence[NodeSource]) -> Source:
+        """A table's health from its nodes': ok only when all are; a failure names its
+        node(s) and is dated from the oldest; read once any node was read."""
+        failing = [n for n in nodes if not n.ok]
+        if failing:
+            error = "; ".join(f"node {n.node}: {n.error}" for n in failing)
+            since = min(n.since for n in failing)
+        else:
+            error, since = None, max(n.since for n in nodes)
+        read = any(n.read for n in nodes)
+        return cls(table, not failing, error, since, read=read, nodes=tuple(nodes))
+
+    def health(self) -> dict[str, Any]:
+        """``ok``, ``error``, ``since``, ``read`` (and ``nodes`` when there are several)."""
+        fields: dict[str, Any] = {
+            "ok": self.ok,
+            "error": self.error,
+            "since": self.since,
+            "read": self.read,
+        }
+        if self.nodes:
+            fields["nodes"] = [dataclasses.asdict(node) for node in self.nodes]
+        return fields
 
 
 @dataclass(frozen=True)
@@ -83,6 +122,8 @@ def encode(message: Message) -> str:
     """Serialise a server message to one JSON text frame."""
     # A shallow dict: dataclasses.asdict would deep-copy every row first (5x slower).
     fields = {f.name: getattr(message, f.name) for f in dataclasses.fields(message)}
+    if isinstance(message, Source):  # nodes only when several, as nested objects
+        fields = {"table": message.table, **message.health(), "type": message.type}
     return json.dumps(fields, separators=(",", ":"), ensure_ascii=False)
 
 
@@ -113,8 +154,7 @@ def snapshot_pages(table: str, seq: int, rows: Sequence[Row]) -> list[str]:
 def table_body(epoch: str, seq: int, rows: Sequence[Row], source: Source) -> bytes:
     """``GET /api/<table>``: ``{"epoch", "seq", "rows", "source"}``; a client holding it
     resumes the WebSocket from that epoch and seq."""
-    health = {"ok": source.ok, "error": source.error, "since": source.since, "read": source.read}
-    body = {"epoch": epoch, "seq": seq, "rows": rows, "source": health}
+    body = {"epoch": epoch, "seq": seq, "rows": rows, "source": source.health()}
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
 
 

@@ -114,7 +114,7 @@ class Expiry:
 
 
 class CollectorRunner:
-    """Polls one collector and publishes its table into the hub."""
+    """Polls one collector and publishes its table (or its node's part of it) into the hub."""
 
     def __init__(
         self,
@@ -127,8 +127,15 @@ class CollectorRunner:
         changes_interval: float = CHANGES_INTERVAL,
         reconcile: float = RECONCILE,
         clock: Callable[[], float] = time.time,
+        node: str | None = None,
+        prefix: str = "",
     ) -> None:
         self.collector = collector
+        # One of several nodes feeding the table: its rows carry ``node`` and (when the
+        # table has several) ids starting with ``prefix``; they are its part of the table.
+        self.node = node
+        self.prefix = prefix
+        self.name = collector.table if node is None else f"{collector.table} node {node}"
         self.table = collector.table
         self.hub = hub
         self.interval = interval
@@ -192,7 +199,7 @@ class CollectorRunner:
             self._expire()
             return False
         finally:
-            self.hub.mark_polled(self.table)
+            self.hub.mark_polled(self.table, self.node)
 
     async def follow_once(self, feed: ChangeFeed) -> None:
         """Take a feed's changes; a feed that lost track gets a full read instead."""
@@ -232,7 +239,7 @@ class CollectorRunner:
                 log.warning(
                     "%s reconcile found %d rows the change feed missed (a bug in the"
                     " source; logged once)",
-                    self.table,
+                    self.name,
                     len(missed),
                 )
             self.apply(missed)
@@ -255,17 +262,17 @@ class CollectorRunner:
         except Exception as exc:  # noqa: BLE001 - any source failure is reported, not raised
             self.hub.observe_read(self.table, time.monotonic() - started, False)
             error = describe(exc)
-            if self.hub.tables[self.table].source.ok:
-                log.warning("%s source failed: %s", self.table, error)
-            self.hub.set_source(self.table, False, error)
+            if self.hub.source_ok(self.table, self.node):
+                log.warning("%s source failed: %s", self.name, error)
+            self.hub.set_source(self.table, False, error, self.node)
             self._expire()  # expiry goes on while the source is down
             return FAILED
         self.hub.observe_read(self.table, time.monotonic() - started, healthy(result))
         if not healthy(result):
             return result
-        if not self.hub.tables[self.table].source.ok:
-            log.info("%s source recovered", self.table)
-        self.hub.set_source(self.table, True, None)
+        if not self.hub.source_ok(self.table, self.node):
+            log.info("%s source recovered", self.name)
+        self.hub.set_source(self.table, True, None, self.node)
         return result
 
     # --- taking changes -----------------------------------------------------------------
@@ -276,19 +283,22 @@ class CollectorRunner:
         now = self._clock()
         gone: set[str] = set()
         shown: dict[str, Row] = {}
+        prefix = self.prefix
         for key in changes.delete:
             if self._rows.pop(key, None) is not None:
                 self._expiry.discard(key)
-                gone.add(key)
+                gone.add(prefix + key)
         for key, row in changes.upsert.items():
             self._rows[key] = row
             when = self._expires(row)
             self._expiry.set(key, when)
             if when is not None and when <= now:
-                gone.add(key)  # listed, but its time has passed: not shown
-            else:
+                gone.add(prefix + key)  # listed, but its time has passed: not shown
+            elif self.node is None:
                 shown[key] = row
-        self.hub.publish_changes(self.table, shown, gone)
+            else:  # a copy of a changed row only: unchanged ones never get here
+                shown[prefix + key] = {**row, "id": prefix + key, "node": self.node}
+        self.hub.publish_changes(self.table, shown, gone, self.node)
 
     def apply_soon(self, changes: RowChanges) -> None:
         """Take a hint's changes within ``HINT_BATCH``, merged with others arriving meanwhile
@@ -321,7 +331,8 @@ class CollectorRunner:
     def _expire(self) -> None:
         due = self._expiry.due(self._clock())
         if due:
-            self.hub.publish_changes(self.table, {}, due)
+            gone = [self.prefix + key for key in due] if self.prefix else due
+            self.hub.publish_changes(self.table, {}, gone, self.node)
 
     async def _sleep(self, next_poll: float) -> None:
         """Sleep until the next poll, waking to drop rows at their expiry meanwhile."""
@@ -348,5 +359,5 @@ class CollectorRunner:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - hints are optional; polling goes on
-                log.warning("%s hints failed: %s", self.table, describe(exc))
+                log.warning("%s hints failed: %s", self.name, describe(exc))
             await asyncio.sleep(backoff.after(time.monotonic() - started))
