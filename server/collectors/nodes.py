@@ -98,8 +98,8 @@ def open_nodes(table: str, config: Config) -> list[NodeCollector]:
     several = len(sources) > 1
     if several and config.kamailio_evapi:
         raise ConfigError(
-            "RTM_KAMAILIO_EVAPI is one Kamailio's events: with several nodes give each node"
-            f" its own with evapi=tcp://HOST:PORT in its URL in {setting}"
+            "RTM_KAMAILIO_EVAPI: one Kamailio's events, but several nodes; give each its"
+            f" own with evapi=tcp://HOST:PORT in its URL in {setting}"
         )
     opened: list[NodeCollector] = []
     for source in sources:

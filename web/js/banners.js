@@ -10,7 +10,7 @@ const TABLE_NAMES = { accounts: 'Registrations', trunks: 'Trunk status', queue: 
 export class Banners {
   /** Empty banners: connecting, no stale source known. */
   constructor() {
-    /** @type {Map<string, {error: string, since: number|null}>} */
+    /** @type {Map<string, {table: string, node: string|null, error: string, since: number|null}>} by table (and node) */
     this.stale = new Map();
     /** @type {import('./socket.js').LinkState} */
     this.link = { state: 'connecting', retryAt: null, attempt: 0 };
@@ -22,12 +22,20 @@ export class Banners {
   }
 
   /**
-   * Record a `source` message.
-   * @param {{table: string, ok: boolean, error: string|null, since: string}} msg
+   * Record a `source` message; one fed by several nodes says which of them are stale.
+   * @typedef {{node?: string, ok: boolean, error: string|null, since: string}} SourcePart
+   * @param {SourcePart & {table: string, nodes?: SourcePart[]}} msg
    */
   source(msg) {
-    if (msg.ok) this.stale.delete(msg.table);
-    else this.stale.set(String(msg.table), { error: String(msg.error ?? 'unknown error'), since: parseTime(msg.since) });
+    const table = String(msg.table);
+    for (const [key, entry] of this.stale) if (entry.table === table) this.stale.delete(key);
+    const parts = Array.isArray(msg.nodes) && msg.nodes.length > 0 ? msg.nodes : [msg];
+    for (const part of parts) {
+      if (part.ok) continue;
+      const node = part.node === undefined ? null : String(part.node);
+      this.stale.set(node === null ? table : `${table} ${node}`,
+        { table, node, error: String(part.error ?? 'unknown error'), since: parseTime(part.since) });
+    }
   }
 
   /**
@@ -58,10 +66,11 @@ export class Banners {
         : `next try in ${Math.max(0, Math.ceil((this.link.retryAt - Date.now()) / 1000))}s`;
       setText(this.connection, `Connection lost — last event ${silent} ago — ${retry} (attempt ${this.link.attempt}). Data shown may be out of date.`);
     }
-    const lines = [...this.stale].map(([table, { error, since }]) => {
+    const lines = [...this.stale.values()].map(({ table, node, error, since }) => {
       const name = TABLE_NAMES[/** @type {keyof typeof TABLE_NAMES} */ (table)] ?? table;
       const when = since === null ? '' : ` since ${zone.format(since)} (${formatDuration(now - since)})`;
-      return `${name} source is stale${when}: ${error}`;
+      const where = node === null ? '' : ` of node ${node}`;
+      return `${name} source${where} is stale${when}: ${error}`;
     });
     const have = [...this.sources.children].map((node) => node.textContent);
     if (have.length === lines.length && have.every((text, i) => text === lines[i])) return;

@@ -43,6 +43,7 @@ export const VIEWS = [
       { key: 'transport', label: 'Transport', width: 'xs', rank: 6 },
       { key: 'expires', label: 'Registration Expires', kind: 'time', width: 'l', kiosk: false, rank: 9 },
       { key: 'remaining', label: 'Remaining', kind: 'remaining', from: 'expires', width: 's', rank: 1 },
+      { key: 'node', label: 'Node', width: 's', kiosk: false, rank: 11, hint: 'The SIP node the contact registered on' },
       { key: 'user_agent', label: 'UserAgent', width: 'rest', rank: 8 },
     ],
   },
@@ -61,6 +62,7 @@ export const VIEWS = [
     columns: [
       { key: 'host', label: 'Host', width: 'rest', rank: 3 },
       { key: 'name', label: 'Name', width: 'm' },
+      { key: 'node', label: 'Node', width: 's', kiosk: false, rank: 10, hint: 'The SIP node reporting this trunk' },
       { key: 'virtual_number', label: 'Virtual Phone Number', width: 'phone', rank: 5 },
       { key: 'username', label: 'Username', width: 's', kiosk: false, rank: 9 },
       { key: 'transport', label: 'Transport', width: 'xs', rank: 6 },
