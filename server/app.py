@@ -10,7 +10,7 @@ from pathlib import Path
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import FileResponse, Response
+from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
@@ -87,7 +87,13 @@ def create_app(config: Config | None = None) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         tasks = TaskSet()
-        start_collecting(config, hub, collectors, tasks)
+        cluster = app.state.cluster
+        if cluster is None:
+            start_collecting(config, hub, collectors, tasks)
+        else:  # collectors run on the instance holding the cluster's lease (server/cluster/)
+            await cluster.join()
+            tasks.start("cluster:follow", cluster.follow)
+            tasks.start("cluster:lead", cluster.lead)
         if config.demo:
             from .demo.run import run_demo  # the generator is only loaded when asked for
 
@@ -96,8 +102,21 @@ def create_app(config: Config | None = None) -> Starlette:
             yield
         finally:
             await tasks.stop()
+            if cluster is not None:
+                await cluster.close()
             for opened in collectors:
                 await opened.collector.close()
+
+    cluster = None
+    if config.redis:
+        from .cluster.node import Cluster  # redis-py is only loaded for a cluster
+
+        cluster = Cluster(
+            config, hub, lambda into, tasks: start_collecting(config, into, collectors, tasks)
+        )
+
+    async def cluster_status(request: Request) -> Response:
+        return JSONResponse({"cluster": False} if cluster is None else cluster.status())
 
     auth = Auth(config)
     setup = first_run.FirstRun(auth)  # `rtm serve` issues its token (first_run.announce)
@@ -108,6 +127,7 @@ def create_app(config: Config | None = None) -> Starlette:
         Route("/healthz", api.healthz),
         Route("/readyz", api.readyz),
         Route("/metrics", api.metrics),
+        Route("/api/cluster", cluster_status),
         Route("/api/accounts/{username:path}", api.account),
         Route("/api/queue/{id:path}", api.message),
         *(api.table_route(name) for name in TABLES),
@@ -126,5 +146,6 @@ def create_app(config: Config | None = None) -> Starlette:
     app.state.first_run = setup
     app.state.config = config
     app.state.hub = hub
+    app.state.cluster = cluster
     app.state.metrics = metrics.registry(hub)
     return app

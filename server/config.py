@@ -117,6 +117,9 @@ class Config:
     # How browsers reach rtm when that is not its listen address (a reverse proxy): kiosk and
     # setup links are built on it. Empty: the address rtm serves on.
     public_url: str = ""
+    # Several rtm instances sharing one live state (server/cluster/, docs/scaling.md): the
+    # Redis they share, redis:// or rediss://. Empty: one process.
+    redis: str = ""
 
     @property
     def source_urls(self) -> dict[str, str]:
@@ -162,6 +165,11 @@ class Config:
         ):
             raise ConfigError(
                 f"RTM_PUBLIC_URL: {self.public_url!r} is not an http(s)://host[:port][/path] URL"
+            )
+        if self.redis and urlsplit(self.redis).scheme not in ("redis", "rediss", "unix"):
+            raise ConfigError(
+                f"RTM_REDIS: {redacted_url(self.redis)!r} is not a redis://, rediss:// or"
+                " unix:// URL"
             )
         if self.options_ca_file and not os.path.isfile(self.options_ca_file):
             raise ConfigError(f"RTM_OPTIONS_CA_FILE: no file at {self.options_ca_file!r}")
@@ -233,6 +241,7 @@ def from_env(env: Mapping[str, str] | None = None) -> Config:
         options_timeout=_number(env, "RTM_OPTIONS_TIMEOUT", base.options_timeout),
         options_ca_file=env.get("RTM_OPTIONS_CA_FILE", ""),
         public_url=env.get("RTM_PUBLIC_URL", "").strip().rstrip("/"),
+        redis=env.get("RTM_REDIS", "").strip(),
     )
 
 

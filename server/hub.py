@@ -17,7 +17,7 @@ import gzip
 import secrets
 import time
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from . import protocol
@@ -293,6 +293,10 @@ class HubStats:
     bytes_sent: dict[str, int] = field(default_factory=dict)
     # The accounts table's contacts and users per node, kept as it changes.
     nodes: NodeCounts = field(default_factory=NodeCounts)
+    # Connects that resumed with no snapshot at all, and table snapshots sent (at connect or
+    # on a resync): a cluster's failover should move the first, not the second.
+    resumed: int = 0
+    snapshots_sent: int = 0
 
 
 class Hub:
@@ -317,6 +321,8 @@ class Hub:
         # snapshot would show an empty table, and a wall display "0 registered users".
         self.ready = asyncio.Event()
         self._unpolled = set(self.tables)
+        # Told of every diff as it is published (server/cluster/ sends them to Redis).
+        self.on_publish: Callable[[Table, Changes], None] | None = None
         self._unpolled_nodes: dict[str, set[str]] = {}  # table -> nodes not polled yet
 
     def add_node(self, table: str, node: str) -> None:
@@ -426,6 +432,8 @@ class Hub:
         state.remember(state.seq, frame)
         self.stats.published += 1
         self._fan_out(frame)
+        if self.on_publish is not None:
+            self.on_publish(state, changes)
 
     def observe_read(self, table: str, seconds: float, ok: bool) -> None:
         """Note one source read (a full read or an ask of its changes) and how it went."""
@@ -478,9 +486,12 @@ class Hub:
         """
         client = Client(self._client_frames, self._client_bytes)
         frames: list[str] = []
+        sent = self.stats.snapshots_sent
         for state in self.tables.values():
             frames.extend(self._catch_up(state, resume))
             frames.append(self._source_frame(state))
+        if resume is not None and self.stats.snapshots_sent == sent:
+            self.stats.resumed += 1
         self._clients.add(client)
         self.stats.clients = len(self._clients)
         return client, frames
@@ -498,6 +509,7 @@ class Hub:
         for state in self.tables.values():
             frames.extend(state.snapshot())
             frames.append(self._source_frame(state))
+        self.stats.snapshots_sent += len(self.tables)
         return frames
 
     def _catch_up(self, state: Table, resume: protocol.Resume | None) -> list[str]:
@@ -508,4 +520,46 @@ class Hub:
             oldest = state.ring[0][0] if state.ring else state.seq + 1
             if oldest <= have + 1 <= state.seq:
                 return [frame for seq, frame in state.ring if seq > have]
+        self.stats.snapshots_sent += 1
         return state.snapshot()
+
+    # --- a cluster's instance (server/cluster/): the leader's state, at its seq ----------
+
+    def apply_remote(
+        self, table: str, seq: int, upsert: Mapping[str, Row], delete: Iterable[str]
+    ) -> None:
+        """Publish the leader's diff ``seq`` (complete rows) as ``publish_changes`` would,
+        numbered as the leader numbered it, so every instance's seq for a table is the same."""
+        state = self.tables[table]
+        state.seq = seq - 1
+        if not self.publish_changes(table, upsert, delete):
+            self._publish(state, Changes())  # nothing new here: keep the numbering gapless
+
+    def load_remote(self, table: str, seq: int, rows: Mapping[str, Row]) -> None:
+        """Make the table the leader's snapshot at ``seq``. Clients are sent fresh snapshots
+        when that is not what they hold: the diffs between never reached this instance."""
+        state = self.tables[table]
+        if state.seq == seq and state.rows == rows:
+            return
+        state.rows, state.seq = dict(rows), seq
+        state.ring.clear()
+        state._ring_held, state._pages, state.shared = 0, None, None
+        if table == "accounts":
+            self.stats.nodes.reset(state.rows.values())
+        self.resync_clients()
+
+    def set_remote_source(self, table: str, source: protocol.Source) -> None:
+        """Take a table's health as the cluster says it is (the leader's, or unavailable)."""
+        state = self.tables[table]
+        if state.source == source:
+            return
+        state.source = source
+        state.source_version += 1
+        self._fan_out(protocol.encode(source))
+
+    def resync_clients(self) -> None:
+        """Send every client fresh snapshots (what it holds may not be this hub's past)."""
+        for client in self._clients:
+            client.take()
+            client.needs_snapshot = True
+            client._wakeup.set()

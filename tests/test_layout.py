@@ -49,6 +49,9 @@ ALLOWED: dict[str, set[str]] = {
     "server.auth": {"server.config", "server.store", "server.database"},
     # The demo writes a store the way a SIP stack would; it reads nothing of rtm's pipeline.
     "server.demo": {"server.config", "server.store", "server.database", "server.times"},
+    # Several instances on Redis: follows and publishes the hub's tables; the app hands it
+    # the collectors as a function, so it imports none of them, nor the web side.
+    "server.cluster": CORE | {"server.hub", "server.protocol", "server.diff", "server.supervise"},
     # The top: wires everything together.
     "server.app": {"*"},
     "server.cli": {"*"},

@@ -1,0 +1,205 @@
+"""Every instance's side: keep the hub equal to the cluster's state, at the leader's seq.
+
+A table is first loaded from its snapshot (rows at a seq, and the stream id after which
+to read), then followed through its stream (``XREAD BLOCK``): each diff entry is applied
+with ``Hub.apply_remote`` at its seq. An entry already held is skipped (read twice across
+a reconnect); a gap (the stream trimmed past this instance while it was away) reloads the
+snapshot. Redis unreachable: every table keeps its rows and is marked stale
+("cluster state unavailable: …"); once Redis answers again the follower re-joins by
+itself, reloading only what moved on, and clients are sent snapshots only when what they
+hold is not the cluster's past (a new epoch, or rows this instance never saw).
+
+The epoch is the cluster's, created once in Redis. When Redis lost it (restarted without
+its data) a new one is made: the seqs of the old one cannot be trusted any more.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections import deque
+from typing import Any
+
+from ..hub import Hub
+from ..protocol import Source
+from ..supervise import Backoff
+from ..times import now_iso
+from . import entries
+from .keys import Keys
+
+log = logging.getLogger("rtm.cluster")
+
+BLOCK_MS = 1000  # an XREAD waits this long for news; the epoch is checked in between
+READ_COUNT = 1000  # entries per stream per XREAD
+CATCH_UP = 2.0  # seconds a new leader waits for its follower to reach the streams' end
+
+
+def new_epoch() -> str:
+    return f"{int(time.time())}-{secrets.token_hex(4)}"
+
+
+def _id(stream_id: str) -> tuple[int, int]:
+    ms, _, seq = stream_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+class Follower:
+    """Keeps ``hub`` equal to the cluster's state: snapshots, then the streams after them."""
+
+    def __init__(self, redis: Any, keys: Keys, hub: Hub) -> None:
+        self.redis, self.keys, self.hub = redis, keys, hub
+        self.ids: dict[str, str] = {}  # table -> id of the last entry taken
+        self.loaded: set[str] = set()  # tables loaded under the current epoch
+        self.missing: set[str] = set()  # tables with no snapshot under it (a new cluster)
+        self.available = False
+        self.hops: deque[float] = deque(maxlen=10_000)  # seconds, leader's XADD -> here
+        self._sources: dict[str, Source] = {}  # the cluster's last word on each source
+        self._bad_logged = False
+        self._moved = asyncio.Event()  # set after each read of the streams
+
+    # --- joining ------------------------------------------------------------------------
+
+    async def sync(self) -> None:
+        """(Re)join: take the cluster's epoch, then load what this hub lacks."""
+        await self.redis.set(self.keys.epoch, new_epoch(), nx=True)
+        epoch = str(await self.redis.get(self.keys.epoch))
+        if epoch != self.hub.epoch:
+            if self.loaded or self.hub.stats.clients:
+                log.warning(
+                    "cluster epoch is now %s (was %s): clients resync", epoch, self.hub.epoch
+                )
+            self.hub.epoch = epoch
+            self.loaded.clear()
+            self.hub.resync_clients()
+        for table in self.hub.tables:
+            if table not in self.loaded:
+                await self._load(table)
+
+    def ready_to_lead(self) -> bool:
+        """True when every table is the cluster's (or the cluster has none yet)."""
+        return self.available and self.loaded | self.missing >= set(self.hub.tables)
+
+    async def _load(self, table: str) -> None:
+        key = self.keys.snapshot(table)
+        meta_text = await self.redis.hget(key, "meta")
+        meta = None if meta_text is None else entries.decode_meta(meta_text)
+        if meta is None or meta.epoch != self.hub.epoch:
+            self.missing.add(table)  # the leader writes one first thing
+            return
+        meta_text, rows_text = await self.redis.hmget(key, ["meta", "rows"])
+        meta = entries.decode_meta(meta_text)
+        rows = await asyncio.to_thread(entries.decode_rows, rows_text, meta.seq)
+        self.hub.load_remote(table, meta.seq, rows)
+        self.ids[table] = meta.stream_id
+        self.missing.discard(table)
+        self.loaded.add(table)
+        self._take_source(table, entries.source_from(table, meta.health))
+
+    # --- following ----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Follow the cluster until cancelled, re-joining by itself after Redis failures."""
+        backoff = Backoff(first=0.2, cap=2.0, healthy=10.0)
+        while True:
+            started = time.monotonic()
+            try:
+                await self.sync()
+                self._now_available()
+                await self._follow()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - Redis down or garbage: stale, retry
+                self._now_unavailable(exc)
+            await asyncio.sleep(backoff.after(time.monotonic() - started))
+
+    async def _follow(self) -> None:
+        while True:
+            for table in set(self.hub.tables) - self.loaded:
+                await self._load(table)
+            streams = {self.keys.stream(t): self.ids.get(t, "0-0") for t in self.loaded}
+            if streams:
+                answer = await self.redis.xread(streams, count=READ_COUNT, block=BLOCK_MS)
+                for stream, items in answer or ():
+                    table = stream[len(self.keys.stream("")) :]
+                    for stream_id, fields in items:
+                        self._take(table, stream_id, fields)
+                self._moved.set()
+            else:
+                await asyncio.sleep(BLOCK_MS / 1000)  # waiting for the leader's snapshots
+            if str(await self.redis.get(self.keys.epoch)) != self.hub.epoch:
+                await self.sync()
+
+    def _take(self, table: str, stream_id: str, fields: dict[str, str]) -> None:
+        if table not in self.loaded:
+            return  # a gap reloads it first
+        self.ids[table] = stream_id
+        try:
+            entry = entries.decode(fields)
+        except (KeyError, ValueError) as exc:
+            if not self._bad_logged:
+                self._bad_logged = True
+                log.warning("skipping a stream entry rtm did not write (%s; logged once)", exc)
+            return
+        if entry.epoch != self.hub.epoch:
+            return  # the tail of an older epoch
+        if entry.kind == entries.SOURCE:
+            assert entry.health is not None
+            self._take_source(table, entries.source_from(table, entry.health))
+            return
+        state = self.hub.tables[table]
+        if entry.seq <= state.seq:
+            return  # held already
+        if entry.seq != state.seq + 1:
+            log.info("%s: seq %d after %d, reloading its snapshot", table, entry.seq, state.seq)
+            self.loaded.discard(table)
+            return
+        self.hops.append(time.time() - entry.sent)
+        self.hub.apply_remote(table, entry.seq, entry.upsert, entry.delete)
+
+    def _take_source(self, table: str, source: Source) -> None:
+        self._sources[table] = source
+        if self.available:
+            self.hub.set_remote_source(table, source)
+        if source.read or not source.ok:
+            self.hub.mark_polled(table)  # what the leader read is a reading here too
+
+    async def caught_up(self) -> None:
+        """Return once every loaded table's stream was read to its end (a new leader
+        continues from the last seq there); TimeoutError after CATCH_UP seconds."""
+        ends: dict[str, str] = {}
+        for table in self.loaded:
+            last = await self.redis.xrevrange(self.keys.stream(table), count=1)
+            if last:
+                ends[table] = last[0][0]
+        async with asyncio.timeout(CATCH_UP):
+            while any(
+                table in self.loaded and _id(self.ids.get(table, "0-0")) < _id(end)
+                for table, end in ends.items()
+            ):
+                self._moved.clear()
+                await self._moved.wait()
+
+    # --- Redis lost and found -----------------------------------------------------------
+
+    def _now_available(self) -> None:
+        if self.available:
+            return
+        self.available = True
+        log.info("cluster state available (epoch %s)", self.hub.epoch)
+        for table, source in self._sources.items():
+            if table in self.loaded:
+                self.hub.set_remote_source(table, source)
+
+    def _now_unavailable(self, exc: BaseException) -> None:
+        reason = f"cluster state unavailable: {str(exc).strip() or type(exc).__name__}"[:300]
+        if self.available or not self._sources:
+            log.warning("%s", reason)
+        self.available = False
+        for name, state in self.hub.tables.items():
+            if state.source.error == reason:
+                continue
+            held = self._sources.get(name, state.source)
+            stale = Source(name, False, reason, now_iso(), read=held.read, nodes=held.nodes)
+            self.hub.set_remote_source(name, stale)

@@ -1,0 +1,76 @@
+"""Leadership: one Redis key, set NX with a TTL, renewed by its holder, released on a clean stop.
+
+The key's value is the holder's **fencing token** (a counter taken at each acquisition)
+and name. Renewing, releasing and every write the leader makes (publisher.py) are scripts
+that first check the key still holds that token, so a leader that was paused past its TTL
+(a GC pause, a frozen VM) cannot renew, nor publish, once another took over: Redis says
+``FENCED`` and it steps down.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .keys import Keys
+
+# TTL 3 s renewed every 1 s: a holder that dies is replaced within TTL + one acquire
+# attempt (ACQUIRE_EVERY), under 5 s; a holder must miss three renewals to lose it.
+TTL = 3.0
+RENEW_EVERY = 1.0
+ACQUIRE_EVERY = 0.5
+
+RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+class Lease:
+    """This instance's claim on the leadership (``value`` is None when it holds none)."""
+
+    def __init__(self, redis: Any, keys: Keys, holder: str, ttl: float = TTL) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.holder = holder
+        self.ttl_ms = int(ttl * 1000)
+        self.value: str | None = None
+        self._renew = redis.register_script(RENEW)
+        self._release = redis.register_script(RELEASE)
+
+    async def acquire(self) -> bool:
+        """Take the lease if nobody holds it; True when this instance now does."""
+        if await self.redis.exists(self.keys.lease):
+            return False  # the common case: no token is spent while a leader lives
+        token = await self.redis.incr(self.keys.fence)
+        value = f"{token}:{self.holder}"
+        if await self.redis.set(self.keys.lease, value, nx=True, px=self.ttl_ms):
+            self.value = value
+            return True
+        return False
+
+    async def renew(self) -> bool:
+        """Push the TTL back; False (and the lease forgotten) when another holds it now."""
+        if self.value is None:
+            return False
+        if await self._renew(keys=[self.keys.lease], args=[self.value, self.ttl_ms]):
+            return True
+        self.value = None
+        return False
+
+    async def release(self) -> None:
+        """Give the lease up at once (a clean stop), so the next leader need not wait out
+        the TTL."""
+        value, self.value = self.value, None
+        if value is not None:
+            await self._release(keys=[self.keys.lease], args=[value])
+
+    async def holder_name(self) -> str | None:
+        """Who holds the lease now (its name), for the status page."""
+        value = await self.redis.get(self.keys.lease)
+        return None if value is None else str(value).split(":", 1)[-1]

@@ -1,0 +1,156 @@
+"""This instance's part in the cluster: always a follower; the leader too while it holds
+the lease. The app's lifespan starts ``follow`` and ``lead`` as supervised tasks.
+
+Becoming leader: the lease is taken, the follower reads the streams to their end, and a
+hub of the leader's own is copied from the served one; the collectors start into it, so
+their first full read diffs against the state the cluster had and clients see only real
+changes, numbered on from the stream's last seq. Losing it (a renewal refused or not
+answered, Redis gone, a fenced write): the collectors stop at once and the instance goes
+on following. A clean stop releases the lease, so the next leader need not wait its TTL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ..config import Config
+from ..hub import Hub
+from ..supervise import TaskSet
+from .follower import Follower
+from .keys import Keys
+from .lease import ACQUIRE_EVERY, RENEW_EVERY, TTL, Lease
+from .publisher import Publisher
+
+log = logging.getLogger("rtm.cluster")
+
+StartCollecting = Callable[[Hub, TaskSet], None]
+
+
+class Cluster:
+    """The follower, the lease and (while leading) the collectors and publisher."""
+
+    def __init__(self, config: Config, hub: Hub, start_collecting: StartCollecting) -> None:
+        import redis.asyncio  # only a cluster needs it
+
+        self.redis: Any = redis.asyncio.from_url(
+            config.redis, decode_responses=True, socket_timeout=5, socket_connect_timeout=2
+        )
+        self.keys = Keys()
+        self.hub = hub
+        self.config = config
+        self.start_collecting = start_collecting
+        self.holder = f"{socket.gethostname()}:{config.port}:{os.getpid()}"
+        self.follower = Follower(self.redis, self.keys, hub)
+        self.lease = Lease(self.redis, self.keys, self.holder)
+        self.leading_since: float | None = None
+        self.leaderships = 0
+
+    async def join(self, within: float = 2.0) -> None:
+        """At start-up, before serving: take the cluster's epoch (the first hello carries
+        it) and what Redis holds. Redis down: serve anyway; ``follow`` keeps trying."""
+        try:
+            async with asyncio.timeout(within):
+                await self.follower.sync()
+        except Exception as exc:  # noqa: BLE001 - the follower reports it as staleness
+            log.warning("cluster state unavailable at start: %s", exc)
+
+    async def follow(self) -> None:
+        await self.follower.run()
+
+    async def lead(self) -> None:
+        """Take the lease whenever it is free (and this hub is the cluster's), and lead."""
+        while True:
+            try:
+                if self.follower.ready_to_lead() and await self.lease.acquire():
+                    await self._lead()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - Redis trouble: the follower says so
+                log.warning("leading stopped: %s", exc)
+            await asyncio.sleep(ACQUIRE_EVERY)
+
+    async def _lead(self) -> None:
+        tasks = TaskSet()
+        publishing: asyncio.Task[None] | None = None
+        try:
+            await self.follower.caught_up()
+            source_hub = self._source_hub()
+            token = self.lease.value
+            assert token is not None
+            publisher = Publisher(
+                self.redis, self.keys, token, self.hub.epoch, source_hub, self.follower.ids
+            )
+            publishing = asyncio.create_task(publisher.run(bool(self.follower.missing)))
+            self.start_collecting(source_hub, tasks)
+            self.leading_since, self.leaderships = time.time(), self.leaderships + 1
+            log.info("leading the cluster (lease %s, epoch %s)", token, self.hub.epoch)
+            while True:
+                done, _ = await asyncio.wait({publishing}, timeout=RENEW_EVERY)
+                if done:
+                    publishing.result()  # raises why it stopped
+                    return
+                async with asyncio.timeout(TTL - RENEW_EVERY):
+                    renewed = await self.lease.renew()
+                if not renewed:
+                    log.warning("lost the lease: following")
+                    return
+        finally:
+            self.leading_since = None
+            if publishing is not None:
+                publishing.cancel()
+                with contextlib.suppress(BaseException):
+                    await publishing
+            await tasks.stop()
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(1.0):
+                    await self.lease.release()
+            self.lease.value = None
+
+    def _source_hub(self) -> Hub:
+        """A hub no client reads, holding what the served one holds: the collectors'."""
+        source_hub = Hub(self.hub.tables, ring_size=1, ring_bytes=1)
+        for name, served in self.hub.tables.items():
+            state = source_hub.tables[name]
+            state.rows, state.seq, state.source = dict(served.rows), served.seq, served.source
+            if self.hub.polled(name):
+                source_hub.mark_polled(name)
+        source_hub.stats.nodes.reset(source_hub.tables["accounts"].rows.values())
+        return source_hub
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.redis.aclose()
+
+    def status(self) -> dict[str, Any]:
+        """``GET /api/cluster``: this instance's role, the epoch, resumes and the Redis hop."""
+        hops = sorted(self.follower.hops)
+        stats = self.hub.stats
+
+        def ms(q: float) -> float | None:
+            return round(hops[min(len(hops) - 1, int(q * len(hops)))] * 1000, 3) if hops else None
+
+        return {
+            "instance": self.holder,
+            "role": "leader" if self.leading_since is not None else "follower",
+            "leading_since": self.leading_since,
+            "leaderships": self.leaderships,
+            "epoch": self.hub.epoch,
+            "available": self.follower.available,
+            "seq": {name: state.seq for name, state in self.hub.tables.items()},
+            "resumed": stats.resumed,
+            "snapshots_sent": stats.snapshots_sent,
+            "redis_hop_ms": {
+                "count": len(hops),
+                "p50": ms(0.5),
+                "p99": ms(0.99),
+                "mean": round(statistics.fmean(hops) * 1000, 3) if hops else None,
+            },
+        }

@@ -1,0 +1,74 @@
+"""A real cluster: Redis, two (or more) ``rtm serve`` processes on one store, HAProxy."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ..conftest import StartRtm
+from ..live_server import UNIT, RtmServer
+from ..services import HAProxy, RedisServer
+from ..waiting import until
+
+
+@dataclass
+class Cluster:
+    """Instances of one cluster: they share ``db`` (the store the sources read) and Redis."""
+
+    db: str
+    redis: RedisServer
+    start: Callable[[], RtmServer]
+    instances: list[RtmServer] = field(default_factory=list)
+
+    def add(self) -> RtmServer:
+        server = self.start()
+        self.instances.append(server)
+        return server
+
+    def status(self, server: RtmServer) -> dict[str, Any]:
+        answer: dict[str, Any] = server.get("/api/cluster").json()
+        return answer
+
+    def live(self) -> list[RtmServer]:
+        return [s for s in self.instances if s.proc is not None and s.proc.poll() is None]
+
+    def leaders(self) -> list[RtmServer]:
+        return [s for s in self.live() if self.status(s)["role"] == "leader"]
+
+    def leader(self, within: float = 10 * UNIT) -> RtmServer:
+        """The one leader, once there is exactly one (and every live instance follows it)."""
+        until(lambda: len(self.leaders()) == 1, within, "one leader")
+        return self.leaders()[0]
+
+    def store_ruids(self) -> set[str]:
+        """The contacts the store holds that have not expired: what every client must hold."""
+        with sqlite3.connect(self.db) as conn:
+            rows = conn.execute(
+                "SELECT ruid FROM location WHERE expires > julianday('now')"
+            ).fetchall()
+        return {str(ruid) for (ruid,) in rows}
+
+
+@pytest.fixture
+def cluster(start_rtm: StartRtm, redis_server: RedisServer, tmp_path: Path) -> Cluster:
+    """Two rtm instances on one SQLite store and one Redis; more with ``cluster.add()``."""
+    db = str(tmp_path / "shared.db")
+    env = {"RTM_DB": db, "RTM_REDIS": redis_server.url, "RTM_CHANGES_INTERVAL": "0.05"}
+    made = Cluster(db, redis_server, lambda: start_rtm(env=env, name="node"))
+    made.add()
+    made.add()
+    return made
+
+
+@pytest.fixture
+def balancer(cluster: Cluster, tmp_path: Path) -> HAProxy:
+    workdir = tmp_path / "haproxy"
+    workdir.mkdir()
+    proxy = HAProxy(workdir, [f"127.0.0.1:{s.port}" for s in cluster.instances]).start()
+    yield proxy  # type: ignore[misc]
+    proxy.stop()
