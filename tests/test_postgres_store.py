@@ -152,7 +152,7 @@ def _no_pooled_connections() -> Iterator[None]:
 
 def sql(url: str, query: str, *params: object) -> list[tuple[object, ...]]:
     with psycopg.connect(url, autocommit=True) as conn:
-        cursor = conn.execute(query, params or None)  # type: ignore[arg-type]
+        cursor = conn.execute(query, params or None)
         return cursor.fetchall() if cursor.description else []
 
 
@@ -355,7 +355,9 @@ def test_an_entry_committed_late_is_behind_the_readers_horizon(postgres: Postgre
         assert sql(url, trusted) == []  # ... so fast's, committed, is not trusted yet either
         slow.commit()
     assert [k for (k,) in sql(url, trusted)] == ["slow", "fast"]
-    slow_seq, fast_seq = (s for (s,) in sql(url, "SELECT seq FROM rtm_changes ORDER BY txid"))
+    slow_seq, fast_seq = (
+        int(str(s)) for (s,) in sql(url, "SELECT seq FROM rtm_changes ORDER BY txid")
+    )
     assert slow_seq < fast_seq  # (txid, seq) order is commit-safe: the cursor passes neither
 
 

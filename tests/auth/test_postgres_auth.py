@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 from websockets.asyncio.client import connect
+from websockets.typing import Origin
 
 from server import database, store
 from server.auth import Auth
@@ -122,9 +123,10 @@ async def test_a_display_the_cli_adds_watches_the_live_tables(
     assert answer.status_code == 303
     cookie = answer.cookies[COOKIE_NAME]
     headers = {"Cookie": f"{COOKIE_NAME}={cookie}"}
+    origin = Origin(server.url)
     async with connect(
-        server.ws_url, additional_headers=headers, origin=server.url, open_timeout=10 * UNIT
-    ) as ws:  # type: ignore[arg-type]
+        server.ws_url, additional_headers=headers, origin=origin, open_timeout=10 * UNIT
+    ) as ws:
         assert json.loads(await ws.recv())["type"] == "hello"
 
 
