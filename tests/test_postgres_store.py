@@ -18,6 +18,7 @@ from server import database, store
 from server import postgres as pg_store
 from server.demo import run as demo
 
+from .conftest import StartRtm
 from .live_server import UNIT
 from .services import PostgresServer
 from .waiting import eventually, until
@@ -456,3 +457,19 @@ def _count(url: str, table: str) -> int:
         return int(str(sql(url, f"SELECT count(*) FROM {table}")[0][0]))
     except psycopg.errors.UndefinedTable:
         return 0
+
+
+def test_a_serving_rtm_reads_details_and_readiness_from_postgresql(
+    postgres: PostgresServer, start_rtm: StartRtm
+) -> None:
+    url = postgres.database("rtm")
+    store.migrate(url)
+    sql(url, "INSERT INTO accounts (username, owner, enabled) VALUES ('alice', 'Alice', 1)")
+    server = start_rtm(env={"RTM_DB": url})
+    details = server.get("/api/accounts/alice")
+    assert details.status_code == 200
+    assert details.json()["directory"]["owner"] == "Alice"
+    assert details.json()["directory"]["enabled"] is True
+    assert server.get("/api/accounts/nobody").status_code == 404
+    ready = server.get("/readyz")
+    assert ready.status_code == 200, ready.text
