@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+import psycopg
 import pytest
 
 from server.collectors import open_source
@@ -204,7 +205,7 @@ async def test_a_reconnect_and_a_pruned_log_mean_a_full_read(kamailio_db: MakeDa
             url,
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'rtm'",
         )
-        with pytest.raises(Exception):
+        with pytest.raises(psycopg.OperationalError):
             await collector.changes()
         assert await collector.changes() is None
         assert set(await collector.fetch()) == {keep}
