@@ -22,7 +22,7 @@ from server import postgres as rtm_postgres
 from ...services import PostgresServer
 
 SCHEMA_DIR = Path("/usr/share/kamailio/postgres")
-KAMAILIO_SCHEMAS = ("msilo", "auth_db")
+KAMAILIO_SCHEMAS = ("msilo", "auth_db", "uac")
 
 MakeDatabase = Callable[..., str]
 
@@ -90,3 +90,24 @@ def contact_values(
         "udp:127.0.0.1:5060",
         node,
     )
+
+
+# Kamailio nodes on the database (tests/collectors/kamailio/conftest.py's fixtures).
+from ..kamailio.conftest import kamailio_factory, require_lab, sipp  # noqa: E402, F401
+
+
+def kamailio_url(url: str) -> str:
+    """The same database as Kamailio's db_postgres names it (``postgres://``)."""
+    return "postgres://" + url.split("://", 1)[1]
+
+
+def node_defines(url: str, server_id: int, **extra: object) -> dict[str, object]:
+    """lab/kamailio.cfg's defines for one cluster node writing ``location`` in ``url``."""
+    return {
+        "WITH_PGSQL": 1,
+        "DBURL": kamailio_url(url),
+        "SERVER_ID": server_id,
+        "ULDBMODE": 3,
+        "ULTIMER": 1,
+        **extra,
+    }
