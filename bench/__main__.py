@@ -28,7 +28,12 @@ BENCHMARKS = {
     "churn": "bench.churn",
     "browser": "bench.browser_churn",
     "connect": "bench.connect",
+    "postgres": "bench.postgres_scale",
 }
+# Run only when named (``python -m bench postgres``, BENCH_ONLY=postgres): each starts
+# servers of its own and seeds a million rows.
+ON_REQUEST = ("postgres",)
+DEFAULT = [name for name in BENCHMARKS if name not in ON_REQUEST]
 # ``--quick``: a one-minute subset, each at its smaller size (BENCH_QUICK=1).
 QUICK = ("diff", "collector", "churn")
 HEADERS = ("benchmark", "measured", "value", "ratio")
@@ -66,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.quick:
         os.environ["BENCH_QUICK"] = "1"
-    names = args.names or list(QUICK if args.quick else BENCHMARKS)
+    names = args.names or list(QUICK if args.quick else DEFAULT)
     unknown = [name for name in names if name not in BENCHMARKS]
     if unknown:
         parser.error(f"unknown benchmark {', '.join(unknown)}; known: {', '.join(BENCHMARKS)}")
