@@ -29,6 +29,7 @@ BENCHMARKS = {
     "browser": "bench.browser_churn",
     "connect": "bench.connect",
     "postgres": "bench.postgres_scale",
+    "faults": "bench.faults",
 }
 # Run only when named (``python -m bench postgres``, BENCH_ONLY=postgres): each starts
 # servers of its own and seeds a million rows.
@@ -71,7 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.quick:
         os.environ["BENCH_QUICK"] = "1"
-    names = args.names or list(QUICK if args.quick else DEFAULT)
+    # BENCH_ONLY=faults,churn (make bench BENCH_ONLY=…) runs those alone.
+    only = [name for name in os.environ.get("BENCH_ONLY", "").split(",") if name]
+    names = args.names or only or list(QUICK if args.quick else DEFAULT)
     unknown = [name for name in names if name not in BENCHMARKS]
     if unknown:
         parser.error(f"unknown benchmark {', '.join(unknown)}; known: {', '.join(BENCHMARKS)}")

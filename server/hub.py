@@ -280,6 +280,9 @@ class HubStats:
     closed_oversized: int = 0
     closed_flood: int = 0
     closed_slow: int = 0
+    # Sockets that ended without a close code: the client vanished, or it stopped answering
+    # uvicorn's keepalive pings (a stalled client is closed so, 20 s + 20 s on).
+    closed_lost: int = 0
     # Rows the hub looked at to find what changed: O(changes) on the change-driven path,
     # O(table) per full read. Tests count it where timing would be noise.
     rows_compared: int = 0

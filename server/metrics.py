@@ -66,11 +66,12 @@ class HubCollector(Collector):
             stats.bad_messages,
         )
         closed = CounterMetricFamily(
-            "rtm_ws_closed", "Client sockets closed by rtm, by reason.", labels=["reason"]
+            "rtm_ws_closed", "Client sockets closed by rtm (or lost), by reason.", labels=["reason"]
         )
         closed.add_metric(["oversized"], stats.closed_oversized)
         closed.add_metric(["flood"], stats.closed_flood)
         closed.add_metric(["slow"], stats.closed_slow)
+        closed.add_metric(["lost"], stats.closed_lost)
         yield closed
         yield from self._sent()
         yield from self._tables()

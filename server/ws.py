@@ -45,6 +45,8 @@ class Inbox:
     async def receive(self) -> str | bytes:
         message = await self.websocket.receive()
         if message["type"] == "websocket.disconnect":
+            if message.get("code") in (1005, 1006) and not message.get("reason"):
+                self.stats.closed_lost += 1
             raise ClientGone()
         data: str | bytes = message.get("text") or message.get("bytes") or ""
         if len(data) > self.max_frame:

@@ -128,3 +128,18 @@ async def test_frames_and_bytes_sent_are_counted_per_role(rtm_server: RtmServer)
 
         expected = (len(got), sum(len(str(frame).encode()) for frame in got))
         await eventually(lambda: sent() == expected, 10 * UNIT, "frames and bytes counted")
+
+
+@pytest.mark.asyncio
+async def test_a_socket_that_vanishes_is_counted_as_lost(rtm_server: RtmServer) -> None:
+    async with rtm_server.ws() as ws:
+        await ws.recv()  # hello
+        ws.transport.abort()  # no close frame: as a client that died or stopped answering
+
+    def lost() -> float:
+        for line in rtm_server.get("/metrics").text.splitlines():
+            if line.startswith('rtm_ws_closed_total{reason="lost"}'):
+                return float(line.rsplit(" ", 1)[1])
+        return 0.0
+
+    await eventually(lambda: lost() == 1, 10 * UNIT, "the lost socket counted")
