@@ -14,8 +14,11 @@ from server.collectors.postgres.changes import ChangeLog
 from server.collectors.postgres.directory import parse_directory
 from server.collectors.postgres.queue import PostgresQueue
 from server.collectors.postgres.registrations import PostgresRegistrations
+from server.collectors.runner import CollectorRunner
 from server.config import Config
+from server.hub import Hub
 
+from ...services import PostgresServer
 from .conftest import CONTACT_SQL, MakeDatabase, contact_values, pg_write
 
 
@@ -218,5 +221,29 @@ async def test_a_reconnect_and_a_pruned_log_mean_a_full_read(kamailio_db: MakeDa
         assert await collector.changes() is None
         assert len(await collector.fetch()) == 6
         assert await collector.changes() == RowChanges()
+    finally:
+        await collector.close()
+
+
+@pytest.mark.asyncio
+async def test_postgresql_restarted_is_stale_then_recovers_by_itself(
+    postgres: PostgresServer, kamailio_db: MakeDatabase
+) -> None:
+    url = kamailio_db()
+    before = add_contact(url, "alice")
+    collector = PostgresRegistrations(url)
+    hub = Hub(["accounts"])
+    runner = CollectorRunner(collector, hub, expires_field="expires", interval=0)
+    try:
+        await runner.poll_once()
+        postgres.stop()
+        await runner.follow_once(collector)
+        source = hub.tables["accounts"].source
+        assert not source.ok and source.error and set(hub.tables["accounts"].rows) == {before}
+        postgres.start()
+        after = add_contact(url, "bob")
+        await runner.follow_once(collector)  # reconnected: lost track, so a full read
+        assert hub.tables["accounts"].source.ok
+        assert set(hub.tables["accounts"].rows) == {before, after}
     finally:
         await collector.close()
