@@ -74,6 +74,7 @@ class Sample:
     rss: int
     fds: int
     writes: int  # contact changes written so far
+    contacts: int  # contacts in the store (the table the pages hold)
 
 
 class Soak:
@@ -141,7 +142,12 @@ class Soak:
             }
         pid = self.server.proc.pid if self.server.proc else 0
         sample = Sample(
-            second, pages, rss_of(pid), len(os.listdir(f"/proc/{pid}/fd")), self.life.written
+            second,
+            pages,
+            rss_of(pid),
+            len(os.listdir(f"/proc/{pid}/fd")),
+            self.life.written,
+            len(self.life.ids),
         )
         self.samples.append(sample)
         self.say(soak_chart.row(sample))
@@ -165,14 +171,16 @@ class Soak:
     def compare(self, second: float, when: str) -> None:
         """Hold the writes and check each page shows the server's tables."""
         self.life.pause()
-        began = time.monotonic()
+        began, seen = time.monotonic(), list[str]()
         try:
-            verdict = soak_compare.pages_equal_server(self.server, self.pages)
+            verdict = soak_compare.pages_equal_server(self.server, self.pages, seen)
         finally:
             self.life.resume()
         self.comparisons.append((second, when, verdict))
         took = time.monotonic() - began
         self.say(f"{second / 60:5.1f}  page == server after {when}: {verdict} ({took:.1f} s)")
+        for differs in dict.fromkeys(d[:40] for d in seen):  # what it waited for, once each
+            self.say(f"         meanwhile: {differs}")
 
     def run(self, browser: Any) -> None:
         self.server.start()

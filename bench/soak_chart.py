@@ -32,12 +32,12 @@ JUDGED = ("desk heap MiB", "desk DOM nodes", "kiosk heap MiB", "kiosk DOM nodes"
 
 
 def header() -> str:
-    return "  min  " + "  ".join(f"{label:>15}" for label, _ in FIGURES) + "    writes"
+    return "  min  " + "  ".join(f"{label:>15}" for label, _ in FIGURES) + "    writes  contacts"
 
 
 def row(sample: Any) -> str:
     figures = "  ".join(f"{read(sample):15.1f}" for _, read in FIGURES)
-    return f"{sample.second / 60:5.1f}  {figures}  {sample.writes:8,}"
+    return f"{sample.second / 60:5.1f}  {figures}  {sample.writes:8,}  {sample.contacts:8,}"
 
 
 def verdicts(samples: list[Any], growth_from: float, limit: float) -> list[tuple[str, bool, str]]:

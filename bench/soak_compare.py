@@ -92,12 +92,17 @@ def difference(server: RtmServer, pages: dict[str, Any]) -> str:
     return ""
 
 
-def pages_equal_server(server: RtmServer, pages: dict[str, Any]) -> str:
-    """'equal', or what still differed after WITHIN seconds."""
+def pages_equal_server(
+    server: RtmServer, pages: dict[str, Any], seen: list[str] | None = None
+) -> str:
+    """'equal', or what still differed after WITHIN seconds; each difference met on the way
+    (a page still reconnecting, a short registration lapsing meanwhile) goes to ``seen``."""
     deadline, differs = time.monotonic() + WITHIN, ""
     while time.monotonic() < deadline:
         differs = difference(server, pages)
         if not differs:
             return "equal"
+        if seen is not None:
+            seen.append(differs)
         pages["desk"].wait_for_timeout(500)
     return differs

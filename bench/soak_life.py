@@ -127,7 +127,7 @@ class Life(threading.Thread):
             conn.execute(
                 "UPDATE location SET user_agent = ? WHERE id = ?", (agent, rng.choice(self.ids))
             )
-        elif roll < 0.8 if grow else roll < 0.72:
+        elif roll < (0.9 if grow else 0.75):  # more registrations than removals below the size
             # A registration; one in four is short and lapses by itself (an expiry).
             expires = rng.uniform(5, 40) if rng.random() < 0.25 else 7200
             self.next_user += 1
