@@ -43,8 +43,9 @@ export const VIEWS = [
       { key: 'transport', label: 'Transport', width: 'xs', rank: 6 },
       { key: 'expires', label: 'Registration Expires', kind: 'time', width: 'l', kiosk: false, rank: 9 },
       { key: 'remaining', label: 'Remaining', kind: 'remaining', from: 'expires', width: 's', rank: 1 },
-      { key: 'node', label: 'Node', width: 's', kiosk: false, rank: 11, hint: 'The SIP node the contact registered on' },
       { key: 'user_agent', label: 'UserAgent', width: 'rest', rank: 8 },
+      // Last, so the other columns keep their places (a single source: Kamailio's server_id).
+      { key: 'node', label: 'Node', width: 's', kiosk: false, rank: 11, hint: 'The SIP node the contact registered on' },
     ],
   },
   {
@@ -62,7 +63,6 @@ export const VIEWS = [
     columns: [
       { key: 'host', label: 'Host', width: 'rest', rank: 3 },
       { key: 'name', label: 'Name', width: 'm' },
-      { key: 'node', label: 'Node', width: 's', kiosk: false, rank: 10, hint: 'The SIP node reporting this trunk' },
       { key: 'virtual_number', label: 'Virtual Phone Number', width: 'phone', rank: 5 },
       { key: 'username', label: 'Username', width: 's', kiosk: false, rank: 9 },
       { key: 'transport', label: 'Transport', width: 'xs', rank: 6 },
@@ -72,6 +72,7 @@ export const VIEWS = [
       { key: 'since', label: 'Since', kind: 'time', width: 'l', kiosk: false, rank: 7 },
       { key: 'for', label: 'For', kind: 'age', from: 'since', width: 's', hint: 'How long the trunk has had this status', rank: 1 },
       { key: 'latency_ms', label: 'Latency', kind: 'latency', width: 'xs', rank: 4 },
+      { key: 'node', label: 'Node', width: 's', kiosk: false, rank: 10, hint: 'The SIP node reporting this trunk' },
     ],
   },
   {
