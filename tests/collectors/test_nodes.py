@@ -200,3 +200,25 @@ async def test_two_kamailio_nodes_one_table_one_killed_goes_stale_alone_and_reco
         ("east", "dave"),
         ("west", "erin"),
     }
+
+
+@pytest.mark.asyncio
+async def test_each_kamailio_node_gets_its_own_evapi(tmp_path: Any) -> None:
+    value = (
+        "kamailio+http://127.0.0.1:1/RPC?node=east&evapi=tcp://127.0.0.1:2"
+        " kamailio+http://127.0.0.1:3/RPC?node=west"
+    )
+    opened = open_nodes("accounts", Config(db=str(tmp_path / "rtm.db"), registrations=value))
+    try:
+        east, west = opened
+        assert (east.node, east.prefix, west.node, west.prefix) == (
+            "east",
+            "east:",
+            "west",
+            "west:",
+        )
+        assert getattr(east.collector, "evapi_url", None) == "tcp://127.0.0.1:2"
+        assert not hasattr(west.collector, "evapi_url")  # no hints: its dump is the poll
+    finally:
+        for node in opened:
+            await node.collector.close()
