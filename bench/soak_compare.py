@@ -12,10 +12,14 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 import time
 from collections import Counter
+from pathlib import Path
 from typing import Any
+
+from websockets.sync.client import connect
 
 from tests.live_server import RtmServer
 
@@ -38,11 +42,33 @@ def defused(value: Any) -> str:
 
 
 def server_tables(server: RtmServer) -> dict[str, Counter[tuple[str, ...]]]:
-    tables = {}
-    for view, (_, _, fields) in VIEWS.items():
-        rows = server.get(f"/api/{view}").json()["rows"]
-        tables[view] = Counter(tuple(defused(row.get(f)) for f in fields) for row in rows)
-    return tables
+    """The hub's tables now, as a fresh WebSocket snapshot (``GET /api`` may serve a body
+    up to ten seconds old that a page would bring up to date from the ring)."""
+    headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in server.cookies.items())}
+    rows: dict[str, dict[str, dict[str, Any]]] = {}
+    with connect(server.ws_url, additional_headers=headers, origin=server.url, max_size=None,
+                 open_timeout=30) as ws:  # fmt: skip
+        ws.recv(30)  # hello
+        ws.send(json.dumps({"type": "resume", "epoch": None, "seq": {}}))
+        sources: set[str] = set()
+        while sources < set(VIEWS):
+            frame = json.loads(ws.recv(30))
+            table = rows.setdefault(frame.get("table", ""), {})
+            if frame["type"] == "snapshot":
+                table.update((row["id"], row) for row in frame["rows"])
+            elif frame["type"] == "diff":  # the ring's diffs since a shared snapshot's seq
+                for key in frame["delete"]:
+                    table.pop(key, None)
+                for row in frame["upsert"]:
+                    table[row["id"]] = {**table.get(row["id"], {}), **row}
+            elif frame["type"] == "source":
+                sources.add(frame["table"])
+    return {
+        view: Counter(
+            tuple(defused(row.get(f)) for f in fields) for row in rows.get(view, {}).values()
+        )
+        for view, (_, _, fields) in VIEWS.items()
+    }
 
 
 def desk_tables(page: Any) -> dict[str, Counter[tuple[str, ...]]]:
@@ -51,7 +77,7 @@ def desk_tables(page: Any) -> dict[str, Counter[tuple[str, ...]]]:
         page.get_by_role("button", name=label, exact=True).click()
         with page.expect_download() as download:
             page.locator(f"#view-{view} button", has_text="Export CSV").click()
-        text = open(download.value.path(), encoding="utf-8-sig").read()
+        text = Path(download.value.path()).read_text(encoding="utf-8-sig")
         table = list(csv.reader(io.StringIO(text, newline="")))
         index = [table[0].index(column) for column in columns]
         tables[view] = Counter(tuple(row[i] for i in index) for row in table[1:])

@@ -128,8 +128,9 @@ class Life(threading.Thread):
                 "UPDATE location SET user_agent = ? WHERE id = ?", (agent, rng.choice(self.ids))
             )
         elif roll < (0.9 if grow else 0.75):  # more registrations than removals below the size
-            # A registration; one in four is short and lapses by itself (an expiry).
-            expires = rng.uniform(5, 40) if rng.random() < 0.25 else 7200
+            # A registration; one in four is short (5-15 s) and lapses by itself (an expiry):
+            # short, so a comparison (writes held) waits little for those in flight to lapse.
+            expires = rng.uniform(5, 15) if rng.random() < 0.25 else 7200
             self.next_user += 1
             params = contact_params(f"u{self.next_user}", expires, port=rng.randrange(1024, 65535))
             cursor = conn.execute(CONTACT_SQL, params)
