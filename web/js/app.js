@@ -1,6 +1,8 @@
 // Wires the page together: stores fed by the connection, views, tiles, banners, details,
 // alarms, URL state, keyboard shortcuts, the one-second tick and kiosk rotation.
 
+import { AlarmList } from './alarmlist.js';
+import { Alarms } from './alarms.js';
 import { Banners } from './banners.js';
 import { ServerClock } from './clock.js';
 import { exportView } from './csv.js';
@@ -9,13 +11,14 @@ import { el } from './dom.js';
 import { Zone } from './format.js';
 import { FrameScheduler } from './frame.js';
 import { Header } from './header.js';
+import { Notifications } from './notify.js';
 import { Session } from './session.js';
 import { Connection } from './socket.js';
 import { headlines, LiveStats } from './stats.js';
 import { TableStore } from './store.js';
 import { applyTheme, initialTheme, toggleTheme } from './theme.js';
 import { Tiles } from './tiles.js';
-import { Sound, TrunkAlarm } from './sound.js';
+import { Sound } from './sound.js';
 import { initialViewState, queryFor, readState, writeState } from './url-state.js';
 import { linkTarget, VIEWS, viewByName, wallView } from './viewdefs.js';
 import { ViewController } from './views.js';
@@ -49,10 +52,18 @@ export class App {
     this.views = new Map(VIEWS.map((def) => [def.name, this.makeView(def)]));
     this.active = viewByName(this.page.view).name;
     this.sound = new Sound();
-    new TrunkAlarm(/** @type {TableStore} */ (this.stores.get('trunks')), this.sound);
+    this.notifications = new Notifications();
+    this.alarms = new Alarms({
+      trunks: /** @type {TableStore} */ (this.stores.get('trunks')), sound: this.sound,
+      notifier: this.notifications, repeat: this.page.alarmRepeat,
+      onChange: () => { this.tilesDirty = true; this.schedule(); },
+    });
+    this.alarmList = new AlarmList((id) => this.alarms.acknowledge(id));
     this.header = new Header({
       views: VIEWS, onView: (name) => this.setView(name), onTheme: () => toggleTheme(),
       onSound: () => this.sound.toggle(), soundOn: this.sound.enabled,
+      onNotify: () => this.notifications.toggle(), notifyOn: this.notifications.enabled,
+      notifySupported: this.notifications.supported,
     });
     this.tiles = new Tiles((name) => this.setView(name));
     this.banners = new Banners();
@@ -81,7 +92,7 @@ export class App {
     applyTheme(initialTheme(this.page.kiosk));
     document.body.classList.toggle('kiosk', this.page.kiosk);
     const main = el('main', { class: 'main' }, ...[...this.views.values()].map((v) => v.section), this.details.root);
-    document.body.replaceChildren(this.header.root, this.tiles.root, this.banners.root, main);
+    document.body.replaceChildren(this.header.root, this.tiles.root, this.alarmList.root, this.banners.root, main);
     if (this.session.detailsAllowed === false) this.offerDetails();
     if (this.page.details) this.openDetails(this.page.details);
     this.setView(this.active);
@@ -168,6 +179,7 @@ export class App {
     const now = this.clock.now();
     for (const view of this.views.values()) view.tick(now);
     this.stats.tick(now);
+    this.alarms.tick();
     if (this.details.current?.kind === 'account') this.detailsDirty = true;
     this.banners.render(this.zone, now);
     this.header.setClock(this.zone.formatClock(now));
@@ -204,6 +216,10 @@ export class App {
     this.tilesDirty = false;
     const ready = this.stats.ready();
     this.tiles.update(this.stats.values, now, this.page.queueAlarm, ready);
+    const oldest = this.stats.values.oldestReceived;
+    if (ready.queue) this.alarms.queueChanged(oldest, oldest !== null && now - oldest >= this.page.queueAlarm);
+    this.tiles.setUnacknowledged(this.alarms.unacknowledged('trunk'), this.alarms.unacknowledged('queue'));
+    this.alarmList.render(this.alarms.list(), now, this.page.queueAlarm);
     const lines = headlines(this.stats.values, ready);
     for (const view of this.views.values()) view.setHeadline(lines[view.def.table] ?? '');
   }

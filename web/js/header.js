@@ -1,5 +1,5 @@
 // The top bar: brand, view tabs, DEMO badge, connection indicator, server clock, signed-in
-// user with Admin and Sign out, sound and theme toggles.
+// user with Admin and Sign out, sound, notification and theme toggles.
 
 import { el, setText } from './dom.js';
 
@@ -9,9 +9,10 @@ const LINK_TEXT = { connecting: 'Connecting…', live: 'Live', reconnecting: 'Re
 export class Header {
   /**
    * @param {{views: import('./viewdefs.js').ViewDef[], onView: (name: string) => void,
-   *   onTheme: () => void, onSound: () => boolean, soundOn: boolean}} options
+   *   onTheme: () => void, onSound: () => boolean, soundOn: boolean,
+   *   onNotify: () => Promise<boolean>, notifyOn: boolean, notifySupported: boolean}} options
    */
-  constructor({ views, onView, onTheme, onSound, soundOn }) {
+  constructor({ views, onView, onTheme, onSound, soundOn, onNotify, notifyOn, notifySupported }) {
     this.tabs = new Map(views.map((view) => [view.name, el('button', {
       type: 'button', class: 'tab', 'data-view': view.name, 'data-short': view.short,
       'aria-label': view.label, onclick: () => onView(view.name),
@@ -29,13 +30,17 @@ export class Header {
     this.sound = el('button', { type: 'button', class: 'btn sound', 'aria-pressed': String(soundOn),
       title: 'Beep when a trunk goes down (this browser only)', onclick: () => this.setSound(onSound()) });
     this.setSound(soundOn);
+    this.notify = el('button', { type: 'button', class: 'btn notify chrome', 'aria-pressed': String(notifyOn),
+      hidden: !notifySupported, title: 'Notify of new alarms while this tab is in the background (this browser only)',
+      onclick: async () => this.setNotify(await onNotify()) });
+    this.setNotify(notifyOn);
     this.account = el('div', { class: 'account chrome', hidden: true }, this.user, this.admin, this.signOut);
     const theme = el('button', { type: 'button', class: 'btn chrome', onclick: onTheme, title: 'Switch light/dark theme' }, 'Theme');
     this.root = el('header', { class: 'topbar' },
       el('div', { class: 'brand' }, el('span', { class: 'brand-mark', 'aria-hidden': 'true' }, 'rtm'),
         el('span', { class: 'brand-name' }, 'Real-Time Management')),
       el('nav', { class: 'tabs chrome', 'aria-label': 'Views' }, ...this.tabs.values()),
-      el('div', { class: 'topbar-status' }, this.demo, this.link, this.clock, this.sound, theme,
+      el('div', { class: 'topbar-status' }, this.demo, this.link, this.clock, this.sound, this.notify, theme,
         this.account));
   }
 
@@ -82,6 +87,15 @@ export class Header {
   setSound(on) {
     this.sound.setAttribute('aria-pressed', String(on));
     setText(this.sound, on ? 'Sound on' : 'Sound off');
+  }
+
+  /**
+   * Show the notification toggle's state.
+   * @param {boolean} on
+   */
+  setNotify(on) {
+    this.notify.setAttribute('aria-pressed', String(on));
+    setText(this.notify, on ? 'Notify on' : 'Notify off');
   }
 
   /**

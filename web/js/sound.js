@@ -1,8 +1,11 @@
-// The opt-in trunk-down beep (Web Audio), remembered per browser. Browsers only let audio start
-// after a user gesture, so the context is created or resumed on the toggle click (and on any
-// later click or key press when it was switched on in an earlier visit).
+// The opt-in alarm beep (Web Audio), remembered per browser; alarms.js says when. Browsers only
+// let audio start after a user gesture, so the context is created or resumed on the toggle
+// click (and on any later click or key press when it was switched on in an earlier visit).
 
 const STORAGE_KEY = 'rtm.sound';
+// Hz, one tone each 0.22 s: a trunk down, and the queue's oldest message over its limit.
+const TRUNK_TONES = [880, 660, 880];
+const QUEUE_TONES = [440, 440];
 
 /** A two-tone alarm that only sounds when the user switched it on. */
 export class Sound {
@@ -34,6 +37,8 @@ export class Sound {
    * @returns {AudioContext|null}
    */
   audio() {
+    // Before any gesture the browser refuses (and says so in the console): stay quiet.
+    if (navigator.userActivation && !navigator.userActivation.hasBeenActive) return null;
     try {
       this.context ??= new AudioContext();
       if (this.context.state === 'suspended') void this.context.resume();
@@ -43,13 +48,16 @@ export class Sound {
     return this.context;
   }
 
-  /** Sound the alarm once, if enabled. */
-  beep() {
+  /**
+   * Sound the alarm once, if enabled: a trunk's three tones, or the queue's two low ones.
+   * @param {'trunk'|'queue'} [kind]
+   */
+  beep(kind = 'trunk') {
     if (!this.enabled) return;
     const context = this.audio();
     if (!context) return;
     const start = context.currentTime + 0.02;
-    [880, 660, 880].forEach((frequency, i) => {
+    (kind === 'queue' ? QUEUE_TONES : TRUNK_TONES).forEach((frequency, i) => {
       const oscillator = context.createOscillator();
       const gain = context.createGain();
       oscillator.type = 'square';
@@ -86,41 +94,5 @@ function writeSetting(value) {
     localStorage.setItem(STORAGE_KEY, value);
   } catch {
     // Private mode: the choice lasts for this page only.
-  }
-}
-
-/**
- * Watches trunk statuses and beeps when one leaves OK (not on the first load: the tile shows it).
- */
-export class TrunkAlarm {
-  /**
-   * @param {import('./store.js').TableStore} store
-   * @param {Sound} sound
-   */
-  constructor(store, sound) {
-    this.sound = sound;
-    /** @type {Map<string, string>|null} */
-    this.known = null;
-    store.subscribe(() => this.check(store.rows));
-  }
-
-  /**
-   * Compare statuses with the last ones seen.
-   * @param {Map<string, Record<string, any>>} rows
-   */
-  check(rows) {
-    /** @type {Map<string, string>} */
-    const now = new Map();
-    let wentDown = false;
-    for (const [id, row] of rows) {
-      const status = String(row.status ?? '');
-      now.set(id, status);
-      const before = this.known?.get(id);
-      if (this.known && status !== 'OK' && status !== 'DISABLED' && (before === 'OK' || before === undefined)) {
-        wentDown = true;
-      }
-    }
-    this.known = now;
-    if (wentDown) this.sound.beep();
   }
 }

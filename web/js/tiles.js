@@ -78,6 +78,17 @@ export class Tiles {
   }
 
   /**
+   * Make the trunks and oldest-queued tiles pulse while an alarm of theirs waits for an
+   * acknowledgement (steady once acknowledged: still red or amber, no longer calling).
+   * @param {boolean} trunks
+   * @param {boolean} queue
+   */
+  setUnacknowledged(trunks, queue) {
+    this.trunks.root.toggleAttribute('data-unacked', trunks);
+    this.oldest.root.toggleAttribute('data-unacked', queue);
+  }
+
+  /**
    * The trunks tile: red, naming every trunk that is not OK, the failed ones first and how
    * long each has been down.
    * @param {import('./stats.js').Stats} stats

@@ -1,19 +1,22 @@
 // What the URL holds: the view, its sort and filters, an open details panel, and the display
-// options (kiosk, rotate, page, queue_alarm). Reloading or sharing the URL reproduces the page.
+// options (kiosk, rotate, page, queue_alarm, alarm_repeat). Reloading or sharing the URL reproduces the page.
 // Parameters this module does not know (e.g. a display token) are kept untouched.
 
 import { filterKeys, VIEWS, viewByName } from './viewdefs.js';
 
 const FILTER_KEYS = ['group', 'status', 'transport', 'expires'];
 const DEFAULT_QUEUE_ALARM = 300;
+// Seconds between reminder beeps for an alarm nobody acknowledged (`alarm_repeat=0`: never).
+const DEFAULT_ALARM_REPEAT = 60;
 // A wall pages through a table longer than its screen every this many seconds (`page=0`: never).
 const DEFAULT_PAGE_SECONDS = 10;
 
 /**
  * @typedef {{view: string, sort: string|null, dir: 'asc'|'desc'|null, q: string,
  *   filters: Record<string, string>, details: {kind: 'account'|'message', key: string}|null,
- *   kiosk: boolean, rotate: number, queueAlarm: number, page: number}} PageState  page:
- *   seconds a wall shows each page of a long table, 0 for no paging
+ *   kiosk: boolean, rotate: number, queueAlarm: number, page: number, alarmRepeat: number}}
+ *   PageState  page: seconds a wall shows each page of a long table, 0 for no paging;
+ *   alarmRepeat: seconds between reminders of an unacknowledged alarm, 0 for none
  */
 
 /**
@@ -54,6 +57,7 @@ export function readState(search) {
     rotate: positive(params.get('rotate'), 0),
     queueAlarm: positive(params.get('queue_alarm'), DEFAULT_QUEUE_ALARM),
     page: params.get('page') === '0' ? 0 : positive(params.get('page'), DEFAULT_PAGE_SECONDS),
+    alarmRepeat: params.get('alarm_repeat') === '0' ? 0 : positive(params.get('alarm_repeat'), DEFAULT_ALARM_REPEAT),
   };
 }
 
