@@ -180,7 +180,10 @@ export class ViewController {
   setColumnFilter(key, value) {
     this.state.filters[key] = value;
     const select = this.selects.get(key);
-    if (select && select.value !== value) this.syncOptions(select, this.choices(key), value);
+    if (select && select.value !== value) {
+      this.syncOptions(select, this.choices(key), value);
+      select.value = value; // syncOptions leaves the choice alone when the options are the same
+    }
     const box = this.toggles.get(key);
     const toggle = this.def.toggles?.find((t) => t.key === key);
     if (box && toggle) box.checked = value === toggle.value;
