@@ -4,7 +4,7 @@
 
 // Column widths in rem, as web/css/rtm.css sets them (col.w-*); "rest" at its least.
 export const WIDTH_REM = /** @type {Record<string, number>} */ ({
-  port: 4.8, xs: 6.3, s: 7, phone: 10, ip: 9.5, m: 9.5, l: 13.2, xl: 20, rest: 10,
+  port: 4.8, xs: 6.3, s: 7, phone: 10, ip: 9.5, m: 9.5, l: 13.2, ms: 15.5, xl: 20, rest: 10,
 });
 
 /**

@@ -88,11 +88,11 @@ export const VIEWS = [
     filters: [],
     search: ['uuid', 'from_account', 'to_account'],
     columns: [
-      { key: 'received', label: 'Received', kind: 'time-ms', width: 'l', link: 'message' },
+      { key: 'received', label: 'Received', kind: 'time-ms', width: 'ms', link: 'message' },
       { key: 'age', label: 'Age', kind: 'age', from: 'received', width: 's', hint: 'How long the message has waited', rank: 1 },
       { key: 'from', label: 'From', width: 'm', rank: 2 },
       { key: 'to', label: 'To', width: 'm', rank: 3 },
-      { key: 'status', label: 'Status', kind: 'status', width: 's', rank: 5 },
+      { key: 'status', label: 'Status', kind: 'status', width: 'm', rank: 5 },
       { key: 'sent', label: 'Sent', kind: 'number', width: 'xs', hint: 'Delivery attempts so far', rank: 4 },
     ],
   },
