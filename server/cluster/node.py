@@ -120,6 +120,9 @@ class Cluster:
         for name, served in self.hub.tables.items():
             state = source_hub.tables[name]
             state.rows, state.seq, state.source = dict(served.rows), served.seq, served.source
+            for key, row in state.rows.items():  # each SIP node's part, as its runner keeps it
+                if row.get("node") is not None:
+                    state.partitions.setdefault(str(row["node"]), set()).add(key)
             if self.hub.polled(name):
                 source_hub.mark_polled(name)
         source_hub.stats.nodes.reset(source_hub.tables["accounts"].rows.values())

@@ -194,12 +194,25 @@ class CollectorRunner:
             if rows is not None:
                 self._flush_hints()  # hints before the read: the read knows what came after
                 self.apply(full_read_changes(self._rows, rows))
+                if not self._read_once:
+                    self._drop_unlisted(rows)
                 self._read_once = True
                 return True
             self._expire()
             return False
         finally:
             self.hub.mark_polled(self.table, self.node)
+
+    def _drop_unlisted(self, rows: Rows) -> None:
+        """At the first full read, drop what the hub held of this source that the source no
+        longer lists: a cluster's new leader starts from the cluster's state (server/cluster/),
+        not from nothing. O(table), once."""
+        state = self.hub.tables[self.table]
+        held = state.rows.keys() if self.node is None else state.partitions.get(self.node, ())
+        listed = {self.prefix + key for key in rows} if self.prefix else rows.keys()
+        gone = [key for key in held if key not in listed]
+        if gone:
+            self.hub.publish_changes(self.table, {}, gone, self.node)
 
     async def follow_once(self, feed: ChangeFeed) -> None:
         """Take a feed's changes; a feed that lost track gets a full read instead."""
