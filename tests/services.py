@@ -14,13 +14,13 @@ import shutil
 import signal
 import socket
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from .live_server import UNIT, free_port
+from .waiting import until
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 
@@ -42,13 +42,25 @@ def _listening(port: int) -> bool:
 
 
 def _wait(ready: Callable[[], bool], proc: subprocess.Popen[bytes], what: str, log: Path) -> None:
-    deadline = time.monotonic() + 30 * UNIT
-    while not ready():
-        if proc.poll() is not None:
-            raise RuntimeError(f"{what} exited: {log.read_text(errors='replace')[-2000:]}")
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{what} not ready: {log.read_text(errors='replace')[-2000:]}")
-        time.sleep(0.05)
+    """Poll (tests/waiting.py) until ``ready()`` or the server exits; either way, say why."""
+    try:
+        until(lambda: proc.poll() is not None or ready(), 30 * UNIT, what)
+    except TimeoutError:
+        raise RuntimeError(f"{what} not ready: {log.read_text(errors='replace')[-2000:]}") from None
+    if proc.poll() is not None:
+        raise RuntimeError(f"{what} exited: {log.read_text(errors='replace')[-2000:]}")
+
+
+def _stop(proc: subprocess.Popen[bytes] | None, sig: int, within: float) -> None:
+    """Signal a server that still runs; kill it if it has not exited ``within`` seconds."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(sig)
+    try:
+        proc.wait(within)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 class PostgresServer:
@@ -152,14 +164,7 @@ class PostgresServer:
 
     def stop(self, sig: int = signal.SIGINT) -> None:
         """SIGINT is PostgreSQL's fast shutdown; SIGKILL a crash."""
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(sig)
-        try:
-            self.proc.wait(30 * UNIT)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        _stop(self.proc, sig, 30 * UNIT)
 
     def restart(self) -> None:
         self.stop()
@@ -203,14 +208,7 @@ class RedisServer:
         )
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(sig)
-        try:
-            self.proc.wait(10 * UNIT)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        _stop(self.proc, sig, 10 * UNIT)
 
     def restart(self) -> None:
         self.stop()
@@ -264,9 +262,7 @@ backend rtm
         return self
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10 * UNIT)
+        _stop(self.proc, signal.SIGTERM, 10 * UNIT)
 
 
 @pytest.fixture
