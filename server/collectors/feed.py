@@ -8,10 +8,11 @@ A database type brings a ``source`` (one read connection that can open a snapsho
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
-from ..rows import Rows
+from ..rows import Row, Rows
 from .base import RowChanges
 
 
@@ -26,11 +27,19 @@ class SnapshotSource(Protocol):
 
     async def close(self) -> None: ...
 
+    async def query(self, sql: Any, params: Any = ()) -> Sequence[Any]:
+        """Every record of ``sql``, each readable by column name."""
+        ...
+
 
 class CursorLog(Protocol):
     """A change log: ``start`` (inside a snapshot, before a full read) sets the cursor."""
 
     async def start(self) -> None: ...
+
+    async def since(self) -> Mapping[str, Sequence[Any]] | None:
+        """The keys logged per table since the cursor (which moves on); None: lost track."""
+        ...
 
 
 SourceT = TypeVar("SourceT", bound=SnapshotSource)
@@ -81,3 +90,31 @@ class LoggedCollector(Generic[SourceT, LogT]):
 
     async def close(self) -> None:
         await self.source.close()
+
+
+class QueryCollector(LoggedCollector[SourceT, LogT]):
+    """A table that is one SQL query, mapped record by record to rows, whose log keys are
+    row ids: the rows they name are read again (``_read_keys``), and a key no longer
+    returned is a deleted row. A database type says how it reads rows by key."""
+
+    _sql: str
+    _to_row: Callable[[dict[str, Any]], Row]
+
+    async def _read_all(self) -> Rows:
+        rows = (self._to_row(dict(record)) for record in await self.source.query(self._sql))
+        return {row["id"]: row for row in rows}
+
+    async def _pending(self) -> RowChanges | None:
+        logged = await self.log.since()
+        if logged is None:
+            return None
+        keys = list(dict.fromkeys(k for found in logged.values() for k in found))
+        changes = RowChanges(delete={str(k) for k in keys})
+        if keys:
+            for record in await self._read_keys(keys):
+                row = self._to_row(dict(record))
+                changes.upsert[row["id"]] = row
+        return changes
+
+    async def _read_keys(self, keys: list[Any]) -> Sequence[Any]:
+        raise NotImplementedError

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Mapping
+from typing import Any
 
 from ..config import Config
 from ..rows import Row, Rows
@@ -26,8 +27,11 @@ CONTACTS_BY_USER_SQL = CONTACTS_SQL + " WHERE username IN ({keys})"
 DIRECTORY_BY_USER_SQL = DIRECTORY_SQL + " WHERE username IN ({keys})"
 
 
-def contact_row(record: sqlite3.Row, account: Mapping[str, str]) -> Row:
-    """One wire row for one ``location`` record."""
+def contact_row(
+    record: sqlite3.Row | Mapping[str, Any], account: Mapping[str, str], expires: str | None
+) -> Row:
+    """One wire row for one ``location`` record, in SQLite or PostgreSQL; ``expires`` is the
+    record's expiry as ISO text (the two stores write times differently), None for never."""
     contact = record["contact"] or ""
     address = contact_address(contact, record["received"] or None, record["socket"] or None)
     return {
@@ -41,7 +45,7 @@ def contact_row(record: sqlite3.Row, account: Mapping[str, str]) -> Row:
         "ip": address.ip,
         "port": address.port,
         "transport": address.transport,
-        "expires": iso(julian_to_unix(record["expires"])),
+        "expires": expires,
         "user_agent": record["user_agent"] or "",
         "contact": contact,
         "node": record["server_id"],
@@ -122,7 +126,7 @@ class RegistrationCollector(LoggedCollector):
 
     def _row(self, record: sqlite3.Row) -> Row:
         account = self.directory.account(record["username"] or "", record["domain"] or "")
-        return contact_row(record, account)
+        return contact_row(record, account, iso(julian_to_unix(record["expires"])))
 
 
 def open_source(table: str, url: str, config: Config) -> RegistrationCollector:

@@ -14,9 +14,8 @@ from urllib.parse import quote, urlsplit
 
 import aiosqlite
 
-from ..rows import Row, Rows
+from ..rows import Row
 from . import feed
-from .base import RowChanges
 
 log = logging.getLogger("rtm.collectors")
 
@@ -297,7 +296,7 @@ class LoggedCollector(feed.LoggedCollector[SqliteSource, ChangeLog]):
     (``_pending``)."""
 
 
-class QueryCollector(LoggedCollector):
+class QueryCollector(feed.QueryCollector[SqliteSource, ChangeLog]):
     """A table that is one SQL query over an SQLite file, mapped record by record to rows.
 
     A ``ChangeFeed``: in rtm's store the change log names the rows that changed, which are
@@ -325,17 +324,5 @@ class QueryCollector(LoggedCollector):
         self._keyed_sql = keyed_sql
         self._to_row = to_row
 
-    async def _read_all(self) -> Rows:
-        rows = (self._to_row(dict(record)) for record in await self.source.query(self._sql))
-        return {row["id"]: row for row in rows}
-
-    async def _pending(self) -> RowChanges | None:
-        logged = await self.log.since()
-        if logged is None:
-            return None
-        keys = list(dict.fromkeys(k for found in logged.values() for k in found))
-        changes = RowChanges(delete={str(k) for k in keys})
-        for record in await query_keys(self.source, self._keyed_sql, keys):
-            row = self._to_row(dict(record))
-            changes.upsert[row["id"]] = row
-        return changes
+    async def _read_keys(self, keys: list[Any]) -> list[sqlite3.Row]:
+        return await query_keys(self.source, self._keyed_sql, keys)

@@ -10,13 +10,14 @@ from .sqlite_source import QueryCollector, path_from_url
 from .trunk_rows import ConfiguredTrunk, trunk_row
 
 # Status rows for trunks missing from ``trunks`` are still shown: the watcher knows them.
+# Plain SQL that SQLite and PostgreSQL both run (postgres/trunks.py reads the same).
 TRUNKS_SQL = """
 SELECT t.name, t.host, t.port, t.transport, t.encryption, t.virtual_number, t.username,
        s.status, s.reason, s.since, s.latency_ms
 FROM trunks t LEFT JOIN trunk_status s ON s.trunk = t.name
 UNION ALL
 SELECT s.trunk, '', NULL, '', 0, '', '', s.status, s.reason, s.since, s.latency_ms
-FROM trunk_status s WHERE s.trunk NOT IN (SELECT name FROM trunks)
+FROM trunk_status s WHERE NOT EXISTS (SELECT 1 FROM trunks t WHERE t.name = s.trunk)
 """
 
 

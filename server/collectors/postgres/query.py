@@ -6,14 +6,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ...rows import Row, Rows
-from ..base import RowChanges
-from ..feed import LoggedCollector
+from ...rows import Row
+from ..feed import QueryCollector
 from .changes import ChangeLog
 from .connection import PostgresSource
 
 
-class PostgresQueryCollector(LoggedCollector[PostgresSource, ChangeLog]):
+class PostgresQueryCollector(QueryCollector[PostgresSource, ChangeLog]):
     """``sql`` is the full read; ``keyed_sql`` (one ``%s``: a text[] of log keys, which are
     row ids here) reads the rows the log names again, and a key it no longer returns is a
     deleted row. A database without the log is read whole at the poll interval."""
@@ -34,18 +33,5 @@ class PostgresQueryCollector(LoggedCollector[PostgresSource, ChangeLog]):
         self._keyed_sql = keyed_sql
         self._to_row = to_row
 
-    async def _read_all(self) -> Rows:
-        rows = (self._to_row(record) for record in await self.source.query(self._sql))
-        return {row["id"]: row for row in rows}
-
-    async def _pending(self) -> RowChanges | None:
-        logged = await self.log.since()
-        if logged is None:
-            return None
-        keys = list(dict.fromkeys(k for found in logged.values() for k in found))
-        changes = RowChanges(delete=set(keys))
-        if keys:
-            for record in await self.source.query(self._keyed_sql, (keys,)):
-                row = self._to_row(record)
-                changes.upsert[row["id"]] = row
-        return changes
+    async def _read_keys(self, keys: list[Any]) -> list[dict[str, Any]]:
+        return await self.source.query(self._keyed_sql, (keys,))

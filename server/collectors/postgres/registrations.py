@@ -15,11 +15,11 @@ from psycopg import sql
 
 from ...config import Config
 from ...rows import Row, Rows
-from ...sip.uri import contact_address
 from ...times import iso
 from ..base import RowChanges
 from ..directory import Directory
 from ..feed import LoggedCollector
+from ..registrations import contact_row
 from .changes import ChangeLog
 from .connection import PostgresSource
 from .directory import DirectorySpec, parse_directory
@@ -35,30 +35,6 @@ FROM location
 """
 CONTACTS_BY_ID_SQL = CONTACTS_SQL + " WHERE id = ANY(%s::int[])"
 CONTACTS_BY_USER_SQL = CONTACTS_SQL + " WHERE username = ANY(%s::text[])"
-
-
-def contact_row(record: Mapping[str, Any], account: Mapping[str, str]) -> Row:
-    """One wire row for one ``location`` record (the same columns as the SQLite source)."""
-    contact = record["contact"] or ""
-    address = contact_address(contact, record["received"] or None, record["socket"] or None)
-    expires = record["expires_at"]
-    return {
-        "id": record["ruid"] or f"location:{record['id']}",
-        "username": record["username"] or "",
-        "domain": record["domain"] or "",
-        "owner": account.get("owner", ""),
-        "caller_id": account.get("caller_id", ""),
-        "caller_id_2": account.get("caller_id_2", ""),
-        "group": account.get("group", ""),
-        "ip": address.ip,
-        "port": address.port,
-        "transport": address.transport,
-        # Kamailio's 0 ("never expires") is written as 1970: no expiry.
-        "expires": iso(expires) if expires is not None and expires > 0 else None,
-        "user_agent": record["user_agent"] or "",
-        "contact": contact,
-        "node": record["server_id"],
-    }
 
 
 class PostgresRegistrations(LoggedCollector[PostgresSource, ChangeLog]):
@@ -137,7 +113,9 @@ class PostgresRegistrations(LoggedCollector[PostgresSource, ChangeLog]):
 
     def _row(self, record: Mapping[str, Any]) -> Row:
         account = self.directory.account(record["username"] or "", record["domain"] or "")
-        return contact_row(record, account)
+        expires = record["expires_at"]
+        # Kamailio's 0 ("never expires") is written as 1970: no expiry.
+        return contact_row(record, account, iso(expires) if expires and expires > 0 else None)
 
 
 def open_source(table: str, url: str, config: Config) -> PostgresRegistrations:
