@@ -7,6 +7,7 @@
 // page is open, a change from one bad state to another (FAILED to PENDING) keeps it.
 
 import { parseTime } from './format.js';
+import { readStored, writeStored } from './storage.js';
 
 const STORAGE_KEY = 'rtm.acks';
 export const QUEUE_ALARM = 'queue';
@@ -179,10 +180,10 @@ export function describe(alarm) {
  */
 function readAcks() {
   try {
-    const value = JSON.parse(localStorage.getItem(STORAGE_KEY) ?? '{}');
+    const value = JSON.parse(readStored(STORAGE_KEY) ?? '{}');
     return value && typeof value === 'object' && !Array.isArray(value) ? value : {};
   } catch {
-    return {};
+    return {}; // garbled
   }
 }
 
@@ -191,9 +192,5 @@ function readAcks() {
  * @param {Record<string, number|null>} acks
  */
 function writeAcks(acks) {
-  try {
-    localStorage.setItem(STORAGE_KEY, JSON.stringify(acks));
-  } catch {
-    // Private mode: acknowledgements last for this page only.
-  }
+  writeStored(STORAGE_KEY, JSON.stringify(acks));
 }

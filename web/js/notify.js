@@ -3,6 +3,7 @@
 // the browser's own permission is asked on the first switch-on (a click: browsers require a
 // gesture). Browsers without the API (or pages not served from a secure origin) do without.
 
+import { readStored, writeStored } from './storage.js';
 const STORAGE_KEY = 'rtm.notify';
 
 /** The notifications switch. */
@@ -10,7 +11,7 @@ export class Notifications {
   /** Read the stored choice (on only while the browser still grants permission). */
   constructor() {
     this.supported = typeof Notification === 'function';
-    this.wanted = readSetting() === 'on';
+    this.wanted = readStored(STORAGE_KEY) === 'on';
   }
 
   /**
@@ -34,7 +35,7 @@ export class Notifications {
         ? await Notification.requestPermission() : Notification.permission;
       this.wanted = permission === 'granted';
     }
-    writeSetting(this.wanted ? 'on' : 'off');
+    writeStored(STORAGE_KEY, this.wanted ? 'on' : 'off');
     return this.enabled;
   }
 
@@ -56,29 +57,5 @@ export class Notifications {
     } catch {
       // Some browsers only notify from a service worker: the sound and the tiles remain.
     }
-  }
-}
-
-/**
- * The stored setting ("on"/"off"), tolerating storage being unavailable.
- * @returns {string|null}
- */
-function readSetting() {
-  try {
-    return localStorage.getItem(STORAGE_KEY);
-  } catch {
-    return null;
-  }
-}
-
-/**
- * Store the setting.
- * @param {string} value
- */
-function writeSetting(value) {
-  try {
-    localStorage.setItem(STORAGE_KEY, value);
-  } catch {
-    // Private mode: the choice lasts for this page only.
   }
 }

@@ -2,6 +2,7 @@
 // let audio start after a user gesture, so the context is created or resumed on the toggle
 // click (and on any later click or key press when it was switched on in an earlier visit).
 
+import { readStored, writeStored } from './storage.js';
 const STORAGE_KEY = 'rtm.sound';
 // Hz, one tone each 0.22 s: a trunk down, and the queue's oldest message over its limit.
 const TRUNK_TONES = [880, 660, 880];
@@ -11,7 +12,7 @@ const QUEUE_TONES = [440, 440];
 export class Sound {
   /** Read the stored choice and arm the gesture listeners that unlock audio. */
   constructor() {
-    this.enabled = readSetting() === 'on';
+    this.enabled = readStored(STORAGE_KEY) === 'on';
     /** @type {AudioContext|null} */
     this.context = null;
     const unlock = () => {
@@ -27,7 +28,7 @@ export class Sound {
    */
   toggle() {
     this.enabled = !this.enabled;
-    writeSetting(this.enabled ? 'on' : 'off');
+    writeStored(STORAGE_KEY, this.enabled ? 'on' : 'off');
     if (this.enabled) this.beep();
     return this.enabled;
   }
@@ -70,29 +71,5 @@ export class Sound {
       oscillator.start(at);
       oscillator.stop(at + 0.21);
     });
-  }
-}
-
-/**
- * The stored setting ("on"/"off"), tolerating storage being unavailable.
- * @returns {string|null}
- */
-function readSetting() {
-  try {
-    return localStorage.getItem(STORAGE_KEY);
-  } catch {
-    return null;
-  }
-}
-
-/**
- * Store the setting.
- * @param {string} value
- */
-function writeSetting(value) {
-  try {
-    localStorage.setItem(STORAGE_KEY, value);
-  } catch {
-    // Private mode: the choice lasts for this page only.
   }
 }

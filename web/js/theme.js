@@ -1,5 +1,7 @@
 // Light (desk) or dark theme, remembered per browser; kiosk displays are always dark.
 
+import { readStored, writeStored } from './storage.js';
+
 const STORAGE_KEY = 'rtm.theme';
 
 /**
@@ -9,12 +11,7 @@ const STORAGE_KEY = 'rtm.theme';
  */
 export function initialTheme(kiosk) {
   if (kiosk) return 'dark';
-  let stored = null;
-  try {
-    stored = localStorage.getItem(STORAGE_KEY);
-  } catch {
-    stored = null;
-  }
+  const stored = readStored(STORAGE_KEY);
   if (stored === 'light' || stored === 'dark') return stored;
   return matchMedia('(prefers-color-scheme: dark)').matches ? 'dark' : 'light';
 }
@@ -34,10 +31,6 @@ export function applyTheme(theme) {
 export function toggleTheme() {
   const next = document.documentElement.dataset.theme === 'dark' ? 'light' : 'dark';
   applyTheme(next);
-  try {
-    localStorage.setItem(STORAGE_KEY, next);
-  } catch {
-    // Storage unavailable: the choice lasts for this page only.
-  }
+  writeStored(STORAGE_KEY, next);
   return next;
 }
