@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from server import store
 from tests import credentials
@@ -34,6 +35,24 @@ SIZES = (1_000, 100_000)
 RATE = 160  # refreshes per second: 1% of 100k contacts a minute, ten times over
 SECONDS = 8 if QUICK else 20
 TICK = os.sysconf("SC_CLK_TCK")
+
+
+async def receive_arrivals(ws: Any, arrived: dict[str, float], count: int, within: float) -> None:
+    """Note when each ``bench-…`` User-Agent a churn wrote first reaches the client (its
+    diffs of accounts), until ``count`` arrived or ``within`` seconds passed."""
+    deadline = time.monotonic() + within
+    while len(arrived) < count and time.monotonic() < deadline:
+        try:
+            text = await asyncio.wait_for(ws.recv(), 1)
+        except TimeoutError:
+            continue
+        now = time.perf_counter()
+        frame = json.loads(text)
+        if frame.get("type") == "diff" and frame["table"] == "accounts":
+            for row in frame["upsert"]:
+                agent = row.get("user_agent")
+                if isinstance(agent, str) and agent.startswith("bench-"):
+                    arrived.setdefault(agent, now)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -118,19 +137,7 @@ async def measure(server: RtmServer, ids: list[int]) -> tuple[float, list[float]
         churn = Churn(server.db, ids, RATE * SECONDS)
         cpu_before = cpu_seconds(server.proc.pid)
         churn.start()
-        deadline = time.monotonic() + SECONDS + 10
-        while len(arrived) < churn.count and time.monotonic() < deadline:
-            try:
-                text = await asyncio.wait_for(ws.recv(), 1)
-            except TimeoutError:
-                continue
-            now = time.perf_counter()
-            frame = json.loads(text)
-            if frame.get("type") == "diff" and frame["table"] == "accounts":
-                for row in frame["upsert"]:
-                    agent = row.get("user_agent")
-                    if isinstance(agent, str) and agent.startswith("bench-"):
-                        arrived.setdefault(agent, now)
+        await receive_arrivals(ws, arrived, churn.count, SECONDS + 10)
         cpu = cpu_seconds(server.proc.pid) - cpu_before
         churn.join()
     latencies = [arrived[a] - t for a, t in churn.committed.items() if a in arrived]

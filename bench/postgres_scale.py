@@ -32,7 +32,7 @@ from tests import credentials
 from tests.live_server import RtmServer
 from tests.services import PostgresServer
 
-from .churn import cpu_seconds
+from .churn import cpu_seconds, receive_arrivals
 from .measure import Figure, compared
 
 QUICK = os.environ.get("BENCH_QUICK") == "1"
@@ -109,19 +109,7 @@ async def measure(server: RtmServer, url: str, last_id: int) -> tuple[float, flo
         churn = Churn(url, last_id, RATE * SECONDS)
         cpu_before, started = cpu_seconds(server.proc.pid), time.perf_counter()
         churn.start()
-        deadline = time.monotonic() + SECONDS + 15
-        while len(arrived) < churn.count and time.monotonic() < deadline:
-            try:
-                text = await asyncio.wait_for(ws.recv(), 1)
-            except TimeoutError:
-                continue
-            now = time.perf_counter()
-            frame = json.loads(text)
-            if frame.get("type") == "diff" and frame["table"] == "accounts":
-                for row in frame["upsert"]:
-                    agent = row.get("user_agent")
-                    if isinstance(agent, str) and agent.startswith("bench-"):
-                        arrived.setdefault(agent, now)
+        await receive_arrivals(ws, arrived, churn.count, SECONDS + 15)
         busy = (cpu_seconds(server.proc.pid) - cpu_before) / (time.perf_counter() - started)
         churn.join()
     # Two writes to one contact within one poll arrive as the later one: not a loss.
