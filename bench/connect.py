@@ -67,6 +67,16 @@ class Target:
     pid: int = 0  # rtm's
 
 
+class Counted(ClientConnection):
+    """A client connection counting the bytes it receives (frames as on the wire)."""
+
+    wire = 0
+
+    def data_received(self, data: bytes) -> None:
+        self.wire += len(data)
+        super().data_received(data)
+
+
 @dataclass
 class Display:
     """One connecting client: what it holds, when, and what reached it."""
@@ -80,7 +90,12 @@ class Display:
     error: str = ""
     seq: dict[str, int] = field(default_factory=dict)
     arrived: dict[int, float] = field(default_factory=dict)
-    ws: ClientConnection | None = None
+    ws: Counted | None = None
+    wire_mark: int = 0  # ws.wire when recording began
+    # What the frames would have been on the wire with context takeover (one display per
+    # worker keeps a compressor of its own, as websockets' permessage-deflate would).
+    takeover: Any = None
+    takeover_bytes: int = 0
     settled: asyncio.Event = field(default_factory=asyncio.Event)  # held it, or failed
 
 
@@ -132,6 +147,10 @@ def read_frame(display: Display, text: str, recording: bool, now: float) -> int:
     display.seq[table] = seq
     if recording:
         display.frames += 1
+        if display.takeover is not None:
+            data = text.encode()
+            packed = display.takeover.compress(data) + display.takeover.flush(zlib.Z_SYNC_FLUSH)
+            display.takeover_bytes += len(packed) - 4 + (2 if len(packed) < 130 else 4)
         for match in AGENT.finditer(text):
             display.arrived.setdefault(int(match[1]), now)
     return 0
@@ -146,15 +165,18 @@ async def display(target: Target, one: Display, state: dict[str, bool]) -> None:
             wire, epoch, seq = await fetch_head(target, table)
             one.http_bytes += wire
             one.seq[table] = seq
-        one.ws = ws = await connect(
+        ws = await connect(
             f"ws://{target.host}:{target.port}/ws",
             additional_headers={"Cookie": target.cookie},
             origin=target.origin,  # type: ignore[arg-type]
             compression="deflate",
             max_size=None,
+            create_connection=Counted,
             open_timeout=CONNECT_TIMEOUT,
             ping_interval=None,
         )
+        assert isinstance(ws, Counted)
+        one.ws = ws
         await ws.recv()  # hello
         await ws.send(json.dumps({"type": "resume", "epoch": epoch, "seq": one.seq}))
         sources = 0
@@ -204,20 +226,30 @@ async def serve_commands(pipe: Connection, target: Target) -> None:
             pipe.send([(one.started, one.held_at, one.snapshot, one.gaps, one.http_bytes,
                         one.error) for one in new])  # fmt: skip
         elif command == "record":
-            for one in displays:
+            for n, one in enumerate(displays):
                 one.arrived.clear()
-                one.frames = 0
+                one.frames = one.takeover_bytes = 0
+                one.wire_mark = one.ws.wire if one.ws is not None else 0
+                # uvicorn's permessage-deflate: 12-bit window, memLevel 5
+                one.takeover = zlib.compressobj(wbits=-12, memLevel=5) if arg and not n else None
             state["recording"] = arg
             pipe.send(None)
         elif command == "report":  # arg: the churn's (n, commit time, contact) list
             latencies = array.array("d")
-            lost = gaps = frames = 0
+            lost = gaps = frames = wire = rows = takeover = takeover_rows = 0
             for one in displays:
+                if one.ws is not None:
+                    wire += one.ws.wire - one.wire_mark
+                rows += len(one.arrived)
+                if one.takeover is not None:
+                    takeover += one.takeover_bytes
+                    takeover_rows += len(one.arrived)
                 times = {n: t for n, t, _ in arg}
                 latencies.extend(one.arrived[n] - times[n] for n in one.arrived if n in times)
                 lost += lost_changes(one, arg)
                 gaps, frames = gaps + one.gaps, frames + one.frames
-            pipe.send((latencies, lost, gaps, frames, sum(1 for o in displays if o.error)))
+            gone = sum(1 for o in displays if o.error)
+            pipe.send((latencies, lost, gaps, frames, gone, wire, rows, takeover, takeover_rows))
         elif command == "close":
             state["closing"] = True
             for one in displays:
@@ -453,7 +485,9 @@ def wall(server: RtmServer, swarm: Swarm, ids: list[int]) -> list[Figure]:
     reports = swarm.ask("report", [committed] * WORKERS)
     swarm.ask("record", [False] * WORKERS)
     latencies = sorted(x for report in reports for x in report[0])
-    lost, gaps, frames, gone = (sum(r[i] for r in reports) for i in (1, 2, 3, 4))
+    lost, gaps, frames, gone, wire, rows, takeover, takeover_rows = (
+        sum(r[i] for r in reports) for i in range(1, 9)
+    )
     window = FOLLOW_SECONDS + 2
     what = f"{WALL:,} clients, {CONTACTS:,} rows, {RATE} changes/s"
     p99 = latencies[int(0.99 * (len(latencies) - 1))] if latencies else float("inf")
@@ -467,6 +501,10 @@ def wall(server: RtmServer, swarm: Swarm, ids: list[int]) -> list[Figure]:
                f"target ≤ 50%; the {WORKERS} client processes used {clients / window:.0%}"),
         Figure("connect", f"{what}: frames written per core-second of rtm CPU",
                f"{frames / used:,.0f}", f"{frames / window:,.0f} frames/s; target ≥ 50,000"),
+        Figure("connect", f"{what}: bytes on the wire per changed row",
+               f"{wire / max(rows, 1):.1f} B",
+               f"{wire / max(frames, 1):.1f} B per frame; with context takeover these frames "
+               f"would be {takeover / max(takeover_rows, 1):.1f} B per row"),
         Figure("connect", "rtm peak RSS, whole run", size(vm(pid, "VmHWM")), "target ≤ 1 GiB"),
     ]  # fmt: skip
 

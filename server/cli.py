@@ -25,6 +25,7 @@ def _serve(args: argparse.Namespace) -> int:
     from . import database
     from .app import create_app
     from .auth.setup import SERVING_URL, announce, base_url
+    from .wire import PreparedFrameProtocol
 
     overrides = {
         name: value
@@ -65,7 +66,9 @@ def _serve(args: argparse.Namespace) -> int:
         # proxy header only when RTM_TRUST_PROXY_HEADER names it (server/auth/request.py).
         proxy_headers=False,
         log_level="info",
-        ws="websockets-sansio",
+        # uvicorn's websockets-sansio protocol, writing frames prepared once for every
+        # client (permessage-deflate without server context takeover): server/wire.py.
+        ws=PreparedFrameProtocol,
         lifespan="on",
     )
     return 0

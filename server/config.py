@@ -90,6 +90,7 @@ class Config:
     # Limits of one WebSocket client.
     ws_max_frame: int = 65536
     ws_max_messages_per_10s: int = 50
+    ws_send_timeout: float = 30.0  # a client that takes no frame for this long is closed
     client_queue_frames: int = 256
     client_queue_bytes: int = 16 * 1024 * 1024
     # Diffs kept per table for resuming clients.
@@ -219,6 +220,7 @@ def from_env(env: Mapping[str, str] | None = None) -> Config:
         ws_max_messages_per_10s=int(
             _number(env, "RTM_WS_MAX_MESSAGES", base.ws_max_messages_per_10s, int)
         ),
+        ws_send_timeout=_number(env, "RTM_WS_SEND_TIMEOUT", base.ws_send_timeout),
         client_queue_frames=int(
             _number(env, "RTM_CLIENT_QUEUE_FRAMES", base.client_queue_frames, int)
         ),

@@ -1,9 +1,10 @@
 """The hub: each table's current rows and ``seq``, a ring of recent diffs, and fan-out.
 
-Publishing is synchronous and never awaits a client: a diff is encoded once and appended to
-every client's bounded outbox. A client whose outbox overflows (frames or bytes) stops
-receiving diffs and is sent a fresh snapshot of every table when its sender next runs; it
-is counted in ``stats``. Memory per client is therefore bounded by its outbox limits.
+Publishing is synchronous and never awaits a client: a diff is encoded once, written to
+every client whose socket takes it now and appended to the bounded outbox of the others. A
+client whose outbox overflows (frames or bytes) stops receiving diffs and is sent a fresh
+snapshot of every table when its sender next runs; it is counted in ``stats``. Memory per
+client is therefore bounded by its outbox limits.
 
 Until a table's source has been polled once, clients are told it is "not read yet" rather
 than healthy: its empty rows are no reading, and a page must not show them as zeros.
@@ -61,11 +62,19 @@ class Client:
         self._wakeup = asyncio.Event()
         self.needs_snapshot = False
         self.resyncs = 0
+        # Set by the endpoint (server/ws.py) once the client's first frames are out: writes
+        # a frame to the socket now if it takes it, so that a frame to 1,000 clients costs
+        # no task wake-up each. ``sending``: its sender holds frames not yet written.
+        self.write_now: Callable[[str], bool] | None = None
+        self.sending = False
 
     def push(self, frame: str) -> None:
-        """Queue a frame; on overflow drop the outbox and ask for a snapshot instead."""
+        """Write a frame now when nothing is queued or being sent before it and the socket
+        takes it; else queue it. On overflow drop the outbox and ask for a snapshot."""
         if self.needs_snapshot:
             return  # the snapshot it will get supersedes every diff until then
+        if not self._frames and not self.sending and self.write_now and self.write_now(frame):
+            return
         if len(self._frames) >= self._max_frames or self._bytes + len(frame) > self._max_bytes:
             self._frames.clear()
             self._bytes = 0

@@ -89,7 +89,7 @@ class HubCollector(Collector):
         )
         sent = CounterMetricFamily(
             "rtm_ws_sent_bytes",
-            "Bytes of frames written to clients (UTF-8, before compression), by role.",
+            "Bytes written to clients (whole frames, after permessage-deflate), by role.",
             labels=["kind"],
         )
         for kind, count in stats.frames_sent.items():

@@ -15,7 +15,7 @@ from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from . import protocol
+from . import protocol, wire
 from .config import Config
 from .hub import Client, Hub, HubStats
 from .times import zone_spans
@@ -25,7 +25,6 @@ log = logging.getLogger("rtm.ws")
 # Seconds a client has to say what it holds before it gets snapshots: the page fetches the
 # shared HTTP snapshots in between (a 100k table under a wall of reconnecting displays).
 RESUME_WAIT = 30.0
-SEND_TIMEOUT = 30.0  # a client that cannot take one frame in this long is closed
 
 
 class ClientGone(Exception):
@@ -79,24 +78,58 @@ def hello(hub: Hub, config: Config, user: Any) -> str:
     )
 
 
-async def _send(websocket: WebSocket, frames: list[str]) -> None:
-    # One timeout moved along per frame, not wait_for's task and timer per frame: at 1,000
-    # clients that was a tenth of rtm's CPU (bench/connect.py).
-    loop = asyncio.get_running_loop()
-    stats: HubStats = websocket.app.state.hub.stats
-    user = websocket.scope.get("user")
-    kind = str(user.get("role")) if isinstance(user, dict) else "none"
-    async with asyncio.timeout(None) as timeout:
-        for frame in frames:
-            timeout.reschedule(loop.time() + SEND_TIMEOUT)
-            await websocket.send_text(frame)
-            # Counted once written (a stalled client's outbox is not "sent").
-            stats.frames_sent[kind] = stats.frames_sent.get(kind, 0) + 1
-            size = len(frame) if frame.isascii() else len(frame.encode())
-            stats.bytes_sent[kind] = stats.bytes_sent.get(kind, 0) + size
+class Sender:
+    """Writes frames to one client and counts them once written (a stalled client's
+    outbox is not "sent").
+
+    Under rtm serve (server/wire.py) a frame's bytes are prepared once for every client
+    and written straight to the socket, also synchronously from the hub's fan-out
+    (``write_now``) when the socket takes it; elsewhere (Starlette's TestClient) through
+    ``send_text``, counting the frame's UTF-8 length.
+    """
+
+    def __init__(self, websocket: WebSocket, timeout: float) -> None:
+        self.websocket = websocket
+        self.timeout = timeout  # RTM_WS_SEND_TIMEOUT: a client taking no frame is closed
+        found = websocket.scope.get("extensions", {}).get(wire.EXTENSION, {}).get("protocol")
+        self.protocol = found if isinstance(found, wire.PreparedFrameProtocol) else None
+        self.stats: HubStats = websocket.app.state.hub.stats
+        user = websocket.scope.get("user")
+        self.kind = str(user.get("role")) if isinstance(user, dict) else "none"
+
+    async def send(self, frames: list[str]) -> None:
+        """Send ``frames`` in order; TimeoutError when one waits ``timeout`` to be taken."""
+        # One timeout moved along per frame, not wait_for's task and timer per frame: at
+        # 1,000 clients that was a tenth of rtm's CPU (bench/connect.py).
+        loop = asyncio.get_running_loop()
+        async with asyncio.timeout(None) as timeout:
+            for frame in frames:
+                timeout.reschedule(loop.time() + self.timeout)
+                if self.protocol is not None:
+                    self._count(await self.protocol.send_prepared(frame))
+                else:
+                    await self.websocket.send_text(frame)
+                    self._count(len(frame) if frame.isascii() else len(frame.encode()))
+
+    def write_now(self, frame: str) -> bool:
+        """Write ``frame`` now if the socket takes it (the hub's fan-out); never raises."""
+        if self.protocol is None:
+            return False
+        try:
+            written = self.protocol.write_now(frame)
+        except wire.SocketClosed:
+            return False  # queued instead: the pump finds the socket closed
+        if written:
+            self._count(written)
+        return written > 0
+
+    def _count(self, size: int) -> None:
+        stats, kind = self.stats, self.kind
+        stats.frames_sent[kind] = stats.frames_sent.get(kind, 0) + 1
+        stats.bytes_sent[kind] = stats.bytes_sent.get(kind, 0) + size
 
 
-async def _first_resume(inbox: Inbox, tables: list[str]) -> protocol.Resume | None:
+async def _first_resume(inbox: Inbox, sender: Sender, tables: list[str]) -> protocol.Resume | None:
     """The client's resume, answering invalid frames with errors; None if it never comes."""
     deadline = time.monotonic() + RESUME_WAIT
     while True:
@@ -111,23 +144,28 @@ async def _first_resume(inbox: Inbox, tables: list[str]) -> protocol.Resume | No
             return protocol.decode_client(data, tables)
         except protocol.BadMessage as exc:
             inbox.stats.bad_messages += 1
-            await _send(inbox.websocket, [protocol.encode(protocol.Error("bad message", str(exc)))])
+            await sender.send([protocol.encode(protocol.Error("bad message", str(exc)))])
 
 
-async def _pump(websocket: WebSocket, hub: Hub, client: Client) -> None:
+async def _pump(sender: Sender, hub: Hub, client: Client) -> None:
+    # From here on the hub writes a frame itself when the socket takes it and nothing is
+    # queued before it; this task sends only what queued (a busy socket, a snapshot).
+    client.write_now = sender.write_now
     while True:
         await client.wait()
+        client.sending = True  # later frames queue behind these
         frames = hub.snapshot_frames(client) if client.needs_snapshot else client.take()
-        await _send(websocket, frames)
+        await sender.send(frames)
+        client.sending = False
 
 
-async def _answer(inbox: Inbox) -> None:
+async def _answer(inbox: Inbox, sender: Sender) -> None:
     """After the resume, the client has nothing to say: every frame gets an error."""
     while True:
         await inbox.receive()
         inbox.stats.bad_messages += 1
         error = protocol.Error("unexpected message", "only one resume, as the first message")
-        await _send(inbox.websocket, [protocol.encode(error)])
+        await sender.send([protocol.encode(error)])
 
 
 async def websocket_endpoint(websocket: WebSocket) -> None:
@@ -152,15 +190,16 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
 async def _serve(websocket: WebSocket, hub: Hub, config: Config) -> None:
     await websocket.accept()
     inbox = Inbox(websocket, config, hub.stats)
+    sender = Sender(websocket, config.ws_send_timeout)
     client: Client | None = None
     try:
-        await _send(websocket, [hello(hub, config, websocket.scope.get("user"))])
-        resume = await _first_resume(inbox, list(hub.tables))
+        await sender.send([hello(hub, config, websocket.scope.get("user"))])
+        resume = await _first_resume(inbox, sender, list(hub.tables))
         await hub.first_poll()
         client, frames = hub.connect(resume)
-        await _send(websocket, frames)
-        pump = asyncio.create_task(_pump(websocket, hub, client))
-        answer = asyncio.create_task(_answer(inbox))
+        await sender.send(frames)
+        pump = asyncio.create_task(_pump(sender, hub, client))
+        answer = asyncio.create_task(_answer(inbox, sender))
         done, pending = await asyncio.wait({pump, answer}, return_when=asyncio.FIRST_COMPLETED)
         for task in pending:
             task.cancel()
@@ -168,15 +207,16 @@ async def _serve(websocket: WebSocket, hub: Hub, config: Config) -> None:
                 await task
         for task in done:
             task.result()
-    except (ClientGone, WebSocketDisconnect):
+    except (ClientGone, WebSocketDisconnect, wire.SocketClosed):
         pass
     except TimeoutError:
         hub.stats.closed_slow += 1
-        log.info("closing a client that took no frame for %.0f s", SEND_TIMEOUT)
+        log.info("closing a client that took no frame for %.0f s", config.ws_send_timeout)
         with contextlib.suppress(Exception):
             await websocket.close(code=1008, reason="too slow")
     except RuntimeError:
         pass  # sending on a socket the client already closed
     finally:
         if client is not None:
+            client.write_now = None
             hub.disconnect(client)

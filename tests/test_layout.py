@@ -35,7 +35,15 @@ ALLOWED: dict[str, set[str]] = {
         "server.protocol",
         "server.diff",
     },
-    "server.ws": {"server.config", "server.times", "server.protocol", "server.hub"},
+    # WebSocket frames on the wire (uvicorn's protocol, prepared frames): nothing of rtm.
+    "server.wire": set(),
+    "server.ws": {
+        "server.config",
+        "server.times",
+        "server.protocol",
+        "server.hub",
+        "server.wire",
+    },
     "server.api": {"server.config", "server.hub", "server.metrics", "server.database"},
     "server.metrics": {"server.hub", "server.times"},
     # SIP on the wire: knows nothing of tables, collectors or the web.

@@ -108,7 +108,7 @@ def test_node_counts_move_with_changes_and_match_a_walk() -> None:
 
 @pytest.mark.asyncio
 async def test_frames_and_bytes_sent_are_counted_per_role(rtm_server: RtmServer) -> None:
-    async with rtm_server.ws() as ws:
+    async with rtm_server.ws(compression=None) as ws:  # bytes on the wire: header + text
         hello = await ws.recv()
         await ws.send(json.dumps({"type": "resume", "epoch": None, "seq": {}}))
         got = [hello]
@@ -126,7 +126,8 @@ async def test_frames_and_bytes_sent_are_counted_per_role(rtm_server: RtmServer)
                 "rtm_ws_sent_bytes_total", 0
             )
 
-        expected = (len(got), sum(len(str(frame).encode()) for frame in got))
+        sizes = [len(str(frame).encode()) for frame in got]
+        expected = (len(got), sum(n + (2 if n < 126 else 4 if n < 65536 else 10) for n in sizes))
         await eventually(lambda: sent() == expected, 10 * UNIT, "frames and bytes counted")
 
 
