@@ -117,8 +117,10 @@ class Sender:
             return False
         try:
             written = self.protocol.write_now(frame)
-        except wire.SocketClosed:
-            return False  # queued instead: the pump finds the socket closed
+        except (wire.SocketClosed, ValueError):
+            # Queued instead: this client's own task meets the closed socket (or a text
+            # that cannot be encoded), never the publisher fanning out to every client.
+            return False
         if written:
             self._count(written)
         return written > 0
