@@ -79,6 +79,7 @@ async def test_every_client_gets_every_frame_deflated_or_not(start_rtm: StartRtm
         assert isinstance(small, PerMessageDeflate) and small.remote_max_window_bits == 10
         mirrors = [await Mirror(ws).start() for ws in (plain_ws, deflate_ws, narrow_ws)]
         assert len(mirrors[0].tables["accounts"]) == 300
+        assert any(len(raw) > 65536 for raw in mirrors[0].raw)  # a page in the long form
         ruids = list(mirrors[0].tables["accounts"])
         for ruid in ruids[:20]:
             delete_contact(server.db, ruid)
@@ -131,3 +132,24 @@ async def test_a_stalled_client_is_closed_too_slow_and_others_keep_up(start_rtm:
         assert closed.value.rcvd is not None
         assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (1008, "too slow")
         await equal_to_the_server(server, [healthy])
+
+
+@pytest.mark.asyncio
+async def test_a_client_whose_socket_fills_gets_every_diff_in_order(start_rtm: StartRtm) -> None:
+    # An outbox big enough that it never overflows: the frames that found the socket full
+    # queue, and the ones after them queue behind until the sender drained them.
+    env = {"RTM_CLIENT_QUEUE_BYTES": str(256 << 20), "RTM_POLL_ACCOUNTS": "0.2"}
+    server = start_rtm(env=env)
+    async with server.ws(max_queue=1, compression=None) as slow_ws, server.ws() as ws:
+        slow = await Mirror(slow_ws).start()
+        healthy = await Mirror(ws).start()
+        agent = "PrivateGSM " + "x" * 5000
+        for batch in range(40):  # 20 MB: more than both sides' socket buffers hold
+            add_contacts(
+                server.db, [contact_params(f"f{batch}-{i}", user_agent=agent) for i in range(100)]
+            )
+            await healthy.until(lambda m, n=(batch + 1) * 100: len(m.tables["accounts"]) == n)
+        await slow.until(lambda m: len(m.tables["accounts"]) == 4000, 30 * UNIT)  # seq checked
+        assert not any(frame["type"] == "snapshot" for frame in slow.frames[7:])
+        assert server.get("/healthz").json()["resyncs"] == 0
+        await equal_to_the_server(server, [slow, healthy])
