@@ -111,15 +111,18 @@ def _postgres_directory(db: str, columns: str, username: str) -> list[dict[str, 
 
 
 async def account(request: Request) -> JSONResponse:
-    """``GET /api/accounts/{username}``: directory entry and live contacts."""
+    """``GET /api/accounts/{username}``: directory entry and live contacts.
+
+    An account rtm knows nothing of right now is an answer, not an error (``directory``
+    null, no contacts): the page asks for accounts that just left, and browsers log every
+    4xx in the console as a failure.
+    """
     username = request.path_params["username"]
     config: Config = request.app.state.config
     contacts = [
         r for r in _hub(request).tables["accounts"].rows.values() if r["username"] == username
     ]
     entries = await asyncio.to_thread(_directory, config.db, username)
-    if not entries and not contacts:
-        return not_found("account")
     domains = {c.get("domain") for c in contacts}
     entry = next((e for e in entries if e["domain"] in domains), entries[0] if entries else None)
     if entry is not None:
@@ -128,9 +131,11 @@ async def account(request: Request) -> JSONResponse:
 
 
 async def message(request: Request) -> JSONResponse:
-    """``GET /api/queue/{id}``: one queued message's metadata (never its content)."""
-    row = _hub(request).tables["queue"].rows.get(request.path_params["id"])
-    return JSONResponse(row) if row is not None else not_found("message")
+    """``GET /api/queue/{id}``: one queued message's metadata (never its content), or
+    ``{"id": .., "queued": false}`` once it has left the queue (an answer, as for accounts)."""
+    key = request.path_params["id"]
+    row = _hub(request).tables["queue"].rows.get(key)
+    return JSONResponse(row if row is not None else {"id": key, "queued": False})
 
 
 async def healthz(request: Request) -> JSONResponse:

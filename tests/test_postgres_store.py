@@ -470,6 +470,8 @@ def test_a_serving_rtm_reads_details_and_readiness_from_postgresql(
     assert details.status_code == 200
     assert details.json()["directory"]["owner"] == "Alice"
     assert details.json()["directory"]["enabled"] is True
-    assert server.get("/api/accounts/nobody").status_code == 404
+    nobody = server.get("/api/accounts/nobody")
+    assert nobody.status_code == 200
+    assert nobody.json() == {"username": "nobody", "directory": None, "contacts": []}
     ready = server.get("/readyz")
     assert ready.status_code == 200, ready.text

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlencode
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
@@ -24,6 +25,8 @@ MAX_CONCURRENT_LOGINS = 2
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 WRONG = "Wrong user name or password."
 LOCKED = "Too many failed sign-ins. Try again later."
+# What a failed sign-in's redirect (``/login?failed=…``) shows; any other value shows nothing.
+FAILURES = {"wrong": WRONG, "locked": LOCKED}
 
 
 def safe_next(target: str) -> str:
@@ -78,9 +81,23 @@ class SignIn:
         }
         return templates.TemplateResponse(request, "login.html", context, status_code=status)
 
+    async def failed(
+        self, request: Request, status: int, failure: str, username: str, nxt: str
+    ) -> Response:
+        """A failed sign-in: 401/429 for scripts; a browser's form is sent back to the
+        page (Post/Redirect/Get), because Chromium logs every 4xx page as a console error
+        and a reload would post the password again."""
+        if request.headers.get("sec-fetch-mode") != "navigate":
+            return await self.page(request, status, FAILURES[failure], username, nxt)
+        query = urlencode({"failed": failure, "username": username, "next": safe_next(nxt)})
+        return RedirectResponse(f"/login?{query}", status_code=303)
+
     async def login(self, request: Request) -> Response:
         if request.method == "GET":
-            return await self.page(request, 200, "", "", request.query_params.get("next", "/"))
+            query = request.query_params
+            error = FAILURES.get(query.get("failed", ""), "")
+            username = query.get("username", "")[:256] if error else ""
+            return await self.page(request, 200, error, username, query.get("next", "/"))
         form = await read_form(request)
         if form is None:
             return Response("form too large", status_code=413)
@@ -92,10 +109,10 @@ class SignIn:
                 self.auth.check_login, username, form.get("password", ""), address
             )
         if outcome.locked:
-            return await self.page(request, 429, LOCKED, username, nxt)
+            return await self.failed(request, 429, "locked", username, nxt)
         if outcome.principal is None:
             await slow_failure(self.auth.config, outcome.failures)
-            return await self.page(request, 401, WRONG, username, nxt)
+            return await self.failed(request, 401, "wrong", username, nxt)
         return await signed_in(self.auth, request, outcome.principal.name, safe_next(nxt))
 
     async def logout(self, request: Request) -> Response:

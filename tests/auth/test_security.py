@@ -164,6 +164,22 @@ def test_unknown_user_and_wrong_password_get_the_same_answer(client: TestClient)
     assert "set-cookie" not in wrong.headers
 
 
+def test_a_browser_form_that_fails_is_sent_back_to_the_page(client: TestClient) -> None:
+    # Post/Redirect/Get for browser navigations (Chromium logs a 4xx page as a console
+    # error, and a reload would post the password again); scripts keep 401/429 above.
+    navigate = {"sec-fetch-mode": "navigate"}
+    form = {"username": "alice", "password": "nope-nope", "next": "/?view=queue"}
+    answer = client.post("/login", data=form, headers=navigate, follow_redirects=False)
+    assert answer.status_code == 303 and "set-cookie" not in answer.headers
+    target = answer.headers["location"]
+    assert target == "/login?failed=wrong&username=alice&next=%2F%3Fview%3Dqueue"
+    page = client.get(target)
+    assert page.status_code == 200 and "Wrong user name or password." in page.text
+    assert 'value="alice"' in page.text and 'value="/?view=queue"' in page.text
+    # The query shows only the messages rtm has; anything else is a plain sign-in page.
+    assert "<script" not in client.get("/login?failed=<script>&username=<script>").text
+
+
 def test_failed_logins_are_slowed_then_locked(client: TestClient, auth: Auth) -> None:
     delay = auth.config.login_delay
     started = time.monotonic()

@@ -107,9 +107,9 @@ export class Details {
       const pairs = Object.entries(directory).map(([k, v]) => [label(k), TIME_FIELDS.has(k) && typeof v === 'number' && v > 0
         ? ctx.zone.format(v > 1e11 ? v / 1000 : v) : display(v)]);
       this.body.append(el('h3', {}, 'Directory'), definitionList(/** @type {Array<[string, string]>} */ (pairs)));
-    } else if (status === 404 && !contacts.length) {
+    } else if (status === 200 && !contacts.length) {
       this.body.append(notice(GONE, `${username} is no longer registered (and not in the account directory).`));
-    } else if (status === 200 || status === 404) {
+    } else if (status === 200) {
       this.body.append(el('p', { class: 'muted' }, 'Not in the account directory.'));
     } else this.body.append(notice(FAILED, failure('the directory entry', status)));
     this.body.append(el('h3', {}, `Live contacts (${contacts.length})`));
@@ -130,10 +130,11 @@ export class Details {
   renderMessage(id, ctx) {
     const status = this.fetched?.status;
     const live = this.stores.get('queue')?.rows.get(id);
-    const row = live ?? this.fetched?.body;
+    const fetched = this.fetched?.body;
+    const row = live ?? (fetched?.queued === false ? null : fetched);
     if (!row) {
       if (this.fetched === null) this.body.append(el('p', { class: 'muted' }, 'Loading…'));
-      else if (status === 404) this.body.append(notice(GONE, 'This message has left the queue (delivered or expired).'));
+      else if (status === 200) this.body.append(notice(GONE, 'This message has left the queue (delivered or expired).'));
       else this.body.append(notice(FAILED, failure('the message', status)));
       return;
     }
