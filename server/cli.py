@@ -5,10 +5,15 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import socket
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from .config import ConfigError, from_env, is_postgres
+
+if TYPE_CHECKING:
+    import uvicorn
 
 DESCRIPTION = (
     "rtm shows a NOC, right now, who is registered on the SIP server, how its trunks are and"
@@ -17,6 +22,26 @@ DESCRIPTION = (
 )
 # Each module exposes ``register(subparsers)`` adding its own subcommands.
 SUBCOMMAND_MODULES = ("server.demo.run", "server.auth.cli")
+
+
+def _listening_server() -> type[uvicorn.Server]:
+    """uvicorn's Server that still says "Uvicorn running on …" once it listens on a socket
+    it was given (uvicorn only says so for sockets it binds itself; tests and operators'
+    scripts wait for that line)."""
+    import uvicorn
+
+    class Listening(uvicorn.Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets)
+            if self.started and sockets:
+                host, port = sockets[0].getsockname()[:2]
+                scheme = "https" if self.config.is_ssl else "http"
+                host = f"[{host}]" if ":" in host else host
+                logging.getLogger("uvicorn.error").info(
+                    "Uvicorn running on %s://%s:%d (Press CTRL+C to quit)", scheme, host, port
+                )
+
+    return Listening
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -46,32 +71,46 @@ def _serve(args: argparse.Namespace) -> int:
     except (ConfigError, ValueError, RuntimeError, OSError, *database.DatabaseError) as exc:
         print(f"rtm: {exc}", file=sys.stderr)
         return 2
+    try:
+        # Bound here, before anything is recorded: a port already taken fails now, with a
+        # message, and leaves the store's address of the server that does run untouched.
+        listener = socket.create_server(
+            (config.host, config.port),
+            family=socket.AF_INET6 if ":" in config.host else socket.AF_INET,
+        )
+    except OSError as exc:
+        print(f"rtm: cannot listen on {config.host}:{config.port}: {exc.strerror}", file=sys.stderr)
+        return 2
     scheme = "https" if config.tls_cert else "http"
     print(f"rtm serving on {scheme}://{config.host}:{config.port}/", file=sys.stderr)
     # `rtm display add` (another process, maybe without our RTM_PORT) prints kiosk URLs on it.
     database.write_setting(config.db, SERVING_URL, base_url(config))
     announce(app.state.first_run, config)  # the setup link, when the store has no user yet
-    uvicorn.run(
-        app,
-        host=config.host,
-        port=config.port,
-        # rtm checks (and counts) frames over ws_max_frame itself; uvicorn keeps a hard cap
-        # above it (4 bytes per character at worst) so memory stays bounded all the same.
-        ws_max_size=4 * config.ws_max_frame,
-        ssl_certfile=config.tls_cert or None,
-        ssl_keyfile=config.tls_key or None,
-        # Access logs would carry display tokens from URLs; rtm keeps no logs of who looked.
-        access_log=False,
-        # uvicorn would believe X-Forwarded-For/-Proto from any loopback peer; rtm trusts a
-        # proxy header only when RTM_TRUST_PROXY_HEADER names it (server/auth/request.py).
-        proxy_headers=False,
-        log_level="info",
-        # uvicorn's websockets-sansio protocol, writing frames prepared once for every
-        # client (permessage-deflate without server context takeover): server/wire.py.
-        ws=PreparedFrameProtocol,
-        lifespan="on",
+    server = _listening_server()(
+        uvicorn.Config(
+            app,
+            host=config.host,
+            port=config.port,
+            # rtm checks (and counts) frames over ws_max_frame itself; uvicorn keeps a hard
+            # cap above it (4 bytes per character at worst) so memory stays bounded anyway.
+            ws_max_size=4 * config.ws_max_frame,
+            ssl_certfile=config.tls_cert or None,
+            ssl_keyfile=config.tls_key or None,
+            # Access logs would carry display tokens from URLs; rtm keeps no logs of who looked.
+            access_log=False,
+            # uvicorn would believe X-Forwarded-For/-Proto from any loopback peer; rtm trusts
+            # a proxy header only when RTM_TRUST_PROXY_HEADER names it (server/auth/request.py).
+            proxy_headers=False,
+            log_level="info",
+            # uvicorn's websockets-sansio protocol, writing frames prepared once for every
+            # client (permessage-deflate without server context takeover): server/wire.py.
+            ws=PreparedFrameProtocol,
+            lifespan="on",
+        )
     )
-    return 0
+    server.run(sockets=[listener])
+    # As uvicorn.run: a start-up that failed (the lifespan raised) exits non-zero.
+    return 0 if server.started else 3
 
 
 def _install_triggers(args: argparse.Namespace) -> int:

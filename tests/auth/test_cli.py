@@ -156,3 +156,18 @@ def test_base_url_wins_over_the_served_address_and_public_url(rtm_server: RtmSer
     assert given.returncode == 0, given.stderr
     assert given.stdout.startswith("https://wall.example:8443/?display=")
     assert given.stderr == ""
+
+
+def test_a_serve_that_cannot_listen_records_nothing(rtm_server: RtmServer) -> None:
+    # A second rtm serve on the same store, on the port the first already holds: it fails
+    # with a message and the store still names the server that does run.
+    port = rtm_server.url.rsplit(":", 1)[1]
+    second = subprocess.run(
+        [sys.executable, "-m", "server.cli", "serve", "--db", rtm_server.db, "--port", port],
+        env={k: v for k, v in os.environ.items() if not k.startswith("RTM_")},
+        capture_output=True, text=True, timeout=30 * UNIT, cwd=Path(__file__).resolve().parents[2],
+    )  # fmt: skip
+    assert second.returncode == 2
+    assert f"rtm: cannot listen on 127.0.0.1:{port}" in second.stderr
+    added = display_add(rtm_server.db, "foyer")
+    assert added.stdout.startswith(f"{rtm_server.url}/?display="), added.stdout
