@@ -40,21 +40,39 @@ def row(sample: Any) -> str:
     return f"{sample.second / 60:5.1f}  {figures}  {sample.writes:8,}  {sample.contacts:8,}"
 
 
-def verdicts(samples: list[Any], growth_from: float, limit: float) -> list[tuple[str, bool, str]]:
-    """(what, passed, detail) for each judged figure: its growth from the first sample at or
-    after ``growth_from`` to the last sample."""
-    judged = [s for s in samples if s.second >= growth_from]
-    if len(judged) < 2:
+def verdicts(
+    samples: list[Any], growth_from: float, window: float, limit: float
+) -> list[tuple[str, bool, str]]:
+    """(what, passed, detail) for each judged figure: the growth of its mean over the last
+    ``window`` seconds against its mean over the ``window`` from ``growth_from``.
+
+    The window is one restart period, so each mean holds samples of every age after a
+    restart (a fresh rtm reads ~25% more RSS in its first minute) and of every phase of the
+    heap's collection band; two single samples land anywhere in that band.
+    """
+    end = max((s.second for s in samples), default=0.0)
+    first = [s for s in samples if growth_from <= s.second < growth_from + window]
+    last = [s for s in samples if s.second > end - window and s.second >= growth_from]
+    if not first or not last or end - growth_from < window:
         return [
-            ("growth", True, f"not judged: the run is shorter than {growth_from / 60:g} min + 1")
+            (
+                "growth",
+                True,
+                f"not judged: the run is shorter than two windows of {window / 60:g} min",
+            )
         ]
     results = []
     for label, read in FIGURES:
         if label not in JUDGED:
             continue
-        first, last = read(judged[0]), read(judged[-1])
-        growth = (last - first) / first if first else 0.0
-        detail = f"{first:.1f} → {last:.1f} ({growth:+.1%}) from minute {judged[0].second / 60:.1f}"
+        before = sum(map(read, first)) / len(first)
+        after = sum(map(read, last)) / len(last)
+        growth = (after - before) / before if before else 0.0
+        detail = (
+            f"mean {before:.1f} (minutes {first[0].second / 60:.0f}–{first[-1].second / 60:.0f})"
+            f" → {after:.1f} (minutes {last[0].second / 60:.0f}–{last[-1].second / 60:.0f},"
+            f" {growth:+.1%})"
+        )
         results.append((f"{label} grows ≤ {limit:.0%}", growth <= limit, detail))
     return results
 
