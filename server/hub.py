@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gzip
+import logging
 import secrets
 import time
 from collections import deque
@@ -27,6 +28,8 @@ from .diff import Changes, diff, diff_some
 from .rows import Row
 from .times import now_iso
 
+log = logging.getLogger(__name__)
+
 NOT_READ = "not read yet"  # a table's source error until its first poll
 FIRST_POLL_WAIT = 15.0  # at start-up, how long a client waits for every source's first poll
 # A shared snapshot (HTTP or WebSocket pages) is reused for this long after the table moved
@@ -35,9 +38,10 @@ FIRST_POLL_WAIT = 15.0  # at start-up, how long a client waits for every source'
 SHARED_MAX_AGE = 10.0
 # ... and dropped once nobody asked for it for this long (its memory is one table's).
 SHARED_IDLE = 60.0
-# gzip level of a shared snapshot: 27 MB of JSON (100k rows) to ~2.5 MB in ~0.4 s at 5;
-# level 9 saves a few % for three times the CPU.
-GZIP_LEVEL = 5
+# gzip level of a shared snapshot: 28.6 MB of JSON (100k rows) to 1.70 MB in ~60 ms at 3,
+# against 1.52 MB in ~110 ms at 5 (docs/benchmarks.md): the CPU is what a restart under a
+# wall of displays waits for, and 11% more bytes on a LAN are not.
+GZIP_LEVEL = 3
 
 
 @dataclass(frozen=True)
@@ -118,6 +122,7 @@ class Table:
     shared: SharedSnapshot | None = field(init=False, default=None)
     _shared_used: float = field(init=False, default=0.0)
     _building: asyncio.Future[SharedSnapshot] | None = field(init=False, default=None)
+    _prebuild: asyncio.Task[SharedSnapshot] | None = field(init=False, default=None)
     source_version: int = field(init=False, default=0)
     # Whole-table encodes so far (WebSocket pages, gzipped HTTP bodies): what connects cost.
     encodes: int = field(init=False, default=0)
@@ -216,6 +221,26 @@ class Table:
             raise
         finally:
             self._building = None
+
+    def build_soon(self, epoch: str) -> None:
+        """Start building the shared body in the background (at the table's first full
+        read): the first client after a start finds it built, or waits for this same build.
+        Without a running loop (a synchronous caller) the first ask builds it instead."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        if self._prebuild is None and self._building is None:
+            self._prebuild = loop.create_task(self.shared_snapshot(epoch))
+            self._prebuild.add_done_callback(self._prebuilt)
+
+    def _prebuilt(self, task: asyncio.Task[SharedSnapshot]) -> None:
+        self._prebuild = None
+        if not task.cancelled() and task.exception() is not None:
+            # Nobody awaits this task: say why, and let the first ask build the body.
+            log.error(
+                "%s: building the shared snapshot failed", self.name, exc_info=task.exception()
+            )
 
 
 def _gzipped_body(epoch: str, seq: int, rows: list[Row], source: protocol.Source) -> bytes:
@@ -369,6 +394,7 @@ class Hub:
         self._unpolled.discard(table)
         if self.tables[table].source.ok:  # a failure was told as it happened
             self._fan_out(self._source_frame(self.tables[table]))
+        self.tables[table].build_soon(self.epoch)  # the restart's first clients share it
         if not self._unpolled:
             self.ready.set()
 

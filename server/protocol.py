@@ -11,6 +11,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import orjson
+
 from .rows import Row
 
 SNAPSHOT_PAGE_ROWS = 5000
@@ -155,7 +157,12 @@ def table_body(epoch: str, seq: int, rows: Sequence[Row], source: Source) -> byt
     """``GET /api/<table>``: ``{"epoch", "seq", "rows", "source"}``; a client holding it
     resumes the WebSocket from that epoch and seq."""
     body = {"epoch": epoch, "seq": seq, "rows": rows, "source": source.health()}
-    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+    try:
+        # orjson writes the same JSON ten times faster (100k rows: 31 ms against 316 ms):
+        # the body a restart's first clients wait for (docs/benchmarks.md, issue 10).
+        return orjson.dumps(body)
+    except TypeError:  # what orjson refuses (an int beyond 64 bits, a surrogate)
+        return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 class BadMessage(ValueError):

@@ -17,6 +17,7 @@ from .conftest import StartRtm
 from .live_server import UNIT, RtmServer
 from .mirror import Mirror
 from .store_rows import add_contact, delete_contact
+from .waiting import eventually
 
 pytestmark = pytest.mark.asyncio
 
@@ -39,6 +40,32 @@ async def test_clients_asking_at_once_share_one_encode() -> None:
     assert len({id(a) for a in answers}) == 1 and hub.tables["t"].encodes == 1
     assert body(hub, "t")["seq"] == 1 and len(body(hub, "t")["rows"]) == 2000
     assert body(hub, "t")["epoch"] == hub.epoch
+
+
+async def test_the_first_full_read_builds_the_body_that_the_first_clients_share() -> None:
+    # A restart: nobody has asked yet when the first read is in; the body is built then.
+    hub = Hub(["t"])
+    table = hub.tables["t"]
+    hub.publish_state("t", rows(2000))
+    hub.mark_polled("t")
+    await eventually(lambda: table.shared is not None, 5 * UNIT, "the body built unasked")
+    assert (await table.shared_snapshot(hub.epoch)) is table.shared and table.encodes == 1
+    # Clients arriving while that build runs wait for it: never a second build.
+    later = Hub(["t"])
+    later.publish_state("t", rows(2000))
+    later.mark_polled("t")
+    answers = await asyncio.gather(
+        *(later.tables["t"].shared_snapshot(later.epoch) for _ in range(20))
+    )
+    assert len({id(a) for a in answers}) == 1 and later.tables["t"].encodes == 1
+    assert json.loads(gzip.decompress(answers[0].gzipped))["rows"] == list(rows(2000).values())
+
+
+async def test_a_row_that_orjson_refuses_is_encoded_all_the_same() -> None:
+    hub = Hub(["t"])
+    hub.publish_state("t", {"big": {"id": "big", "n": 2**70, "s": "caf\u00e9 \u2028"}})
+    await hub.tables["t"].shared_snapshot(hub.epoch)
+    assert body(hub, "t")["rows"] == [{"id": "big", "n": 2**70, "s": "caf\u00e9 \u2028"}]
 
 
 async def test_under_churn_the_shared_snapshot_is_reused_while_the_ring_can_catch_up() -> None:
