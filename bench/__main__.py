@@ -27,6 +27,7 @@ BENCHMARKS = {
     "kamailio": "bench.kamailio_scale",
     "churn": "bench.churn",
     "browser": "bench.browser_churn",
+    "browser-connect": "bench.browser_connect",
     "connect": "bench.connect",
     "postgres": "bench.postgres_scale",
     "faults": "bench.faults",
