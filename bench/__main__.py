@@ -31,6 +31,7 @@ BENCHMARKS = {
     "connect": "bench.connect",
     "postgres": "bench.postgres_scale",
     "faults": "bench.faults",
+    "faults-kamailio": "bench.faults_kamailio",
 }
 # Run only when named (``python -m bench postgres``, BENCH_ONLY=postgres): each starts
 # servers of its own and seeds a million rows.

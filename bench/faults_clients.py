@@ -3,8 +3,9 @@
 Each client does what the page does with the socket: hello, resume (its epoch and seqs,
 or nothing the first time), applies snapshots and diffs, and reconnects with capped
 jittered backoff when closed. It keeps only what the bench compares: accounts as id →
-User-Agent, trunks as id → status, the queue's ids, and each queue source frame it was
-sent (stale with the reason, and back). A command pipe asks a process how its clients do.
+User-Agent, trunks as id → status, the queue's ids, and each source frame of the table
+the bench watches (the queue unless told otherwise) it was sent: stale with the reason, and
+back. A command pipe asks a process how its clients do.
 """
 
 from __future__ import annotations
@@ -43,8 +44,9 @@ class Client:
     connects: int = 0
     closes: list[str] = field(default_factory=list)  # "code reason" of each close by rtm
     arrived: dict[int, float] = field(default_factory=dict)  # fault-N agent -> arrival
-    queue_sources: list[tuple[bool, str]] = field(default_factory=list)
-    queue_diffs: int = 0  # queue diffs received (a stale source must send none)
+    watched: str = "queue"  # the table whose source frames and diffs are recorded
+    watched_sources: list[tuple[bool, str]] = field(default_factory=list)
+    watched_diffs: int = 0  # its diffs received (a stale source must send none)
 
     def handle(self, frame: dict[str, Any], now: float, sources: set[str]) -> None:
         kind, table = frame.get("type"), frame.get("table", "")
@@ -70,11 +72,11 @@ class Client:
                 agent = AGENT.search(str(row.get("user_agent", "")))
                 if agent:
                     self.arrived.setdefault(int(agent[1]), now)
-            self.queue_diffs += table == "queue"
+            self.watched_diffs += table == self.watched
         elif kind == "source":
             sources.add(table)
-            if table == "queue":
-                self.queue_sources.append((bool(frame["ok"]), str(frame.get("error") or "")))
+            if table == self.watched:
+                self.watched_sources.append((bool(frame["ok"]), str(frame.get("error") or "")))
 
     @staticmethod
     def keep(table: str, row: dict[str, Any], had: Any) -> Any:
@@ -151,18 +153,19 @@ async def serve(pipe: Connection, target: Target, count: int, rcvbuf: int) -> No
             pipe.send(sum(equal(one, arg) for one in clients))
         elif command == "live":
             pipe.send(sum(one.live for one in clients))
-        elif command == "record":  # forget arrivals and source frames so far
+        elif command == "record":  # forget arrivals and source frames so far; arg: a table
             for one in clients:
                 one.arrived.clear()
-                one.queue_sources.clear()
-                one.queue_diffs = 0
+                one.watched = arg or "queue"
+                one.watched_sources.clear()
+                one.watched_diffs = 0
             pipe.send(None)
         elif command == "latencies":  # arg: {agent number: commit time}
             pipe.send(
                 [one.arrived[n] - t for one in clients for n, t in arg.items() if n in one.arrived]
             )
         elif command == "sources":
-            pipe.send([(one.queue_sources, one.queue_diffs) for one in clients])
+            pipe.send([(one.watched_sources, one.watched_diffs) for one in clients])
         elif command == "closes":
             pipe.send([close for one in clients for close in one.closes])
         else:

@@ -111,21 +111,21 @@ async def test_a_broken_queue_source_is_stale_with_its_reason_and_shows_no_wrong
     await all_equal(server, clients, 20 * UNIT)
     before = truth(server)["queue"]
     for one in clients:
-        one.queue_sources.clear()
-        one.queue_diffs = 0
+        one.watched_sources.clear()
+        one.watched_diffs = 0
     repair = fault(server.silo)  # type: ignore[attr-defined]
     try:
         await eventually(
             lambda: all(
-                any(not ok and reason in why for ok, why in one.queue_sources) for one in clients
+                any(not ok and reason in why for ok, why in one.watched_sources) for one in clients
             ),  # fmt: skip
             15 * UNIT,
             "every client told the queue is stale, and why",
         )
-        assert all(one.queue_diffs == 0 and one.tables["queue"] == before for one in clients)
+        assert all(one.watched_diffs == 0 and one.tables["queue"] == before for one in clients)
     finally:
         repair()
     await eventually(
-        lambda: all(one.queue_sources[-1][0] for one in clients), 15 * UNIT, "recovered"
+        lambda: all(one.watched_sources[-1][0] for one in clients), 15 * UNIT, "recovered"
     )
     await all_equal(server, clients, 15 * UNIT)

@@ -35,6 +35,7 @@ log = logging.getLogger("rtm.collectors")
 # Hints arriving within this long are published as one diff: 160 REGISTERs/s become 50
 # frames a second for every client rather than 160, for at most 20 ms of latency.
 HINT_BATCH = 0.02
+HINTED_POLL = 1.0  # seconds between fetches of a source that also pushes hints
 # Defaults of Config.changes_interval and Config.reconcile (RTM_CHANGES_INTERVAL,
 # RTM_RECONCILE): how often a change feed is asked, how often it is checked against a
 # full read.
@@ -138,8 +139,13 @@ class CollectorRunner:
         self.name = collector.table if node is None else f"{collector.table} node {node}"
         self.table = collector.table
         self.hub = hub
-        self.interval = interval
         self.timeout = timeout if timeout is not None else max(5.0, 3 * interval)
+        # A source with hints answers a fetch from what it holds until its own full read is
+        # due (no request to the SIP server), so asking it every second is free, and it is
+        # how a lost hint link (Kamailio gone) shows as stale within a second.
+        self.interval = (
+            min(interval, HINTED_POLL) if isinstance(collector, HintStream) else interval
+        )
         self.expires_field = expires_field
         self.changes_interval = changes_interval
         self.reconcile_interval = reconcile
@@ -364,7 +370,9 @@ class CollectorRunner:
             return
         watch = self.collector.watch
         # Unlike a supervised task, a hint stream that returns (link lost) starts again too.
-        backoff = Backoff(healthy=30.0)
+        # A reconnect is one TCP connect: capped at 5 s, a restarted SIP server's hints are
+        # back within seconds (a supervised task's crash loop keeps the 30 s cap).
+        backoff = Backoff(cap=5.0, healthy=30.0)
         while True:
             started = time.monotonic()
             try:

@@ -27,7 +27,9 @@ MIN_LIMIT = 30.0
 FIRST_LIMIT = 120.0
 MAX_LIMIT = 600.0
 MAX_BACKOFF = 3600.0
-MAX_RETRY = 30.0
+# A refused or broken connection costs Kamailio nothing: retried at least this often, so
+# a restarted Kamailio is read again within seconds of answering.
+MAX_RETRY = 5.0
 
 
 @dataclass
@@ -42,22 +44,33 @@ class DumpSchedule:
     errors: int = 0
     _earliest: float = 0.0  # the duty cap alone, for a dump wanted before ``next_at``
     _wanted_at: float = -float("inf")
+    _urgent_at: float = -float("inf")  # when a dump last got past the duty cap
 
     def due(self, now: float) -> bool:
         return now >= self.next_at
 
-    def want(self, now: float) -> None:
-        """A dump that starts after ``now`` is wanted as soon as the duty cap allows (the
-        hint link reconnected: events may have been missed)."""
+    def want(self, now: float, urgent: bool = False) -> None:
+        """A dump that starts after ``now`` is wanted as soon as the duty cap allows (events
+        may have been missed). ``urgent`` (the hint link came back: Kamailio may have
+        restarted, and the table is stale until a dump says what it holds) starts it at once,
+        past the cap, but at most once per ``every``: a flapping link costs Kamailio at most
+        one dump more per reconcile interval."""
         self._wanted_at = now
-        self.next_at = min(self.next_at, self._earliest)
+        if urgent and now - self._urgent_at >= self.every:
+            self._urgent_at = now
+            self.next_at = min(self.next_at, now)
+        else:
+            self.next_at = min(self.next_at, self._earliest)
 
     def succeeded(self, started: float, took: float) -> None:
         self.timeouts = self.errors = 0
         self.limit = min(max(3 * took, MIN_LIMIT), MAX_LIMIT)
         self._earliest = started + took / self.duty
         wanted = self._wanted_at >= started
-        self.next_at = self._earliest if wanted else max(started + self.every, self._earliest)
+        if self._urgent_at > started:  # wanted urgently while this one ran
+            self.next_at = started + took
+        else:
+            self.next_at = self._earliest if wanted else max(started + self.every, self._earliest)
 
     def failed(self, now: float, timed_out: bool) -> float:
         """Note a failed dump; return the seconds until the next try."""

@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from ...rows import Row
+from ...rows import Row, Rows
 from ..base import Apply, RowChanges, SourceError
 from ..directory import AccountDirectory
 from .contacts import MAX_TEXT, Held, Listed, contact_in_event, contacts_in_lookup, split_aor
@@ -52,6 +52,29 @@ class HintedKamailioRegistrationCollector(KamailioRegistrationCollector):
         self._link_tried = asyncio.Event()
         self._created = time.monotonic()
         self._directory_at = 0.0
+        # Why the table is stale though Kamailio may answer: the event link is down (every
+        # change is missed; the next dump may be minutes away), or back but not yet caught
+        # up by a dump that started after it (a restarted Kamailio holds other contacts).
+        self._link_lost: str | None = None
+        self._back_at: float | None = None  # when the link came back after a loss
+        self._dumped_at = -float("inf")  # when the last dump taken started
+        self._unshown: Rows | None = None  # a dump's rows taken while the table was stale
+
+    async def fetch(self) -> Rows | None:
+        rows = await super().fetch()  # a failing dump's own error wins: it says more
+        if self._back_at is not None and self._dumped_at >= self._back_at:
+            self._link_lost = self._back_at = None  # caught up
+        if self._link_lost is not None:
+            if rows is not None:
+                self._unshown = rows
+            raise SourceError(self._link_lost)
+        if rows is None and self._unshown is not None:
+            rows, self._unshown = self._unshown, None
+        return rows
+
+    def _take_dump(self, contacts: Iterable[Listed], sent_at: float, started: float) -> Rows:
+        self._dumped_at = started
+        return super()._take_dump(contacts, sent_at, started)
 
     def may_start_dump(self) -> bool:
         # The first dump waits for the first try of the event link, so that no change made
@@ -60,8 +83,15 @@ class HintedKamailioRegistrationCollector(KamailioRegistrationCollector):
 
     def _connected(self) -> None:
         self._link_tried.set()
-        if self.dump.dumps:  # events may have been missed while the link was down
-            self.dump.schedule.want(time.monotonic())
+        if not self.dump.dumps:  # the first dump is still to come: it catches up
+            self._link_lost = None
+            return
+        # Events may have been missed while the link was down, and Kamailio may have
+        # restarted: stale until a dump that starts now says what it holds.
+        now = time.monotonic()
+        self._back_at = now
+        self._link_lost = f"evapi {self.evapi_url}: link back; catching up with a ul.dump"
+        self.dump.schedule.want(now, urgent=True)
 
     async def watch(self, apply: Apply) -> None:
         """Apply each batch of evapi events; returns or raises when the link is lost."""
@@ -76,6 +106,10 @@ class HintedKamailioRegistrationCollector(KamailioRegistrationCollector):
                     await self._look_up(aor, changes)
                 if changes:
                     apply(changes)
+        except SourceError as exc:  # lost or refused (not a shutdown: that is a cancel)
+            self._link_lost = f"{exc}; reconnecting (changes are not seen meanwhile)"
+            self._back_at = None
+            raise
         finally:
             self._link_tried.set()
 

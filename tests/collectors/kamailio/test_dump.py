@@ -45,6 +45,27 @@ def test_wanted_after_a_reconnect_means_as_soon_as_the_duty_cap_allows() -> None
     assert schedule.next_at == 41.0
 
 
+def test_a_link_back_after_a_loss_dumps_at_once_but_once_per_reconcile_interval() -> None:
+    schedule = DumpSchedule(every=300, duty=0.02)
+    schedule.succeeded(started=0.0, took=30.0)  # 100k: the duty cap says not before 1500 s
+    schedule.want(now=40.0, urgent=True)  # Kamailio restarted: the table is stale till a dump
+    assert schedule.due(40.0)
+    schedule.next_at = float("inf")
+    schedule.succeeded(started=40.0, took=1.0)
+    schedule.want(now=60.0, urgent=True)  # the link flaps: back to the duty cap
+    assert schedule.next_at == 40.0 + 1.0 / 0.02
+    schedule.want(now=400.0, urgent=True)  # a reconcile interval later: at once again
+    assert schedule.due(400.0)
+
+
+def test_an_urgent_want_while_a_dump_runs_starts_the_next_when_it_ends() -> None:
+    schedule = DumpSchedule(every=300, duty=0.02)
+    schedule.next_at = float("inf")  # in flight since 10.0
+    schedule.want(now=12.0, urgent=True)
+    schedule.succeeded(started=10.0, took=5.0)  # started before the link was back
+    assert schedule.due(15.0)
+
+
 def test_each_timeout_waits_longer_and_gives_the_next_dump_longer() -> None:
     schedule = DumpSchedule(every=300, duty=0.02)
     waits = [schedule.failed(now=0.0, timed_out=True) for _ in range(3)]

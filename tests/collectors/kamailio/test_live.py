@@ -204,7 +204,12 @@ async def test_evapi_reconnects_by_itself_after_kamailio_restarts(
     with phone(kamailio) as register:
         async with server.ws() as ws:
             mirror = await Mirror(ws).start()
+            await mirror.until(lambda m: m.sources["accounts"]["ok"], 5 * UNIT)  # first dump
             kamailio.kill()
+            # Its events are gone and the next dump is a minute away: the table says so at
+            # once, keeping its rows, and never shows the source live while it is down.
+            await mirror.until(lambda m: not m.sources["accounts"]["ok"], 5 * UNIT)
+            assert "evapi" in str(mirror.sources["accounts"]["error"]), mirror.sources
             kamailio.start()
             # Until the hint link is back a REGISTER goes unnoticed (the next poll is 60 s
             # away), so register again every half second until one comes through.
@@ -216,3 +221,4 @@ async def test_evapi_reconnects_by_itself_after_kamailio_restarts(
                     await mirror.until(has_user("again"), 0.5)
                 except TimeoutError:
                     pass
+            await mirror.until(lambda m: m.sources["accounts"]["ok"], 5 * UNIT)
