@@ -52,8 +52,9 @@ bench: apt $(STAMP)
 soak: apt $(STAMP)
 	SOAK_MINUTES=$${SOAK_MINUTES:-60} $(BIN)/python -m bench.soak
 
+# CLUSTER=1: two Kamailio nodes on PostgreSQL, Redis, two rtm instances behind HAProxy.
 lab: apt $(STAMP)
-	bash lab/run.sh
+	bash lab/$(if $(CLUSTER),cluster,run).sh
 
 screenshots: apt $(STAMP)
 	$(BIN)/python -m tests.browser.screenshots

@@ -7,8 +7,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ..config import is_postgres
 from ..rows import Row
 from ..sip.probes import PROBED_PORTS, Target
+from .postgres.connection import PostgresSource
 from .sqlite_source import SqliteSource
 
 TRUNKS_SQL = """
@@ -50,10 +52,13 @@ def _configured(record: Any) -> ConfiguredTrunk:
 
 
 class TrunkTable:
-    """The configured trunks, re-read only when the store changed."""
+    """The configured trunks of the store (a SQLite file or a PostgreSQL URL, as RTM_DB),
+    re-read only when it changed (PostgreSQL has no cheap "changed?": one small query)."""
 
-    def __init__(self, path: str) -> None:
-        self.source = SqliteSource(path)
+    def __init__(self, db: str) -> None:
+        self.source: SqliteSource | PostgresSource = (
+            PostgresSource(db) if is_postgres(db) else SqliteSource(db)
+        )
         self._trunks: list[ConfiguredTrunk] = []
 
     async def read(self) -> list[ConfiguredTrunk]:
