@@ -353,6 +353,46 @@ def test_one_row_change_costs_no_pass_over_the_table(page: Any) -> None:
     assert result["stats"] == [True, False]  # a User-Agent change needs no recount
 
 
+def test_re_registrations_leave_no_growing_queue_of_expiries(page: Any) -> None:
+    """Each re-registration queues the row's new expiry; the old entries are dropped once
+    they outnumber the rows (the soak's desk heap grew ~0.5 MiB a minute until a restart),
+    and rows still leave at their expiry, as a rebuild says."""
+    result = run(
+        page,
+        """
+        const { LiveIndex, buildIndex } = await load('rowindex');
+        const { TableStore } = await load('store');
+        const { viewByName } = await load('viewdefs');
+        let now = 1_000_000;
+        const view = viewByName('accounts');
+        const filters = { group: '', transport: '' };
+        const state = { sort: 'username', dir: 'asc', q: '', filters };
+        const store = new TableStore('accounts');
+        store.applySnapshot({ seq: 1, final: true, rows: Array.from({ length: 500 }, (_, i) => ({
+            id: `r${i}`, username: `u${i}`, expires: iso(now + 3600) })) });
+        const index = new LiveIndex(view);
+        index.rebuild(store.rows, state, now);
+        store.subscribe((change) => index.apply(change, store.rows, state, now));
+        let longest = 0;
+        for (let n = 0; n < 20000; n++) {  // 40 re-registrations of each row, an hour ahead
+            const short = n >= 19990;  // the last ten lapse in a second
+            const expires = iso(now + (short ? 1 : 3600));
+            const upsert = [{ id: `r${n % 500}`, expires }];
+            store.applyDiff({ seq: store.seq + 1, upsert, delete: [] });
+            longest = Math.max(longest, index.leaving.length);
+            if (n % 100 === 0) { now += 1; index.prune(store.rows, now); }
+        }
+        now += 30;
+        index.prune(store.rows, now);
+        const full = buildIndex(store.rows, view, state, now).ids;
+        return { longest, same: full.join() === index.ids.join(), shown: index.ids.length };
+    """,
+    )
+    assert result["longest"] <= 2 * 500 + 1024 + 1
+    assert result["same"]
+    assert result["shown"] == 490  # the short ones left
+
+
 def test_details_follow_only_their_own_rows(page: Any) -> None:
     result = run(
         page,

@@ -405,5 +405,20 @@ export class LiveIndex {
       else b = mid;
     }
     this.leaving.splice(a, 0, entry);
+    // A re-registration queues a new entry and leaves its old one behind (skipped when it
+    // comes up, maybe an hour later): drop those once they outnumber the members, so a tab
+    // following 200 re-registrations a second for weeks holds one entry per row, not per write.
+    if (this.leaving.length > 2 * this.members.size + 1024) this.compactLeaving(rows);
+  }
+
+  /**
+   * Keep only the entries of members at their current expiry (amortised O(1) per insert).
+   * @param {Map<string, Record<string, any>>} rows
+   */
+  compactLeaving(rows) {
+    this.leaving = this.leaving.filter(([gone, id]) => {
+      const row = this.members.has(id) ? this.row(rows, id) : undefined;
+      return row !== undefined && goneAt(row) === gone;
+    });
   }
 }
