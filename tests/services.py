@@ -14,6 +14,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -172,7 +173,12 @@ class PostgresServer:
 
 
 class RedisServer:
-    """One ``redis-server`` on a free port, no persistence (``--save ''``)."""
+    """One ``redis-server`` on a free port, no persistence (``--save ''``).
+
+    ``restart()`` (or ``stop()`` then ``start()``) on the same port comes back **empty**,
+    unless ``save()`` wrote a dump before: then it loads what was saved (and loses what
+    came after, as a Redis restored from its last RDB snapshot does).
+    """
 
     def __init__(self, workdir: Path) -> None:
         require("redis-server", "redis-server")
@@ -206,6 +212,10 @@ class RedisServer:
             stdout=log,  # type: ignore[arg-type]
             stderr=subprocess.STDOUT,
         )
+
+    def save(self) -> None:
+        """``SAVE`` the dataset to ``dump.rdb`` in its directory: the next start loads it."""
+        subprocess.run(["redis-cli", "-p", str(self.port), "SAVE"], check=True, capture_output=True)
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         _stop(self.proc, sig, 10 * UNIT)
@@ -267,12 +277,21 @@ backend rtm
 
 @pytest.fixture
 def postgres(tmp_path: Path) -> Iterator[PostgresServer]:
-    """A real PostgreSQL 15 of this test's own (initdb takes ~1 s)."""
-    workdir = tmp_path / "pg"
-    workdir.mkdir()
+    """A real PostgreSQL 15 of this test's own (initdb takes ~1 s).
+
+    As root its directory is a fresh one under /tmp, not under tmp_path: every pytest
+    session that starts (another run on the machine) takes o+x back off
+    /tmp/pytest-of-root, which postgres, running as its own user, must traverse: a server
+    restarted, or even checkpointing, after that would fail with "Permission denied".
+    """
+    private = os.geteuid() == 0
+    workdir = Path(tempfile.mkdtemp(prefix="rtm-pg-")) if private else tmp_path / "pg"
+    workdir.mkdir(exist_ok=True)
     server = PostgresServer(workdir).start()
     yield server
     server.stop()
+    if private:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 @pytest.fixture

@@ -26,12 +26,16 @@ class Follower:
         self.snapshots_after_reconnect = 0
         self.task: asyncio.Task[None] | None = None
         self.ready = asyncio.Event()
+        self.stopped = False
 
     def accounts(self) -> dict[str, dict[str, Any]]:
         return {} if self.mirror is None else self.mirror.tables.get("accounts", {})
 
+    def seq(self) -> int | None:
+        return None if self.mirror is None else self.mirror.seq.get("accounts")
+
     async def run(self) -> None:
-        while True:
+        while not self.stopped:
             try:
                 async with self.connect() as ws:
                     await self._session(ws)
@@ -71,10 +75,14 @@ async def start_all(followers: list[Follower]) -> None:
 
 
 async def stop_all(followers: list[Follower]) -> None:
+    """Stop every client; a cancellation swallowed while closing a socket is sent again."""
+    tasks = {f.task for f in followers if f.task is not None}
     for follower in followers:
-        if follower.task is not None:
-            follower.task.cancel()
-    for follower in followers:
-        if follower.task is not None:
-            with contextlib.suppress(BaseException):
-                await follower.task
+        follower.stopped = True
+    while tasks:
+        for task in tasks:
+            task.cancel()
+        _, tasks = await asyncio.wait(tasks, timeout=UNIT)
+    for task in (f.task for f in followers if f.task is not None):
+        with contextlib.suppress(BaseException):
+            task.result()

@@ -8,11 +8,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
+
+from server.config import is_postgres
 
 from ..conftest import StartRtm
 from ..live_server import UNIT, RtmServer
-from ..services import HAProxy, RedisServer
+from ..services import HAProxy, PostgresServer, RedisServer
 from ..waiting import until
 
 
@@ -47,6 +50,10 @@ class Cluster:
 
     def store_ruids(self) -> set[str]:
         """The contacts the store holds that have not expired: what every client must hold."""
+        if is_postgres(self.db):
+            with psycopg.connect(self.db, autocommit=True) as pg:
+                found = pg.execute("SELECT ruid FROM location WHERE expires > now()").fetchall()
+            return {str(ruid) for (ruid,) in found}
         with sqlite3.connect(self.db) as conn:
             rows = conn.execute(
                 "SELECT ruid FROM location WHERE expires > julianday('now')"
@@ -58,6 +65,18 @@ class Cluster:
 def cluster(start_rtm: StartRtm, redis_server: RedisServer, tmp_path: Path) -> Cluster:
     """Two rtm instances on one SQLite store and one Redis; more with ``cluster.add()``."""
     db = str(tmp_path / "shared.db")
+    env = {"RTM_DB": db, "RTM_REDIS": redis_server.url, "RTM_CHANGES_INTERVAL": "0.05"}
+    made = Cluster(db, redis_server, lambda: start_rtm(env=env, name="node"))
+    made.add()
+    made.add()
+    return made
+
+
+@pytest.fixture
+def pg_cluster(start_rtm: StartRtm, redis_server: RedisServer, postgres: PostgresServer) -> Cluster:
+    """Two rtm instances whose ``RTM_DB`` is one PostgreSQL database (their store, their
+    sessions and the sources' ``location``), on one Redis."""
+    db = postgres.database("rtm")
     env = {"RTM_DB": db, "RTM_REDIS": redis_server.url, "RTM_CHANGES_INTERVAL": "0.05"}
     made = Cluster(db, redis_server, lambda: start_rtm(env=env, name="node"))
     made.add()
