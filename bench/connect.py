@@ -42,7 +42,7 @@ from server import store
 from tests.live_server import RtmServer
 
 from .churn import RATE, cpu_seconds, seeded_server
-from .connect_one import CONNECT_TIMEOUT, CONTACTS, QUICK, TABLES, Readiness, Target, single
+from .connect_one import CONNECT_TIMEOUT, CONTACTS, QUICK, TABLES, Target, single
 from .measure import Figure, seconds, size
 
 UNDER_CHURN = 100 if QUICK else 200  # clients connecting at once during the churn
@@ -437,13 +437,12 @@ def run() -> list[Figure]:
     # rtm inherits this limit, and sizes RTM_WS_MAX_CLIENTS from it: room for the wall.
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 8192)), hard))
     with seeded_server(CONTACTS) as (server, ids):
-        ready = Readiness(server.url)  # rtm listens: the first client asks at once
-        ready.start()
+        listening = time.time()  # the first client asks at once
         cookie = "; ".join(f"{k}={v}" for k, v in server.cookies.items())
         target = Target("127.0.0.1", server.port, cookie, server.url)
         assert server.proc is not None
         target.pid = server.proc.pid
-        figures, old = single(server, target, ready)
+        figures, old = single(server, target, listening)
         swarm = Swarm(target)  # after: its processes' start-up is no load on the first read
         try:
             figures += under_churn(server, swarm, ids, old)

@@ -30,6 +30,7 @@ from .times import now_iso
 
 log = logging.getLogger(__name__)
 
+READY_MESSAGE = "every table was read once: serving them"
 NOT_READ = "not read yet"  # a table's source error until its first poll
 FIRST_POLL_WAIT = 15.0  # at start-up, how long a client waits for every source's first poll
 # A shared snapshot (HTTP or WebSocket pages) is reused for this long after the table moved
@@ -396,6 +397,7 @@ class Hub:
             self._fan_out(self._source_frame(self.tables[table]))
         self.tables[table].build_soon(self.epoch)  # the restart's first clients share it
         if not self._unpolled:
+            log.info(READY_MESSAGE)  # when a restart's clients can have their tables
             self.ready.set()
 
     def _source_frame(self, state: Table) -> str:
