@@ -30,6 +30,7 @@ BENCHMARKS = {
     "browser-connect": "bench.browser_connect",
     "connect": "bench.connect",
     "postgres": "bench.postgres_scale",
+    "cluster": "bench.cluster",
     "faults": "bench.faults",
     "faults-kamailio": "bench.faults_kamailio",
 }

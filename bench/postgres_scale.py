@@ -70,11 +70,12 @@ def seed(url: str, contacts: int) -> int:
 
 
 class Churn(threading.Thread):
-    """Refreshes random contacts at ``RATE``/s from its own connection; stamps each commit."""
+    """Refreshes random contacts at ``rate``/s from its own connection; stamps each commit."""
 
-    def __init__(self, url: str, last_id: int, count: int) -> None:
+    def __init__(self, url: str, last_id: int, count: int, rate: int = RATE, tag: str = "") -> None:
         super().__init__(daemon=True)
-        self.url, self.last_id, self.count = url, last_id, count
+        self.url, self.last_id, self.count, self.rate = url, last_id, count, rate
+        self.tag = tag  # tells one churn's User-Agents from an earlier one's on the same rows
         self.committed: dict[str, float] = {}
 
     def run(self) -> None:
@@ -82,8 +83,8 @@ class Churn(threading.Thread):
         with psycopg.connect(self.url, autocommit=True) as conn:
             start = time.perf_counter()
             for n in range(self.count):
-                time.sleep(max(0.0, start + n / RATE - time.perf_counter()))
-                agent = f"bench-{n}"
+                time.sleep(max(0.0, start + n / self.rate - time.perf_counter()))
+                agent = f"bench-{self.tag}{n}"
                 conn.execute(
                     "UPDATE location SET user_agent = %s, cseq = cseq + 1 WHERE id = %s",
                     (agent, rng.randint(1, self.last_id)),

@@ -1,0 +1,190 @@
+"""Several rtm instances on Redis (issue 11): commit → frame at each, the Redis hop's share,
+and a failover under writes. ``python -m bench cluster``.
+
+A real PostgreSQL holds ``CONTACTS`` contacts (rtm's migration and change log, seeded as in
+bench/postgres_scale.py), a real Redis; two ``rtm serve`` instances with ``RTM_DB`` on that
+database and ``RTM_REDIS``, a websockets client on each (permessage-deflate); another
+connection refreshes ``RATE`` contacts a second, each with a unique User-Agent. Baseline in
+the same run: one rtm on the same database without Redis. Measured:
+
+- commit → frame p50 / p99 at the leader's client and at the follower's, against the
+  baseline (every instance, the leader too, serves what it reads back from Redis);
+- the Redis hop (the leader's XADD → the entry read by an instance, ``/api/cluster``) as a
+  share of commit → frame;
+- ``kill -9`` of the leader under the churn: seconds until the other instance leads, and
+  until its client gets a change committed after the kill; whether that instance's table
+  equals the database once the writes stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import statistics
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from tests import credentials
+from tests.live_server import RtmServer
+from tests.services import PostgresServer, RedisServer
+
+from .churn import receive_arrivals
+from .measure import Figure, compared, seconds
+from .postgres_scale import Churn, seed
+
+QUICK = os.environ.get("BENCH_QUICK") == "1"
+CONTACTS = 10_000 if QUICK else 50_000
+RATE = 100  # refreshes per second
+SECONDS = 8 if QUICK else 20
+
+
+def start(workdir: Path, url: str, redis: str | None) -> RtmServer:
+    env = {
+        "RTM_DB": url,
+        "RTM_DEMO": "0",
+        "PYTHONASYNCIODEBUG": "",
+        **({"RTM_REDIS": redis} if redis else {}),
+    }
+    workdir.mkdir()
+    server = RtmServer(workdir, env)
+    credentials.grant(server)  # one admin in the shared database; a session per instance
+    return server.start()
+
+
+async def follow(server: RtmServer) -> Any:
+    """A client holding the accounts table: hello, resume from nothing, the whole snapshot."""
+    ws = await server.ws(max_size=None, compression="deflate").__aenter__()
+    await ws.recv()  # hello
+    await ws.send(json.dumps({"type": "resume", "epoch": None, "seq": {}}))
+    while True:
+        frame = json.loads(await asyncio.wait_for(ws.recv(), 120))
+        if frame.get("type") == "snapshot" and frame["table"] == "accounts" and frame["final"]:
+            return ws
+
+
+def latencies(churn: Churn, arrived: dict[str, float]) -> list[float]:
+    found = [arrived[a] - t for a, t in churn.committed.items() if a in arrived]
+    # Two writes to one contact within one ask arrive as the later one: not a loss.
+    if len(found) < 0.99 * len(churn.committed):
+        raise RuntimeError(f"only {len(found)} of {len(churn.committed)} changes arrived")
+    return found
+
+
+async def churned(url: str, last_id: int, servers: list[RtmServer]) -> list[list[float]]:
+    """Commit → frame latencies at a client of each server over one churn."""
+    clients = [await follow(server) for server in servers]
+    try:
+        await asyncio.sleep(1)
+        churn = Churn(url, last_id, RATE * SECONDS, rate=RATE, tag=f"{len(servers)}-")
+        arrivals: list[dict[str, float]] = [{} for _ in clients]
+        churn.start()
+        await asyncio.gather(
+            *(
+                receive_arrivals(ws, got, churn.count, SECONDS + 15)
+                for ws, got in zip(clients, arrivals, strict=True)
+            )
+        )
+        churn.join()
+        return [latencies(churn, got) for got in arrivals]
+    finally:
+        for ws in clients:
+            await ws.close()
+
+
+def role(server: RtmServer) -> str:
+    try:
+        return str(server.get("/api/cluster").json()["role"])
+    except Exception:  # noqa: BLE001 - not answering yet
+        return ""
+
+
+async def failover(url: str, last_id: int, leader: RtmServer, other: RtmServer) -> dict[str, float]:
+    ws = await follow(other)
+    try:
+        churn = Churn(url, last_id, RATE * (SECONDS + 10), rate=RATE, tag="failover-")
+        arrived: dict[str, float] = {}
+        churn.start()
+        receiving = asyncio.create_task(receive_arrivals(ws, arrived, churn.count, SECONDS + 40))
+        await asyncio.sleep(3)
+        killed = time.perf_counter()
+        leader.stop(signal.SIGKILL)
+        # Another process's state: polled (off the loop, which stamps the arrivals meanwhile).
+        while await asyncio.to_thread(role, other) != "leader":  # noqa: ASYNC110
+            if time.perf_counter() - killed > 30:
+                break
+            await asyncio.sleep(0.05)
+        leads = time.perf_counter() - killed
+        await receiving
+        churn.join()
+    finally:
+        await ws.close()
+    after = [arrived[a] for a, t in churn.committed.items() if t > killed and a in arrived]
+    figures = {"leads": leads, "first_after": min(after) - killed if after else float("inf")}
+    with psycopg.connect(url, autocommit=True) as conn:
+        stored = Counter(str(a) for (a,) in conn.execute("SELECT user_agent FROM location"))
+    shown = Counter(str(r["user_agent"]) for r in other.get("/api/accounts").json()["rows"])
+    figures["equal"] = float(stored == shown)
+    return figures
+
+
+def p(values: list[float], q: int) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
+
+
+def run() -> list[Figure]:
+    with tempfile.TemporaryDirectory(prefix="rtm-bench-cluster-") as workdir:
+        root = Path(workdir)
+        for part in ("pg", "redis"):
+            (root / part).mkdir()
+        pg, redis = PostgresServer(root / "pg").start(), RedisServer(root / "redis").start()
+        try:
+            url = pg.database("rtm")
+            last_id = seed(url, CONTACTS)
+            single = start(root / "single", url, None)
+            try:
+                (alone,) = asyncio.run(churned(url, last_id, [single]))
+            finally:
+                single.stop()
+            a, b = start(root / "a", url, redis.url), start(root / "b", url, redis.url)
+            try:
+                while "leader" not in (role(a), role(b)):
+                    time.sleep(0.1)
+                leader, follower = (a, b) if role(a) == "leader" else (b, a)
+                at_leader, at_follower = asyncio.run(churned(url, last_id, [leader, follower]))
+                hop = follower.get("/api/cluster").json()["redis_hop_ms"]
+                after = asyncio.run(failover(url, last_id, leader, follower))
+            finally:
+                a.stop()
+                b.stop()
+        finally:
+            redis.stop()
+            pg.stop()
+    size = f"{CONTACTS:,} contacts in PostgreSQL, {RATE} changes/s"
+    base50, base99 = p(alone, 50), p(alone, 99)
+    hop_share = (hop["p50"] or 0) / 1000 / p(at_follower, 50)
+    return [
+        Figure("cluster", f"commit → frame p50 / p99, one rtm without Redis, {size}",
+               f"{seconds(base50)} / {seconds(base99)}", "the baseline"),
+        compared("cluster", "commit → frame p50 at the leader's client", p(at_leader, 50), base50,
+                 "one rtm"),
+        compared("cluster", "commit → frame p50 at the follower's client", p(at_follower, 50),
+                 base50, "one rtm"),
+        compared("cluster", "commit → frame p99 at the follower's client", p(at_follower, 99),
+                 base99, "one rtm"),
+        Figure("cluster", "the Redis hop (XADD → read by an instance) p50 / p99",
+               f"{hop['p50']} ms / {hop['p99']} ms",
+               f"{hop_share:.0%} of commit → frame p50 at the follower"),
+        Figure("cluster", "kill -9 of the leader under writes: the other leads after",
+               seconds(after["leads"]), "target ≤ 5 s (a 3 s lease)"),
+        Figure("cluster", "… and its client gets a change committed after the kill after",
+               seconds(after["first_after"]), ""),
+        Figure("cluster", "… its table equals the database once the writes stop",
+               "yes" if after["equal"] else "NO", "every User-Agent, as a multiset"),
+    ]  # fmt: skip
