@@ -2,22 +2,25 @@
 
 A table is first loaded from its snapshot (rows at a seq, and the stream id after which
 to read), then followed through its stream (``XREAD BLOCK``): each diff entry is applied
-with ``Hub.apply_remote`` at its seq. An entry already held is skipped (read twice across
-a reconnect); a gap (the stream trimmed past this instance while it was away) reloads the
-snapshot. Redis unreachable: every table keeps its rows and is marked stale
-("cluster state unavailable: …"); once Redis answers again the follower re-joins by
-itself, reloading only what moved on, and clients are sent snapshots only when what they
-hold is not the cluster's past (a new epoch, or rows this instance never saw).
+with ``Hub.apply_remote`` at its seq. A gap (the stream trimmed past this instance while
+it was away) reloads the snapshot; a new entry with a seq already held means Redis lost
+history (epochs.py). Redis unreachable: every table keeps its rows and is marked stale
+("cluster state unavailable: …"), and the connections pooled before are dropped (a dead
+one would fail the first command after Redis returns, and cost the leader its lease);
+once Redis answers again the follower re-joins by itself, reloading only what moved on,
+and clients are sent snapshots only when what they hold is not the cluster's past (a new
+epoch, or rows this instance never saw).
 
-The epoch is the cluster's, created once in Redis. When Redis lost it (restarted without
-its data) a new one is made: the seqs of the old one cannot be trusted any more.
+The epoch is the cluster's, created once in Redis, and replaced when Redis lost part of
+its history (epochs.py): restarted empty, or restored from a save older than what this
+instance took. The seqs of the old one cannot be trusted any more.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-import secrets
 import time
 from collections import deque
 from typing import Any
@@ -26,7 +29,7 @@ from ..hub import Hub
 from ..protocol import Source
 from ..supervise import Backoff
 from ..times import now_iso
-from . import entries
+from . import entries, epochs
 from .keys import Keys
 
 log = logging.getLogger("rtm.cluster")
@@ -34,15 +37,6 @@ log = logging.getLogger("rtm.cluster")
 BLOCK_MS = 1000  # an XREAD waits this long for news; the epoch is checked in between
 READ_COUNT = 1000  # entries per stream per XREAD
 CATCH_UP = 2.0  # seconds a new leader waits for its follower to reach the streams' end
-
-
-def new_epoch() -> str:
-    return f"{int(time.time())}-{secrets.token_hex(4)}"
-
-
-def _id(stream_id: str) -> tuple[int, int]:
-    ms, _, seq = stream_id.partition("-")
-    return int(ms), int(seq or 0)
 
 
 class Follower:
@@ -63,8 +57,13 @@ class Follower:
 
     async def sync(self) -> None:
         """(Re)join: take the cluster's epoch, then load what this hub lacks."""
-        await self.redis.set(self.keys.epoch, new_epoch(), nx=True)
-        epoch = str(await self.redis.get(self.keys.epoch))
+        epoch = await epochs.current(self.redis, self.keys)
+        if epoch == self.hub.epoch:
+            taken = {table: self.ids[table] for table in self.loaded if table in self.ids}
+            lost = await epochs.lost_table(self.redis, self.keys, taken)
+            if lost is not None:
+                log.warning("%s: Redis lost stream entries this instance took", lost)
+                epoch = await epochs.replace(self.redis, self.keys, epoch)
         if epoch != self.hub.epoch:
             if self.loaded or self.hub.stats.clients:
                 log.warning(
@@ -73,6 +72,9 @@ class Follower:
             self.hub.epoch = epoch
             self.loaded.clear()
             self.hub.resync_clients()
+            for table in self.hub.tables:  # what the old history's ids named is gone
+                last = await self.redis.xrevrange(self.keys.stream(table), count=1)
+                self.ids[table] = str(last[0][0]) if last else "0-0"
         for table in self.hub.tables:
             if table not in self.loaded:
                 await self._load(table)
@@ -112,6 +114,8 @@ class Follower:
                 raise
             except Exception as exc:  # noqa: BLE001 - Redis down or garbage: stale, retry
                 self._now_unavailable(exc)
+                with contextlib.suppress(Exception):
+                    await self.redis.connection_pool.disconnect(inuse_connections=False)
             await asyncio.sleep(backoff.after(time.monotonic() - started))
 
     async def _follow(self) -> None:
@@ -121,10 +125,14 @@ class Follower:
             streams = {self.keys.stream(t): self.ids.get(t, "0-0") for t in self.loaded}
             if streams:
                 answer = await self.redis.xread(streams, count=READ_COUNT, block=BLOCK_MS)
-                for stream, items in answer or ():
-                    table = stream[len(self.keys.stream("")) :]
-                    for stream_id, fields in items:
-                        self._take(table, stream_id, fields)
+                try:
+                    for stream, items in answer or ():
+                        table = stream[len(self.keys.stream("")) :]
+                        for stream_id, fields in items:
+                            self._take(table, stream_id, fields)
+                except epochs.HistoryLost as exc:
+                    log.warning("%s: the cluster's history was rewritten", exc)
+                    await epochs.replace(self.redis, self.keys, self.hub.epoch)
                 self._moved.set()
             else:
                 await asyncio.sleep(BLOCK_MS / 1000)  # waiting for the leader's snapshots
@@ -150,7 +158,9 @@ class Follower:
             return
         state = self.hub.tables[table]
         if entry.seq <= state.seq:
-            return  # held already
+            # A new entry (read after the last one taken) numbered as one taken before: a
+            # leader that never had them (Redis lost them) numbers on from an older seq.
+            raise epochs.HistoryLost(f"{table}: entry {stream_id} is seq {entry.seq} again")
         if entry.seq != state.seq + 1:
             log.info("%s: seq %d after %d, reloading its snapshot", table, entry.seq, state.seq)
             self.loaded.discard(table)
@@ -175,7 +185,8 @@ class Follower:
                 ends[table] = last[0][0]
         async with asyncio.timeout(CATCH_UP):
             while any(
-                table in self.loaded and _id(self.ids.get(table, "0-0")) < _id(end)
+                table in self.loaded
+                and epochs.order(self.ids.get(table, "0-0")) < epochs.order(end)
                 for table, end in ends.items()
             ):
                 self._moved.clear()

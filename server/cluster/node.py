@@ -5,8 +5,9 @@ Becoming leader: the lease is taken, the follower reads the streams to their end
 hub of the leader's own is copied from the served one; the collectors start into it, so
 their first full read diffs against the state the cluster had and clients see only real
 changes, numbered on from the stream's last seq. Losing it (a renewal refused or not
-answered, Redis gone, a fenced write): the collectors stop at once and the instance goes
-on following. A clean stop releases the lease, so the next leader need not wait its TTL.
+answered, Redis gone, a fenced write, the cluster's epoch replaced): the collectors stop
+at once and the instance goes on following. A clean stop releases the lease, so the next
+leader need not wait its TTL.
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ class Cluster:
             publisher = Publisher(
                 self.redis, self.keys, token, self.hub.epoch, source_hub, self.follower.ids
             )
-            publishing = asyncio.create_task(publisher.run(bool(self.follower.missing)))
+            publishing = asyncio.create_task(publisher.run())
             self.start_collecting(source_hub, tasks)
             self.leading_since, self.leaderships = time.time(), self.leaderships + 1
             log.info("leading the cluster (lease %s, epoch %s)", token, self.hub.epoch)
@@ -96,6 +97,9 @@ class Cluster:
                 done, _ = await asyncio.wait({publishing}, timeout=RENEW_EVERY)
                 if done:
                     publishing.result()  # raises why it stopped
+                    return
+                if self.hub.epoch != publisher.epoch:  # Redis lost history (epochs.py)
+                    log.warning("the cluster's epoch changed: leading anew")
                     return
                 async with asyncio.timeout(TTL - RENEW_EVERY):
                     renewed = await self.lease.renew()

@@ -80,11 +80,15 @@ class Publisher:
             self._pending.append((state.name, state.seq, upsert, changes.delete, time.time()))
         self._wakeup.set()
 
-    async def run(self, snapshot_first: bool) -> None:
-        """Publish until cancelled; raises when Redis or the lease fails (step down)."""
-        if snapshot_first:
-            for table in self.hub.tables:
-                await self._snapshot(table)
+    async def run(self) -> None:
+        """Publish until cancelled; raises when Redis or the lease fails (step down).
+
+        A snapshot of every table first: what Redis holds may be older than what this
+        leader took over (Redis restored from a save), or missing (a new epoch); a table
+        whose first diffs are queued already has its snapshot in the next round."""
+        for table in self.hub.tables:
+            if not await self._snapshot(table):
+                self._dirty_since[table] = time.monotonic() - SNAPSHOT_AGE
         while True:
             try:
                 async with asyncio.timeout(IDLE_WAKE):
@@ -132,12 +136,12 @@ class Publisher:
             self._unsnapshotted[table] >= SNAPSHOT_EVERY or time.monotonic() - dirty >= SNAPSHOT_AGE
         )
 
-    async def _snapshot(self, table: str) -> None:
+    async def _snapshot(self, table: str) -> bool:
         """Write the table's snapshot: only when every diff of it is in the stream (the
-        queue is empty), so its seq is the stream id's."""
+        queue is empty), so its seq is the stream id's. False when it had to wait."""
         state = self.hub.tables[table]
         if any(name == table for name, *_ in self._pending):
-            return  # next round
+            return False  # next round
         seq, rows = state.seq, dict(state.rows)
         stream_id = self.stream_ids.get(table, "0-0")
         meta = entries.SnapshotMeta(self.epoch, seq, stream_id, state.source.health())
@@ -147,3 +151,4 @@ class Publisher:
         await self._hset(keys=[self.keys.lease, self.keys.snapshot(table)], args=args)
         self._unsnapshotted[table] = 0
         self._dirty_since.pop(table, None)
+        return True
