@@ -61,15 +61,30 @@ class Cluster:
         return {str(ruid) for (ruid,) in rows}
 
 
+StartCluster = Callable[..., Cluster]
+
+
 @pytest.fixture
-def cluster(start_rtm: StartRtm, redis_server: RedisServer, tmp_path: Path) -> Cluster:
+def start_cluster(start_rtm: StartRtm, redis_server: RedisServer, tmp_path: Path) -> StartCluster:
+    """``start_cluster(RTM_X=...)``: two rtm instances on one SQLite store and one Redis,
+    with those settings too; more with ``cluster.add()``."""
+
+    def start(**settings: str) -> Cluster:
+        db = str(tmp_path / "shared.db")
+        env = {"RTM_DB": db, "RTM_REDIS": redis_server.url, "RTM_CHANGES_INTERVAL": "0.05"}
+        env.update(settings)
+        made = Cluster(db, redis_server, lambda: start_rtm(env=env, name="node"))
+        made.add()
+        made.add()
+        return made
+
+    return start
+
+
+@pytest.fixture
+def cluster(start_cluster: StartCluster) -> Cluster:
     """Two rtm instances on one SQLite store and one Redis; more with ``cluster.add()``."""
-    db = str(tmp_path / "shared.db")
-    env = {"RTM_DB": db, "RTM_REDIS": redis_server.url, "RTM_CHANGES_INTERVAL": "0.05"}
-    made = Cluster(db, redis_server, lambda: start_rtm(env=env, name="node"))
-    made.add()
-    made.add()
-    return made
+    return start_cluster()
 
 
 @pytest.fixture
