@@ -75,7 +75,7 @@ class Cluster:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - Redis trouble: the follower says so
-                log.warning("leading stopped: %s", exc)
+                log.warning("leading stopped: %s", str(exc) or type(exc).__name__)
             await asyncio.sleep(ACQUIRE_EVERY)
 
     async def _lead(self) -> None:

@@ -227,7 +227,7 @@ def leaderships(cluster: Cluster) -> int:
 async def test_redis_killed_and_restarted_empty_the_cluster_recovers_by_itself(
     cluster: Cluster,
 ) -> None:
-    await redis_outage(cluster, keep_data=False)
+    await redis_outage(cluster, EMPTY)
 
 
 async def test_redis_restored_from_an_older_save_the_cluster_recovers_by_itself(
@@ -235,19 +235,32 @@ async def test_redis_restored_from_an_older_save_the_cluster_recovers_by_itself(
 ) -> None:
     """Redis restarted with its data, but as of its last save: the stream entries written
     after it are gone, though the instances and their clients took them."""
-    await redis_outage(cluster, keep_data=True)
+    await redis_outage(cluster, OLDER_SAVE)
 
 
-async def redis_outage(cluster: Cluster, keep_data: bool) -> None:
+async def test_redis_frozen_then_answering_again_the_cluster_resumes_without_snapshots(
+    cluster: Cluster,
+) -> None:
+    """Redis that stops answering (SIGSTOP: connections hang, nothing is refused), then
+    answers again with everything it had: nothing was lost, so no client needs a snapshot."""
+    await redis_outage(cluster, FROZEN)
+
+
+EMPTY, OLDER_SAVE, FROZEN = "killed, back empty", "killed, back as of its save", "frozen"
+
+
+async def redis_outage(cluster: Cluster, fault: str) -> None:
     leader = cluster.leader()
     for i in range(20):
         add_contact(cluster.db, f"before{i}")
     followers = await clients_on_both(cluster)
     epoch = cluster.status(leader)["epoch"]
+    redis_proc = cluster.redis.proc
+    assert redis_proc is not None
     try:
         async with writing(cluster) as done:
             await eventually(lambda: len(followers[0].accounts()) > 25, 10 * UNIT, "writes")
-            if keep_data:
+            if fault == OLDER_SAVE:
                 cluster.redis.save()
                 seq = cluster.status(leader)["seq"]["accounts"]
                 await eventually(
@@ -256,19 +269,33 @@ async def redis_outage(cluster: Cluster, keep_data: bool) -> None:
                     "entries after the save",
                 )
             led = leaderships(cluster)
-            cluster.redis.stop(signal.SIGKILL)
+            if fault == FROZEN:
+                redis_proc.send_signal(signal.SIGSTOP)
+            else:
+                cluster.redis.stop(signal.SIGKILL)
             await stale_everywhere(cluster, followers, lambda e: e.startswith(UNAVAILABLE), done)
-            cluster.redis.start()  # same port; empty, or as of the save (dump.rdb)
+            snapshots = [cluster.status(s)["snapshots_sent"] for s in cluster.instances]
+            if fault == FROZEN:
+                redis_proc.send_signal(signal.SIGCONT)
+            else:
+                cluster.redis.start()  # same port; empty, or as of the save (dump.rdb)
             await recovered(cluster, followers, done)
         await settled(cluster, followers)
         epochs = {cluster.status(s)["epoch"] for s in cluster.instances}
-        # Empty, Redis lost the epoch; restored, the entries after the save, which the
-        # instances had taken: their seqs named diffs no leader has any more.
-        assert len(epochs) == 1 and epochs != {epoch}, "a new epoch"
+        assert len(epochs) == 1
+        if fault == FROZEN:
+            assert epochs == {epoch}
+            after = [cluster.status(s)["snapshots_sent"] for s in cluster.instances]
+            assert after == snapshots, "the clients went on from what they held"
+        else:
+            # Empty, Redis lost the epoch; restored, the entries after the save, which the
+            # instances had taken: their seqs named diffs no leader has any more.
+            assert epochs != {epoch}, "a new epoch"
         await eventually(
             lambda: snapshot_epoch(cluster) in epochs, 15 * UNIT, "the snapshot republished"
         )
         assert leaderships(cluster) == led + 1, "one leader after, not a flap"
+        assert all(f.reconnects == 0 for f in followers)
         alive(cluster)
     finally:
         await stop_all(followers)
