@@ -23,6 +23,7 @@ import json
 import os
 import signal
 import statistics
+import sys
 import tempfile
 import time
 from collections import Counter
@@ -40,8 +41,9 @@ from .measure import Figure, compared, seconds
 from .postgres_scale import Churn, seed
 
 QUICK = os.environ.get("BENCH_QUICK") == "1"
-CONTACTS = 10_000 if QUICK else 50_000
-RATE = 100  # refreshes per second
+# The figures are for a million contacts refreshed 500 times a second.
+CONTACTS = int(os.environ.get("BENCH_CLUSTER_CONTACTS", 10_000 if QUICK else 1_000_000))
+RATE = 100 if QUICK else 500  # refreshes per second
 SECONDS = 8 if QUICK else 20
 
 
@@ -92,7 +94,12 @@ async def churned(url: str, last_id: int, servers: list[RtmServer]) -> list[list
             )
         )
         churn.join()
-        return [latencies(churn, got) for got in arrivals]
+        try:
+            return [latencies(churn, got) for got in arrivals]
+        except RuntimeError:  # what the servers said meanwhile, for whoever reads the failure
+            for server in servers:
+                print(server.log()[-3000:], file=sys.stderr)
+            raise
     finally:
         for ws in clients:
             await ws.close()
