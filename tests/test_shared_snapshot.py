@@ -61,6 +61,21 @@ async def test_the_first_full_read_builds_the_body_that_the_first_clients_share(
     assert json.loads(gzip.decompress(answers[0].gzipped))["rows"] == list(rows(2000).values())
 
 
+async def test_a_body_built_unasked_is_dropped_once_nobody_asked_for_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Memory stays bounded: the body built at the first read is one table's, and it goes
+    # at the first publish after SHARED_IDLE without an ask, as an asked-for one does.
+    hub = Hub(["t"])
+    table = hub.tables["t"]
+    hub.publish_state("t", rows(100))
+    hub.mark_polled("t")
+    await eventually(lambda: table.shared is not None, 5 * UNIT, "the body built unasked")
+    monkeypatch.setattr("server.hub.SHARED_IDLE", 0.0)
+    hub.publish_changes("t", {"r1": {"id": "r1", "v": "changed"}})
+    assert table.shared is None
+
+
 async def test_a_row_that_orjson_refuses_is_encoded_all_the_same() -> None:
     hub = Hub(["t"])
     hub.publish_state("t", {"big": {"id": "big", "n": 2**70, "s": "caf\u00e9 \u2028"}})
