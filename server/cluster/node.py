@@ -89,7 +89,7 @@ class Cluster:
             publisher = Publisher(
                 self.redis, self.keys, token, self.hub.epoch, source_hub, self.follower.ids
             )
-            publishing = asyncio.create_task(publisher.run())
+            publishing = asyncio.create_task(publisher.run(set(self.follower.missing)))
             self.start_collecting(source_hub, tasks)
             self.leading_since, self.leaderships = time.time(), self.leaderships + 1
             log.info("leading the cluster (lease %s, epoch %s)", token, self.hub.epoch)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
+from collections.abc import Collection
 from typing import Any
 
 from ..diff import Changes
@@ -80,13 +81,13 @@ class Publisher:
             self._pending.append((state.name, state.seq, upsert, changes.delete, time.time()))
         self._wakeup.set()
 
-    async def run(self) -> None:
+    async def run(self, snapshot_first: Collection[str]) -> None:
         """Publish until cancelled; raises when Redis or the lease fails (step down).
 
-        A snapshot of every table first: what Redis holds may be older than what this
-        leader took over (Redis restored from a save), or missing (a new epoch); a table
-        whose first diffs are queued already has its snapshot in the next round."""
-        for table in self.hub.tables:
+        ``snapshot_first``: tables with no snapshot under the epoch (a new cluster, a new
+        epoch), which no instance can load until one is written; one whose first diffs are
+        queued already has it in the next round, not SNAPSHOT_AGE later."""
+        for table in snapshot_first:
             if not await self._snapshot(table):
                 self._dirty_since[table] = time.monotonic() - SNAPSHOT_AGE
         while True:
