@@ -209,8 +209,10 @@ class Follower:
             log.warning("%s", reason)
         self.available = False
         for name, state in self.hub.tables.items():
-            if state.source.error == reason:
-                continue
-            held = self._sources.get(name, state.source)
-            stale = Source(name, False, reason, now_iso(), read=held.read, nodes=held.nodes)
-            self.hub.set_remote_source(name, stale)
+            if state.source.error != reason:
+                held = self._sources.get(name, state.source)
+                stale = Source(name, False, reason, now_iso(), read=held.read, nodes=held.nodes)
+                self.hub.set_remote_source(name, stale)
+            # A failed reading, as a source's is: an instance started while Redis is down
+            # tells its clients so at once rather than keeping them FIRST_POLL_WAIT.
+            self.hub.mark_polled(name)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -179,3 +180,27 @@ def sessions_honoured(cluster: Cluster) -> None:
     cookie = {COOKIE_NAME: login.cookies[COOKIE_NAME]}
     me = httpx.get(other.url + "/api/me", cookies=cookie, timeout=10 * UNIT)
     assert me.status_code == 200 and me.json()["name"] == ADMIN
+
+
+async def test_an_instance_started_while_redis_is_down_says_so_then_joins(
+    cluster: Cluster,
+) -> None:
+    cluster.leader()
+    ruids = {register(cluster.db, f"before{i}") for i in range(5)}
+    cluster.redis.stop(signal.SIGKILL)
+    late = cluster.add()  # starts and serves, though it knows nothing yet
+    async with late.ws() as ws:
+        mirror = Mirror(ws)
+        started = time.monotonic()
+        await mirror.start()
+        assert time.monotonic() - started < 5 * UNIT, "told at once, not kept waiting"
+        source = mirror.sources["accounts"]
+        assert not source["ok"] and source["error"].startswith(UNAVAILABLE)
+        assert mirror.tables["accounts"] == {}
+        cluster.redis.start()  # empty: a new epoch, the leader republishes
+        await mirror.until(
+            lambda m: m.sources["accounts"]["ok"] and set(m.tables["accounts"]) == ruids,
+            20 * UNIT,
+        )
+    await asyncio.to_thread(cluster.leader, 10 * UNIT)
+    alive(cluster)
