@@ -51,6 +51,7 @@ class Follower:
         self.hops: deque[float] = deque(maxlen=10_000)  # seconds, leader's XADD -> here
         self._sources: dict[str, Source] = {}  # the cluster's last word on each source
         self._bad_logged = False
+        self._outage_logged = False  # one warning per outage, not one per retry
         self._moved = asyncio.Event()  # set after each read of the streams
 
     # --- joining ------------------------------------------------------------------------
@@ -197,7 +198,7 @@ class Follower:
     def _now_available(self) -> None:
         if self.available:
             return
-        self.available = True
+        self.available, self._outage_logged = True, False
         log.info("cluster state available (epoch %s)", self.hub.epoch)
         for table, source in self._sources.items():
             if table in self.loaded:
@@ -205,7 +206,8 @@ class Follower:
 
     def _now_unavailable(self, exc: BaseException) -> None:
         reason = f"cluster state unavailable: {str(exc).strip() or type(exc).__name__}"[:300]
-        if self.available or not self._sources:
+        if not self._outage_logged:
+            self._outage_logged = True
             log.warning("%s", reason)
         self.available = False
         for name, state in self.hub.tables.items():
