@@ -166,7 +166,13 @@ def run() -> list[Figure]:
                 leader, follower = (a, b) if role(a) == "leader" else (b, a)
                 at_leader, at_follower = asyncio.run(churned(url, last_id, [leader, follower]))
                 hop = follower.get("/api/cluster").json()["redis_hop_ms"]
+                changed = (
+                    leader.get("/api/cluster").json()["leaderships"] != 1
+                    or role(leader) != "leader"
+                )
+                leader, follower = (a, b) if role(a) == "leader" else (b, a)  # the one now
                 after = asyncio.run(failover(url, last_id, leader, follower))
+                after["changed"] = float(changed)
             finally:
                 a.stop()
                 b.stop()
@@ -188,6 +194,8 @@ def run() -> list[Figure]:
         Figure("cluster", "the Redis hop (XADD → read by an instance) p50 / p99",
                f"{hop['p50']} ms / {hop['p99']} ms",
                f"{hop_share:.0%} of commit → frame p50 at the follower"),
+        Figure("cluster", "leadership moved during the churn (it must not)",
+               "yes" if after["changed"] else "no", ""),
         Figure("cluster", "kill -9 of the leader under writes: the other leads after",
                seconds(after["leads"]), "target ≤ 5 s (a 3 s lease)"),
         Figure("cluster", "… and its client gets a change committed after the kill after",

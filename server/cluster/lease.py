@@ -9,6 +9,8 @@ that first check the key still holds that token, so a leader that was paused pas
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
 from .keys import Keys
@@ -18,6 +20,9 @@ from .keys import Keys
 TTL = 3.0
 RENEW_EVERY = 1.0
 ACQUIRE_EVERY = 0.5
+# How long the leader's event loop may be busy (a first full read of a million contacts
+# builds rows for ~25 s) and still keep the lease: renewed by a thread meanwhile.
+STALL_LIMIT = 60.0
 
 RENEW = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -74,3 +79,51 @@ class Lease:
         """Who holds the lease now (its name), for the status page."""
         value = await self.redis.get(self.keys.lease)
         return None if value is None else str(value).split(":", 1)[-1]
+
+
+class KeepAlive(threading.Thread):
+    """Renews a held lease from a thread of its own (a synchronous Redis connection), so a
+    leader whose event loop is busy for longer than the TTL (a first full read of a big
+    table) keeps it. The loop ``beat()``s whenever it runs; beats stopping for STALL_LIMIT
+    (a hung loop) stop the renewals and another instance takes over. A stopped or killed
+    process stops this thread with it, so failover is as before. ``lost`` is set once the
+    lease is another's (or Redis refused for longer than the TTL)."""
+
+    def __init__(self, url: str, keys: Keys, value: str, ttl: float = TTL,
+                 stall_limit: float = STALL_LIMIT) -> None:  # fmt: skip
+        super().__init__(name="rtm-lease", daemon=True)
+        import redis  # only a cluster needs it
+
+        self.every = ttl * RENEW_EVERY / TTL  # three renewals per TTL, as the loop did
+        self.client = redis.Redis.from_url(
+            url, socket_timeout=self.every, socket_connect_timeout=self.every
+        )
+        self.keys, self.value, self.ttl, self.stall_limit = keys, value, ttl, stall_limit
+        self.lost = threading.Event()
+        self._stop = threading.Event()
+        self._beat = time.monotonic()
+
+    def beat(self) -> None:
+        self._beat = time.monotonic()
+
+    def run(self) -> None:
+        renewed = time.monotonic()
+        try:
+            while not self._stop.wait(self.every):
+                if time.monotonic() - self._beat > self.stall_limit:
+                    break  # the loop is hung: let the lease lapse
+                try:
+                    if not self.client.eval(
+                        RENEW, 1, self.keys.lease, self.value, int(self.ttl * 1000)
+                    ):
+                        break  # another holds it
+                    renewed = time.monotonic()
+                except Exception:  # noqa: BLE001 - Redis away: retry until the TTL is gone
+                    if time.monotonic() - renewed >= self.ttl:
+                        break
+        finally:
+            self.lost.set()
+            self.client.close()
+
+    def stop(self) -> None:
+        self._stop.set()

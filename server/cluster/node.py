@@ -27,7 +27,7 @@ from ..hub import Hub
 from ..supervise import TaskSet
 from .follower import Follower
 from .keys import Keys
-from .lease import ACQUIRE_EVERY, RENEW_EVERY, TTL, Lease
+from .lease import ACQUIRE_EVERY, RENEW_EVERY, KeepAlive, Lease
 from .publisher import Publisher
 
 log = logging.getLogger("rtm.cluster")
@@ -81,6 +81,7 @@ class Cluster:
     async def _lead(self) -> None:
         tasks = TaskSet()
         publishing: asyncio.Task[None] | None = None
+        keep_alive: KeepAlive | None = None
         try:
             await self.follower.caught_up()
             source_hub = self._source_hub()
@@ -93,20 +94,25 @@ class Cluster:
             self.start_collecting(source_hub, tasks)
             self.leading_since, self.leaderships = time.time(), self.leaderships + 1
             log.info("leading the cluster (lease %s, epoch %s)", token, self.hub.epoch)
+            # Renewed from a thread: the collectors' first full read may hold this loop
+            # past the TTL (lease.py, KeepAlive); this loop only beats.
+            keep_alive = KeepAlive(self.config.redis, self.keys, token)
+            keep_alive.start()
             while True:
-                done, _ = await asyncio.wait({publishing}, timeout=RENEW_EVERY)
+                keep_alive.beat()
+                done, _ = await asyncio.wait({publishing}, timeout=RENEW_EVERY / 4)
                 if done:
                     publishing.result()  # raises why it stopped
                     return
                 if self.hub.epoch != publisher.epoch:  # Redis lost history (epochs.py)
                     log.warning("the cluster's epoch changed: leading anew")
                     return
-                async with asyncio.timeout(TTL - RENEW_EVERY):
-                    renewed = await self.lease.renew()
-                if not renewed:
+                if keep_alive.lost.is_set():
                     log.warning("lost the lease: following")
                     return
         finally:
+            if keep_alive is not None:
+                keep_alive.stop()
             self.leading_since = None
             if publishing is not None:
                 publishing.cancel()

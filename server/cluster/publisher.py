@@ -8,8 +8,11 @@ the leader's clients read the stream like everyone's — so a leader that dies o
 Redis never leaves a client holding a diff the others do not know.
 
 Beside each stream, a snapshot (rows at a seq, and the stream id that seq was written
-at) is rewritten every SNAPSHOT_EVERY diffs or SNAPSHOT_AGE seconds after a change, far
-more often than MAXLEN trims, so a joining instance loads it and reads the stream after.
+at) is rewritten once half of MAXLEN entries came after it (or SNAPSHOT_AGE seconds after
+a change), so the stream always reaches back to it: a joining instance loads it and reads
+the stream after. Sized by the stream, not the clock: a snapshot of a million rows is
+~250 MB for Redis to take and the leader to encode, which every 10 s stalled the leader
+past its lease (bench/cluster.py at 200,000 contacts: leadership flapping, no diff shown).
 Source health travels as entries too, when it changes.
 """
 
@@ -28,8 +31,8 @@ from . import entries
 from .keys import Keys
 
 MAXLEN = 10_000  # entries kept per stream (approximately: MAXLEN ~)
-SNAPSHOT_EVERY = 1_000  # diffs
-SNAPSHOT_AGE = 10.0  # seconds after the first diff not in the snapshot
+SNAPSHOT_EVERY = MAXLEN // 2  # entries after the snapshot: the stream still reaches it
+SNAPSHOT_AGE = 300.0  # seconds after the first diff not in the snapshot
 MAX_PENDING = 100_000  # diffs queued for Redis; more and the leader steps down
 IDLE_WAKE = 0.2  # seconds: how often sources are checked for news without a diff
 
