@@ -36,6 +36,7 @@ log = logging.getLogger("rtm.collectors")
 # frames a second for every client rather than 160, for at most 20 ms of latency.
 HINT_BATCH = 0.02
 HINTED_POLL = 1.0  # seconds between fetches of a source that also pushes hints
+FIRST_READ_TIMEOUT = 120.0  # seconds a source's first full read may take
 # Defaults of Config.changes_interval and Config.reconcile (RTM_CHANGES_INTERVAL,
 # RTM_RECONCILE): how often a change feed is asked, how often it is checked against a
 # full read.
@@ -194,7 +195,10 @@ class CollectorRunner:
         """A full read; True when the source returned rows (not "unchanged" nor an error)."""
         self._last_full = time.monotonic()
         try:
-            rows = await self._ask(self.collector.fetch())
+            # A first read of a big table takes what it takes (a million contacts: 20-25 s,
+            # more on a loaded box); giving up only starts it over, so it never ends.
+            first = None if self._read_once else max(self.timeout, FIRST_READ_TIMEOUT)
+            rows = await self._ask(self.collector.fetch(), within=first)
             if isinstance(rows, Failed):
                 return False
             if rows is not None:
@@ -266,7 +270,10 @@ class CollectorRunner:
         return True
 
     async def _ask(
-        self, call: Awaitable[T], healthy: Callable[[T], bool] = lambda answer: True
+        self,
+        call: Awaitable[T],
+        healthy: Callable[[T], bool] = lambda answer: True,
+        within: float | None = None,
     ) -> T | Failed:
         """Await a source call within the timeout; report a failure, or health when the
         answer is one that ``healthy`` says proves it."""
@@ -274,7 +281,7 @@ class CollectorRunner:
         try:
             # Not wait_for: on 3.11 it can swallow a cancellation that lands as the call
             # returns, and the runner would then never stop (a hung shutdown).
-            async with asyncio.timeout(self.timeout):
+            async with asyncio.timeout(within or self.timeout):
                 result = await call
         except asyncio.CancelledError:
             raise

@@ -56,17 +56,27 @@ async def test_failure_keeps_rows_reports_stale_and_recovers() -> None:
     assert state.source.ok and state.source.error is None
 
 
-async def test_hung_source_times_out() -> None:
+async def test_a_slow_first_read_is_waited_for_a_hung_later_one_times_out() -> None:
     hub, source = Hub(["accounts"]), ScriptedSource()
 
-    async def hang() -> Rows | None:
-        await asyncio.Event().wait()  # never answers
+    reads = 0
+
+    async def slow_then_hang() -> Rows | None:
+        nonlocal reads
+        reads += 1
+        if reads == 1:  # a first read slower than the timeout is waited for (a big table's
+            await asyncio.sleep(0.3)  # first read only starts over when abandoned)
+            return {"a": {"id": "a"}}
+        await asyncio.Event().wait()  # then never answers
         return None
 
-    source.fetch = hang  # type: ignore[method-assign]
+    source.fetch = slow_then_hang  # type: ignore[method-assign]
     runner = CollectorRunner(source, hub, interval=0.05, timeout=0.1)
     await runner.poll_once()
+    assert hub.tables["accounts"].source.ok and set(hub.tables["accounts"].rows) == {"a"}
+    await runner.poll_once()
     assert hub.tables["accounts"].source.error == "no answer in time"
+    assert set(hub.tables["accounts"].rows) == {"a"}  # kept, stale
 
 
 async def test_rows_leave_at_their_expiry_between_polls() -> None:
