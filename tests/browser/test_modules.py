@@ -74,6 +74,35 @@ def test_zone_formats_like_the_original(page: Any) -> None:
     ]
 
 
+def test_parsed_times_stay_right_across_cache_generations(page: Any) -> None:
+    """parseTime's cache turns over (every 10 minutes, or at its limit) without a wrong or
+    lost answer: the same string parses to the same seconds before, across and after."""
+    result = run(
+        page,
+        """
+        const { parseTime } = await load('format');
+        const realNow = Date.now;
+        let offset = 0;
+        Date.now = () => realNow() + offset;
+        try {
+            const stamps = Array.from({ length: 2000 }, (_, i) => iso(1_700_000_000 + i * 7.25));
+            const first = stamps.map(parseTime);
+            offset += 11 * 60 * 1000;  // a generation later
+            const second = stamps.map(parseTime);
+            offset += 11 * 60 * 1000;
+            for (let i = 0; i < 140000; i++) parseTime(iso(1_800_000_000 + i));  // past the limit
+            const third = stamps.map(parseTime);
+            const expected = stamps.map((s) => Date.parse(s) / 1000);
+            return [first, second, third].every((got) => got.join() === expected.join())
+                && parseTime('not a time') === null && parseTime('') === null;
+        } finally {
+            Date.now = realNow;
+        }
+    """,
+    )
+    assert result is True
+
+
 def test_store_snapshot_pages_and_diffs(page: Any) -> None:
     result = run(
         page,
