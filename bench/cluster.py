@@ -62,7 +62,14 @@ def start(workdir: Path, url: str, redis: str | None) -> RtmServer:
 
 async def follow(server: RtmServer) -> Any:
     """A client holding the accounts table: hello, resume from nothing, the whole snapshot."""
-    ws = await server.ws(max_size=None, compression="deflate").__aenter__()
+    # Ready first: an instance taking a million rows (its first read, the cluster's
+    # snapshot) answers a handshake only after that.
+    deadline = time.monotonic() + 600
+    while (await asyncio.to_thread(server.get, "/readyz")).status_code != 200:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{server.url} not ready within 600 s")
+        await asyncio.sleep(0.5)
+    ws = await server.ws(max_size=None, compression="deflate", open_timeout=120).__aenter__()
     await ws.recv()  # hello
     await ws.send(json.dumps({"type": "resume", "epoch": None, "seq": {}}))
     while True:
