@@ -60,12 +60,19 @@ def start(workdir: Path, url: str, redis: str | None) -> RtmServer:
     return server.start()
 
 
+def ready(server: RtmServer) -> bool:
+    try:
+        return server.get("/readyz").status_code == 200
+    except Exception:  # noqa: BLE001 - busy or starting: not yet
+        return False
+
+
 async def follow(server: RtmServer) -> Any:
     """A client holding the accounts table: hello, resume from nothing, the whole snapshot."""
     # Ready first: an instance taking a million rows (its first read, the cluster's
     # snapshot) answers a handshake only after that.
     deadline = time.monotonic() + 600
-    while (await asyncio.to_thread(server.get, "/readyz")).status_code != 200:
+    while not await asyncio.to_thread(ready, server):
         if time.monotonic() > deadline:
             raise RuntimeError(f"{server.url} not ready within 600 s")
         await asyncio.sleep(0.5)
