@@ -95,14 +95,20 @@ class SessionWatcher:
             self._task = None
 
     async def _poll(self) -> None:
+        failing = False  # logged once per outage of the store, not at every poll
         while self._live:
             await asyncio.sleep(self.interval)
             credentials = list(self._live)
             try:
                 alive = await asyncio.to_thread(self.auth.sessions.valid_credentials, credentials)
-            except Exception:  # a busy or broken store must not close everyone
-                log.exception("checking open sockets' credentials failed; will retry")
+            except Exception as exc:  # a busy or broken store must not close everyone
+                if not failing:
+                    log.warning("checking open sockets' credentials failed (%s); will retry", exc)
+                failing = True
                 continue
+            if failing:
+                log.info("checking open sockets' credentials works again")
+            failing = False
             for credential in credentials:
                 if credential not in alive:
                     for ended in self._live.get(credential, ()):
