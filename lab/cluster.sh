@@ -27,31 +27,9 @@ CARRIER_PORT=${LAB_CARRIER_PORT:-5072}
 USERS=${LAB_USERS:-200}
 PG_BIN=/usr/lib/postgresql/15/bin
 PGDATA=
-PIDS=()
-
-for tool in kamailio sipp curl redis-server redis-cli haproxy "$PG_BIN/postgres"; do
-	command -v "$tool" >/dev/null || { echo "lab: $tool is missing (make apt installs it)" >&2; exit 1; }
-done
-[ -x "$ROOT/.venv/bin/rtm" ] || { echo "lab: run 'make install' first" >&2; exit 1; }
-
-stop_all() {
-	trap - INT TERM EXIT
-	echo; echo "lab: stopping ${#PIDS[@]} processes"
-	# A negative entry is a process group we created (a traffic loop and its sipp runs).
-	for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do kill -TERM -- "${PIDS[i]}" 2>/dev/null || true; done
-	for pid in "${PIDS[@]}"; do wait "${pid#-}" 2>/dev/null || true; done
-	[ -n "$PGDATA" ] && rm -rf "$PGDATA"
-	echo "lab: stopped; logs are in $STATE/"
-}
-trap stop_all EXIT
-trap 'exit 130' INT TERM
-
-# Poll until a command succeeds (readiness), at most 20 s.
-wait_for() {
-	local what=$1; shift
-	for _ in $(seq 1 400); do "$@" >/dev/null 2>&1 && return 0; sleep 0.05; done
-	echo "lab: $what did not come up; see $STATE/*.log" >&2; exit 1
-}
+. "$LAB/common.sh"
+require_tools kamailio sipp curl redis-server redis-cli haproxy "$PG_BIN/postgres"
+lab_cleanup() { [ -z "$PGDATA" ] || rm -rf "$PGDATA"; }
 
 # PostgreSQL refuses to run as root: as root, its files and process belong to `postgres`.
 as_postgres() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }

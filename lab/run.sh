@@ -26,34 +26,12 @@ read -r UAC_PORT TCP_PORT SENDER_PORT PHONE_PORT <<< "${LAB_CLIENT_PORTS:-$((SIP
 	$((SIP_PORT + 101)) $((SIP_PORT + 102)) $((SIP_PORT + 103))}"
 SCHEMA=/usr/share/kamailio/db_sqlite
 DB=$STATE/kamailio.sqlite
-PIDS=()
-
-for tool in kamailio sipp sqlite3 curl; do
-	command -v "$tool" >/dev/null || { echo "lab: $tool is missing (make apt installs it)" >&2; exit 1; }
-done
-[ -x "$ROOT/.venv/bin/rtm" ] || { echo "lab: run 'make install' first" >&2; exit 1; }
-
-stop_all() {
-	trap - INT TERM EXIT
-	echo; echo "lab: stopping ${#PIDS[@]} processes"
-	# A negative entry is a process group we created (the traffic loop and its sipp runs).
-	for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do kill -TERM -- "${PIDS[i]}" 2>/dev/null || true; done
-	for pid in "${PIDS[@]}"; do wait "${pid#-}" 2>/dev/null || true; done
-	echo "lab: stopped; state and logs are in $STATE/"
-}
-trap stop_all EXIT
-trap 'exit 130' INT TERM
+. "$LAB/common.sh"
+require_tools kamailio sipp sqlite3 curl
 
 rpc() {
 	curl -s -m 5 -X POST -d "{\"jsonrpc\":\"2.0\",\"method\":\"$1\",\"params\":${2:-[]},\"id\":1}" \
 		"http://127.0.0.1:$HTTP_PORT/RPC"
-}
-
-# Poll until a command succeeds (readiness), at most 10 s.
-wait_for() {
-	local what=$1; shift
-	for _ in $(seq 1 200); do "$@" >/dev/null 2>&1 && return 0; sleep 0.05; done
-	echo "lab: $what did not come up; see $STATE/*.log" >&2; exit 1
 }
 
 fresh_state() {

@@ -93,3 +93,13 @@ class Mirror:
             except TimeoutError:
                 raise TimeoutError("condition not met in time") from None
         return time.monotonic() - started
+
+
+def users_by_node(mirror: Mirror) -> set[tuple[str, str]]:
+    """(node, username) of every accounts row the mirror holds (several SIP nodes)."""
+    return {(str(r["node"]), str(r["username"])) for r in mirror.tables["accounts"].values()}
+
+
+def node_health(mirror: Mirror) -> dict[str, dict[str, Any]]:
+    """The accounts source's health per node, from its last ``source`` frame."""
+    return {n["node"]: n for n in mirror.sources["accounts"].get("nodes", [])}

@@ -25,3 +25,9 @@ def until(condition: Callable[[], bool], within: float, what: str) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError(f"{what}: not within {within} s")
         time.sleep(POLL_INTERVAL)
+
+
+async def between_tries() -> None:
+    """The pause of a loop whose try is itself the condition (a client reconnecting until
+    the server takes it, as the page does): one poll interval, so a refused try never spins."""
+    await asyncio.sleep(POLL_INTERVAL)

@@ -100,6 +100,7 @@ class KeepAlive(threading.Thread):
         )
         self.keys, self.value, self.ttl, self.stall_limit = keys, value, ttl, stall_limit
         self.lost = threading.Event()
+        self.renewals = 0  # done so far (for tests: the lease outlived the loop's silence)
         self._stop = threading.Event()
         self._beat = time.monotonic()
 
@@ -118,6 +119,7 @@ class KeepAlive(threading.Thread):
                     ):
                         break  # another holds it
                     renewed = time.monotonic()
+                    self.renewals += 1
                 except Exception:  # noqa: BLE001 - Redis away: retry until the TTL is gone
                     if time.monotonic() - renewed >= self.ttl:
                         break

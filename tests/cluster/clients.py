@@ -12,7 +12,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from ..live_server import UNIT
 from ..mirror import Mirror
-from ..waiting import POLL_INTERVAL
+from ..waiting import between_tries
 
 
 class Follower:
@@ -46,9 +46,7 @@ class Follower:
                 TimeoutError,
             ):  # as the page retries
                 self.reconnects += 1
-                # Not a wait for a condition but the page's reconnect backoff, shortened to
-                # one poll: a refused connect must not spin.
-                await asyncio.sleep(POLL_INTERVAL)
+                await between_tries()  # the page's reconnect backoff, shortened to one poll
 
     async def _session(self, ws: ClientConnection) -> None:
         held = self.mirror

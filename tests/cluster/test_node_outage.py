@@ -18,18 +18,10 @@ from ..collectors.kamailio.conftest import (  # noqa: F401 - fixtures used by na
     sipp,
 )
 from ..live_server import UNIT
-from ..mirror import Mirror
+from ..mirror import Mirror, node_health, users_by_node
 from .conftest import StartCluster
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.kamailio]
-
-
-def users_by_node(mirror: Mirror) -> set[tuple[str, str]]:
-    return {(str(r["node"]), str(r["username"])) for r in mirror.tables["accounts"].values()}
-
-
-def node_health(mirror: Mirror) -> dict[str, dict[str, Any]]:
-    return {n["node"]: n for n in mirror.sources["accounts"].get("nodes", [])}
 
 
 async def until_all(mirrors: list[Mirror], condition: Any, within: float) -> None:

@@ -17,7 +17,7 @@ from server.times import iso
 
 from ..conftest import StartRtm
 from ..live_server import UNIT
-from ..mirror import Mirror
+from ..mirror import Mirror, node_health, users_by_node
 from .kamailio.conftest import (  # noqa: F401 - fixtures used by name
     Kamailio,
     Sipp,
@@ -137,14 +137,6 @@ async def test_each_runner_stamps_its_node_prefixes_ids_and_goes_stale_alone() -
 
 
 # --- two real Kamailio nodes behind one rtm ------------------------------------------------
-
-
-def users_by_node(mirror: Mirror) -> set[tuple[str, str]]:
-    return {(str(r["node"]), str(r["username"])) for r in mirror.tables["accounts"].values()}
-
-
-def node_health(mirror: Mirror) -> dict[str, dict[str, Any]]:
-    return {n["node"]: n for n in mirror.sources["accounts"].get("nodes", [])}
 
 
 @pytest.mark.asyncio

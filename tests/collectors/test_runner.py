@@ -65,7 +65,10 @@ async def test_a_slow_first_read_is_waited_for_a_hung_later_one_times_out() -> N
         nonlocal reads
         reads += 1
         if reads == 1:  # a first read slower than the timeout is waited for (a big table's
-            await asyncio.sleep(0.3)  # first read only starts over when abandoned)
+            # first read only starts over when abandoned): this source answers after 0.3 s
+            answered = asyncio.Event()
+            asyncio.get_running_loop().call_later(0.3, answered.set)
+            await answered.wait()
             return {"a": {"id": "a"}}
         await asyncio.Event().wait()  # then never answers
         return None

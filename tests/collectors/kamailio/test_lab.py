@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ from .conftest import free_port, udp_port_free
 pytestmark = pytest.mark.kamailio
 
 RUN_SH = Path(__file__).resolve().parents[3] / "lab" / "run.sh"
+LabRun = tuple[subprocess.Popen[bytes], Path]  # the lab script's process and its output
 
 
 def wait_until(lab: subprocess.Popen[bytes], condition: Any, within: float, what: str) -> Any:
@@ -39,6 +42,45 @@ def wait_until(lab: subprocess.Popen[bytes], condition: Any, within: float, what
         except subprocess.TimeoutExpired:
             continue
         raise AssertionError(f"lab/run.sh exited {lab.returncode} while waiting for {what}")
+
+
+@contextlib.contextmanager
+def running_lab(script: Path, env: dict[str, str], tmp_path: Path) -> Iterator[LabRun]:
+    """Run a lab script in its own session (the "terminal" whose Ctrl-C reaches every process
+    in it); on leaving, Ctrl-C and wait for it, and check it says it stopped everything. The
+    lab's output is printed when the body fails."""
+    log = tmp_path / "lab.out"
+    with log.open("wb") as out:
+        lab = subprocess.Popen(
+            ["bash", str(script)], env=env, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+    try:
+        yield lab, log
+    except BaseException:
+        print(log.read_text()[-3000:])
+        raise
+    finally:
+        os.killpg(lab.pid, signal.SIGINT)  # Ctrl-C
+        lab.wait(timeout=30 * UNIT)
+    assert "lab: stopped" in log.read_text()
+
+
+@contextlib.contextmanager
+def sign_in(run: LabRun, base: str, within: float) -> Iterator[httpx.Client]:
+    """A client of the lab's rtm at ``base``, signed in as the admin whose password it printed."""
+    lab, log = run
+    printed = lambda: re.search(r"password: (\S+)", log.read_text())  # noqa: E731
+    found = wait_until(lab, printed, within, "password")
+    with httpx.Client(base_url=base, headers={"Origin": base}) as client:
+        login = client.post("/login", data={"username": "lab", "password": found.group(1)})
+        assert login.status_code == 303
+        yield client
+
+
+def rows(client: httpx.Client, table: str) -> list[dict[str, Any]]:
+    answer = client.get(f"/api/{table}")
+    return list(answer.json()["rows"]) if answer.status_code == 200 else []
 
 
 def tcp_port_listening(port: int) -> bool:
@@ -65,42 +107,19 @@ def test_make_lab_serves_rtm_wired_to_kamailio_and_stops_on_ctrl_c(
         "LAB_STATE": str(tmp_path / "lab"),
         "LAB_USERS": "30",
     }
-    log = tmp_path / "lab.out"
-    with log.open("wb") as out:
-        # its own session: the "terminal" whose Ctrl-C reaches every process in it
-        lab = subprocess.Popen(
-            ["bash", str(RUN_SH)],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
     base = f"http://127.0.0.1:{ports['RTM_PORT']}"
-    try:
-        password = wait_until(
-            lab, lambda: re.search(r"password: (\S+)", log.read_text()), 30 * UNIT, "password"
-        ).group(1)
-        wait_until(lab, lambda: httpx.get(base + "/healthz").status_code == 200, 20 * UNIT, "rtm")
-        with httpx.Client(base_url=base, headers={"Origin": base}) as client:
-            login = client.post("/login", data={"username": "lab", "password": password})
-            assert login.status_code == 303
-
-            def rows(table: str) -> list[dict[str, Any]]:
-                answer = client.get(f"/api/{table}")
-                return list(answer.json()["rows"]) if answer.status_code == 200 else []
-
+    with running_lab(RUN_SH, env, tmp_path) as run:
+        lab = run[0]
+        wait_until(lab, lambda: httpx.get(base + "/healthz").status_code == 200, 50 * UNIT, "rtm")
+        with sign_in(run, base, 30 * UNIT) as client:
             accounts = wait_until(
-                lab, lambda: len(rows("accounts")) >= 25 and rows("accounts"), 20 * UNIT, "rows"
+                lab,
+                lambda: len(rows(client, "accounts")) >= 25 and rows(client, "accounts"),
+                20 * UNIT,
+                "rows",
             )
             assert any(row["owner"].startswith("Lab User") for row in accounts)
-            wait_until(lab, lambda: rows("queue"), 30 * UNIT, "a queued MESSAGE")
-    except BaseException:
-        print(log.read_text()[-3000:])
-        raise
-    finally:
-        os.killpg(lab.pid, signal.SIGINT)  # Ctrl-C
-        lab.wait(timeout=30 * UNIT)
-    assert "lab: stopped" in log.read_text()
+            wait_until(lab, lambda: rows(client, "queue"), 30 * UNIT, "a queued MESSAGE")
     # run.sh waited for every process it started: nothing holds the lab's ports any more
     for name in ("LAB_SIP_PORT", "LAB_UPSTREAM_PORT", "LAB_CARRIER_PORT"):
         assert udp_port_free(ports[name]), name

@@ -5,9 +5,6 @@ trunk shows once per node; Ctrl-C ends it all."""
 from __future__ import annotations
 
 import os
-import re
-import signal
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +14,7 @@ import pytest
 from ...live_server import UNIT
 from ...services import free_port as free_tcp_port
 from .conftest import free_port, udp_port_free
-from .test_lab import tcp_port_listening, wait_until
+from .test_lab import rows, running_lab, sign_in, tcp_port_listening, wait_until
 
 pytestmark = pytest.mark.kamailio
 
@@ -56,46 +53,28 @@ def test_make_lab_cluster_serves_both_nodes_through_haproxy_and_stops_on_ctrl_c(
         "LAB_STATE": str(tmp_path / "lab"),
         "LAB_USERS": "20",
     }
-    log = tmp_path / "lab.out"
-    with log.open("wb") as out:
-        lab = subprocess.Popen(
-            ["bash", str(CLUSTER_SH)], env=env, stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )  # fmt: skip
     base = f"http://127.0.0.1:{ports['RTM_PORT']}"
-    try:
-        password = wait_until(
-            lab, lambda: re.search(r"password: (\S+)", log.read_text()), 60 * UNIT, "password"
-        ).group(1)
-        with httpx.Client(base_url=base, headers={"Origin": base}) as client:
-            login = client.post("/login", data={"username": "lab", "password": password})
-            assert login.status_code == 303
+    with running_lab(CLUSTER_SH, env, tmp_path) as run, sign_in(run, base, 60 * UNIT) as client:
+        lab = run[0]
 
-            def rows(table: str) -> list[dict[str, Any]]:
-                answer = client.get(f"/api/{table}")
-                return list(answer.json()["rows"]) if answer.status_code == 200 else []
+        def both_nodes() -> list[dict[str, Any]]:
+            accounts = rows(client, "accounts")
+            return accounts if {str(r["node"]) for r in accounts} == {"1", "2"} else []
 
-            def both_nodes() -> list[dict[str, Any]]:
-                accounts = rows("accounts")
-                return accounts if {str(r["node"]) for r in accounts} == {"1", "2"} else []
+        accounts = wait_until(lab, both_nodes, 30 * UNIT, "contacts of both nodes")
+        assert any(str(row["owner"]).startswith("Lab User") for row in accounts)
 
-            accounts = wait_until(lab, both_nodes, 30 * UNIT, "contacts of both nodes")
-            assert any(str(row["owner"]).startswith("Lab User") for row in accounts)
-            trunks = wait_until(lab, lambda: len(rows("trunks")) == 2 and rows("trunks"),
-                                30 * UNIT, "the trunk of each node")  # fmt: skip
-            assert {row["node"] for row in trunks} == {"node1", "node2"}
-            assert all(row["virtual_number"] == "+390600001" for row in trunks)
-            # the same signed-in session on each instance behind the balancer (shared RTM_DB)
-            for port in rtm:
-                me = httpx.get(f"http://127.0.0.1:{port}/api/me", cookies=client.cookies)
-                assert me.status_code == 200 and me.json()["name"] == "lab"
-    except BaseException:
-        print(log.read_text()[-3000:])
-        raise
-    finally:
-        os.killpg(lab.pid, signal.SIGINT)  # Ctrl-C
-        lab.wait(timeout=30 * UNIT)
-    assert "lab: stopped" in log.read_text()
+        def per_node() -> list[dict[str, Any]]:
+            trunks = rows(client, "trunks")
+            return trunks if len(trunks) == 2 else []
+
+        trunks = wait_until(lab, per_node, 30 * UNIT, "the trunk of each node")
+        assert {row["node"] for row in trunks} == {"node1", "node2"}
+        assert all(row["virtual_number"] == "+390600001" for row in trunks)
+        # the same signed-in session on each instance behind the balancer (shared RTM_DB)
+        for port in rtm:
+            me = httpx.get(f"http://127.0.0.1:{port}/api/me", cookies=client.cookies)
+            assert me.status_code == 200 and me.json()["name"] == "lab"
     for node in nodes:
         assert udp_port_free(node[0])
         assert not tcp_port_listening(node[1]) and not tcp_port_listening(node[2])
