@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import re
 import sqlite3
 from typing import Any
 
@@ -14,7 +15,7 @@ from starlette.routing import Route
 
 from . import database
 from .config import Config, is_postgres
-from .hub import Hub
+from .hub import MAX_FIRST, Hub
 from .metrics import exposition
 
 # Directory columns an account-details view shows (the id is internal).
@@ -50,6 +51,8 @@ def table_route(name: str) -> Route:
 
     async def table(request: Request) -> Response:
         hub = _hub(request)
+        if "first" in request.query_params:
+            return await _head(request, hub, name)
         await hub.first_poll()
         shared = await hub.tables[name].shared_snapshot(hub.epoch)
         headers = {"ETag": shared.etag, "Cache-Control": "no-cache", "Vary": "Accept-Encoding"}
@@ -62,6 +65,33 @@ def table_route(name: str) -> Route:
         return Response(body, media_type="application/json", headers=headers)
 
     return Route(f"/api/{name}", table, methods=["GET"])
+
+
+# A preview's sort is a row field's name, nothing else (it is echoed in errors).
+_FIELD = re.compile(r"[a-z][a-z0-9_]{0,63}")
+
+
+async def _head(request: Request, hub: Hub, name: str) -> Response:
+    """``GET /api/<name>?first=N&sort=field&dir=asc|desc``: the first N rows in that order,
+    for a page to paint before the whole table has arrived (docs/protocol.md)."""
+    query = request.query_params
+    first, sort, direction = (
+        query.get("first", ""),
+        query.get("sort", "id"),
+        query.get("dir", "asc"),
+    )
+    problem = None
+    if not first.isdigit() or not 1 <= int(first) <= MAX_FIRST:
+        problem = f"first must be a whole number from 1 to {MAX_FIRST}"
+    elif not _FIELD.fullmatch(sort):
+        problem = "sort must be a column name (lower-case letters, digits, _)"
+    elif direction not in ("asc", "desc"):
+        problem = "dir must be asc or desc"
+    if problem:
+        return JSONResponse({"error": problem}, status_code=400)
+    await hub.first_poll()
+    body = await hub.tables[name].head(hub.epoch, sort, direction == "desc", int(first))
+    return Response(body, media_type="application/json", headers={"Cache-Control": "no-store"})
 
 
 def _etags(header: str) -> set[str]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gzip
+import heapq
 import logging
 import secrets
 import time
@@ -43,6 +44,10 @@ SHARED_IDLE = 60.0
 # against 1.52 MB in ~110 ms at 5 (docs/benchmarks.md): the CPU is what a restart under a
 # wall of displays waits for, and 11% more bytes on a LAN are not.
 GZIP_LEVEL = 3
+# ``GET /api/<table>?first=N``: the most rows a preview carries (a tall wall's first screen
+# is ~100), and how many differently sorted previews a table keeps at once.
+MAX_FIRST = 1000
+HEADS_KEPT = 8
 
 
 @dataclass(frozen=True)
@@ -124,6 +129,14 @@ class Table:
     _shared_used: float = field(init=False, default=0.0)
     _building: asyncio.Future[SharedSnapshot] | None = field(init=False, default=None)
     _prebuild: asyncio.Task[SharedSnapshot] | None = field(init=False, default=None)
+    # Previews (the first screen of a view, sorted as it sorts): (field, descending, count)
+    # -> (seq, version, built, body); one build in flight per key.
+    _heads: dict[tuple[str, bool, int], tuple[int, int, float, bytes]] = field(
+        init=False, default_factory=dict
+    )
+    _heads_building: dict[tuple[str, bool, int], asyncio.Future[bytes]] = field(
+        init=False, default_factory=dict
+    )
     source_version: int = field(init=False, default=0)
     # Whole-table encodes so far (WebSocket pages, gzipped HTTP bodies): what connects cost.
     encodes: int = field(init=False, default=0)
@@ -169,6 +182,9 @@ class Table:
             not self.can_resume_from(shared.seq) or now - self._shared_used > SHARED_IDLE
         ):
             self.shared = None
+        for key, (_, _, built, _) in list(self._heads.items()):
+            if now - built > SHARED_MAX_AGE:
+                del self._heads[key]
 
     def snapshot(self) -> list[str]:
         """Snapshot pages and the ring's diffs since them: encoded once, shared by every
@@ -223,6 +239,49 @@ class Table:
         finally:
             self._building = None
 
+    async def head(self, epoch: str, sort: str, descending: bool, count: int) -> bytes:
+        """``GET /api/<table>?first=…``: the ``count`` rows a view sorted by ``sort`` shows
+        first, so a page paints its first screen before the whole table has arrived.
+
+        A preview, not a state to resume from: it may be up to SHARED_MAX_AGE old, and every
+        client asking for the same order meanwhile shares one build (off the loop).
+        """
+        key = (sort, descending, count)
+        held = self._heads.get(key)
+        if (
+            held is not None
+            and held[1] == self.source_version
+            and time.monotonic() - held[2] < SHARED_MAX_AGE
+        ):
+            return held[3]
+        building = self._heads_building.get(key)
+        if building is not None:
+            return await asyncio.shield(building)
+        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self._heads_building[key] = future
+        seq, version, rows, source = (
+            self.seq,
+            self.source_version,
+            list(self.rows.values()),
+            self.source,
+        )
+        try:
+            # Rows are replaced, never mutated: this list is a consistent state (as above).
+            body = await asyncio.to_thread(
+                _head_body, epoch, seq, rows, source, sort, descending, count
+            )
+            while len(self._heads) >= HEADS_KEPT:
+                del self._heads[next(iter(self._heads))]
+            self._heads[key] = (seq, version, time.monotonic(), body)
+            future.set_result(body)
+            return body
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: the waiters (if any) get it too
+            raise
+        finally:
+            del self._heads_building[key]
+
     def build_soon(self, epoch: str) -> None:
         """Start building the shared body in the background (at the table's first full
         read): the first client after a start finds it built, or waits for this same build.
@@ -246,6 +305,49 @@ class Table:
 
 def _gzipped_body(epoch: str, seq: int, rows: list[Row], source: protocol.Source) -> bytes:
     return gzip.compress(protocol.table_body(epoch, seq, rows, source), GZIP_LEVEL, mtime=0)
+
+
+def text_key(value: object) -> str:
+    """A text column's sort key, as the page's ``sortValue`` makes it (web/js/columns.js):
+    case-insensitive, a missing value first."""
+    return "" if value is None else str(value).lower()
+
+
+def first_rows(rows: Iterable[Row], sort: str, descending: bool, count: int) -> list[Row]:
+    """The ``count`` rows that come first in ``sort``'s text order, ties by id ascending in
+    either direction (the page's ``compareKeys``, web/js/rowindex.js).
+
+    O(table) with a small constant: the boundary key is found with a heap, and only the
+    rows at or before it are sorted.
+    """
+    rows = list(rows)
+    if count <= 0 or not rows:
+        return []
+    keys = [text_key(row.get(sort)) for row in rows]
+    pick = heapq.nlargest if descending else heapq.nsmallest
+    boundary = pick(count, keys)[-1]
+    pairs = zip(keys, rows, strict=True)
+    chosen = [
+        (key, str(row.get("id")), row)
+        for key, row in pairs
+        if (key >= boundary if descending else key <= boundary)
+    ]
+    chosen.sort(key=lambda item: item[1])  # ids ascending, kept by the stable sort below
+    chosen.sort(key=lambda item: item[0], reverse=descending)
+    return [row for _, _, row in chosen[:count]]
+
+
+def _head_body(
+    epoch: str,
+    seq: int,
+    rows: list[Row],
+    source: protocol.Source,
+    sort: str,
+    descending: bool,
+    count: int,
+) -> bytes:
+    first = first_rows(rows, sort, descending, count)
+    return protocol.head_body(epoch, seq, first, len(rows), source)
 
 
 # Upper bounds (seconds) of the source read-time histogram (``rtm_source_read_seconds``).

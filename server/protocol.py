@@ -169,6 +169,21 @@ def table_body(epoch: str, seq: int, rows: Sequence[Row], source: Source) -> byt
     return compact({"epoch": epoch, "seq": seq, "rows": rows, "source": source.health()})
 
 
+def head_body(epoch: str, seq: int, rows: Sequence[Row], total: int, source: Source) -> bytes:
+    """``GET /api/<table>?first=N``: a view's first rows and the table's row count; a page
+    shows them until the whole table has arrived (never resumes from them)."""
+    return compact(
+        {
+            "epoch": epoch,
+            "seq": seq,
+            "rows": rows,
+            "total": total,
+            "first": True,
+            "source": source.health(),
+        }
+    )
+
+
 class BadMessage(ValueError):
     """A client frame rtm does not accept; the text goes back in an ``error`` message."""
 

@@ -164,3 +164,68 @@ async def same_as_a_fresh_client(server: RtmServer, mirror: Mirror) -> None:
     await mirror.until(lambda m: m.seq["accounts"] >= fresh.seq["accounts"], 5 * UNIT)
     assert mirror.seq["accounts"] == fresh.seq["accounts"]
     assert mirror.tables["accounts"] == fresh.tables["accounts"]
+
+
+def named(names: list[str]) -> dict[str, dict[str, Any]]:
+    return {f"r{i}": {"id": f"r{i}", "username": name} for i, name in enumerate(names)}
+
+
+async def test_a_preview_is_the_first_rows_in_the_pages_order() -> None:
+    # The page's compareKeys: text case-insensitive, a missing value first, ties by id
+    # ascending in both directions (web/js/rowindex.js).
+    names = ["bob", "Alice", "carol", "alice", "Bob", "dave", "eve"]
+    hub = Hub(["t"])
+    hub.publish_state("t", {**named(names), "r9": {"id": "r9", "username": None}})
+    table = hub.tables["t"]
+    ascending = json.loads(await table.head(hub.epoch, "username", False, 4))
+    assert [r["id"] for r in ascending["rows"]] == ["r9", "r1", "r3", "r0"]
+    assert ascending["total"] == 8 and ascending["first"] is True
+    assert ascending["epoch"] == hub.epoch and ascending["seq"] == table.seq
+    descending = json.loads(await table.head(hub.epoch, "username", True, 3))
+    assert [r["id"] for r in descending["rows"]] == ["r6", "r5", "r2"]
+    ties = json.loads(await table.head(hub.epoch, "username", True, 6))["rows"]
+    assert [r["id"] for r in ties][3:] == ["r0", "r4", "r1"]  # bob, Bob (r0 < r4), then alice
+    # A field no row has orders by id; more asked than held gives every row.
+    everything = json.loads(await table.head(hub.epoch, "nope", False, 99))["rows"]
+    assert [r["id"] for r in everything] == ["r0", "r1", "r2", "r3", "r4", "r5", "r6", "r9"]
+
+
+async def test_clients_asking_for_the_same_preview_share_one_build_and_memory_stays_bounded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    hub = Hub(["t"])
+    hub.publish_state("t", named([f"u{i}" for i in range(5000)]))
+    table = hub.tables["t"]
+    answers = await asyncio.gather(
+        *(table.head(hub.epoch, "username", False, 50) for _ in range(30))
+    )
+    assert len({id(a) for a in answers}) == 1 and len(table._heads) == 1
+    for count in range(1, 20):  # any number of different orders: a few kept
+        await table.head(hub.epoch, "username", False, count)
+    assert len(table._heads) <= 8
+    monkeypatch.setattr("server.hub.SHARED_MAX_AGE", 0.0)
+    hub.publish_changes("t", {"r1": {"id": "r1", "username": "changed"}})
+    assert not table._heads  # old previews go at the next publish
+
+
+async def test_http_preview_and_its_bad_queries(start_rtm: StartRtm) -> None:
+    server: RtmServer = start_rtm(seed=lambda db: [add_contact(db, f"u{i:02d}") for i in range(30)])
+    url = server.url + "/api/accounts"
+    async with httpx.AsyncClient(headers=server.headers, cookies=server.cookies) as http:
+        answer = await http.get(url, params={"first": "5", "sort": "username", "dir": "desc"})
+        assert answer.status_code == 200 and answer.headers["cache-control"] == "no-store"
+        preview = answer.json()
+        assert [r["username"] for r in preview["rows"]] == ["u29", "u28", "u27", "u26", "u25"]
+        assert preview["total"] == 30 and preview["source"]["ok"] is True
+        for query, says in (
+            ({"first": "0"}, "first must be"),
+            ({"first": "1001"}, "first must be"),
+            ({"first": "ten"}, "first must be"),
+            ({"first": "5", "sort": "user name"}, "sort must be"),
+            ({"first": "5", "sort": "x" * 65}, "sort must be"),
+            ({"first": "5", "dir": "up"}, "dir must be"),
+        ):
+            bad = await http.get(url, params=query)
+            assert bad.status_code == 400 and bad.json()["error"].startswith(says), query
+        # The whole table is served as before, beside the previews.
+        assert len((await http.get(url)).json()["rows"]) == 30

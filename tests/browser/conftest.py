@@ -96,7 +96,8 @@ def fresh_page(browser: Any) -> Iterator[Any]:
 def open_page(browser: Any) -> Iterator[OpenPage]:
     """``open_page(server, "/?view=trunks", width=1440, height=900, signed_in=True)`` → a Page.
 
-    Each call gets its own browser context, with the server's cookies unless signed_in=False.
+    Each call gets its own browser context, with the server's cookies unless signed_in=False;
+    ``prepare(page)`` runs before the navigation (e.g. to hold a request with ``page.route``).
     At teardown, any dialog or uncaught page error seen fails the test.
     """
     contexts: list[Any] = []
@@ -108,6 +109,7 @@ def open_page(browser: Any) -> Iterator[OpenPage]:
         width: int = 1440,
         height: int = 900,
         signed_in: bool = True,
+        prepare: Callable[[Any], None] | None = None,
     ) -> Any:
         context = browser.new_context(
             viewport={"width": width, "height": height}, accept_downloads=True
@@ -126,6 +128,8 @@ def open_page(browser: Any) -> Iterator[OpenPage]:
 
         page.on("dialog", on_dialog)
         page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+        if prepare is not None:
+            prepare(page)
         page.goto(server.url + path)
         return page
 

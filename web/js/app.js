@@ -107,6 +107,7 @@ export class App {
       },
       onState: (link) => { this.banners.setLink(link); this.header.setLink(link); this.banners.render(this.zone, this.clock.now()); },
       onEvent: () => this.banners.event(),
+      preview: () => this.views.get(this.active)?.previewRequest() ?? null,
     }).start();
     this.tickEverySecond();
     if (this.page.kiosk && this.page.rotate) setInterval(() => this.rotate(), this.page.rotate * 1000);

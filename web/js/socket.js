@@ -6,6 +6,8 @@
 // fetches each table over HTTP before it answers hello: GET /api/<table> is one gzipped
 // encode shared by every client (docs/protocol.md), where snapshot frames over the socket
 // would be compressed again for each one. The resume then brings only the diffs since.
+// Beside it the page asks for the active view's first screen (GET /api/<table>?first=N,
+// sorted as the view sorts), so a 100k table shows its first rows before the rest arrives.
 
 import { goToLogin, isLoggedOut } from './session.js';
 
@@ -29,6 +31,7 @@ export function backoffDelay(attempt) {
 
 /**
  * @typedef {{state: 'connecting'|'live'|'reconnecting', retryAt: number|null, attempt: number}} LinkState
+ * @typedef {{table: string, sort: string, dir: 'asc'|'desc', count: number}} PreviewRequest
  */
 
 /** One WebSocket at a time to /ws, feeding the stores. */
@@ -36,14 +39,19 @@ export class Connection {
   /**
    * @param {{stores: Map<string, import('./store.js').TableStore>,
    *   onHello: (hello: any) => void, onSource: (msg: any) => void,
-   *   onState: (state: LinkState) => void, onEvent: () => void}} options
+   *   onState: (state: LinkState) => void, onEvent: () => void,
+   *   preview?: () => PreviewRequest|null}} options
    */
-  constructor({ stores, onHello, onSource, onState, onEvent }) {
+  constructor({ stores, onHello, onSource, onState, onEvent, preview }) {
     this.stores = stores;
     this.onHello = onHello;
     this.onSource = onSource;
     this.onState = onState;
     this.onEvent = onEvent;
+    this.preview = preview ?? (() => null);
+    // The snapshot fetch in progress: a preview lands only while its own fetch is.
+    /** @type {object|null} */
+    this.fetching = null;
     /** @type {string|null} */
     this.epoch = null;
     /** @type {WebSocket|null} */
@@ -126,6 +134,9 @@ export class Connection {
    *   (the socket then sends snapshots, as to any client resuming with nothing)
    */
   async fetchSnapshots(epoch) {
+    const fetching = {};
+    this.fetching = fetching;
+    void this.fetchPreview(epoch, fetching);
     try {
       const names = [...this.stores.keys()];
       const answers = await Promise.all(
@@ -149,6 +160,29 @@ export class Connection {
       return epoch;
     } catch {
       return null;
+    } finally {
+      if (this.fetching === fetching) this.fetching = null;
+    }
+  }
+
+  /**
+   * The active view's first screen, shown while its whole table is still on the way (a
+   * store that holds rows already keeps them until the snapshot replaces them).
+   * @param {string} epoch
+   * @param {object} fetching the fetch it belongs to
+   */
+  async fetchPreview(epoch, fetching) {
+    const wanted = this.preview();
+    const store = wanted && this.stores.get(wanted.table);
+    if (!wanted || !store || store.ready) return;
+    const query = new URLSearchParams({ first: String(wanted.count), sort: wanted.sort, dir: wanted.dir });
+    try {
+      const answer = await fetch(`/api/${wanted.table}?${query}`, { credentials: 'same-origin', cache: 'no-store' });
+      const body = answer.ok ? await answer.json() : null;
+      if (this.fetching !== fetching || !body || body.epoch !== epoch || !Number.isInteger(body.total)) return;
+      store.applyPreview(body.rows, body.total);
+    } catch {
+      // Only a preview: the whole table is still coming.
     }
   }
 

@@ -22,6 +22,10 @@ export class TableStore {
     /** @type {Map<string, Record<string, any>>|null} */
     this.pending = null;
     this.ready = false;
+    // While the rows are only a preview (a view's first screen, GET /api/<table>?first=N):
+    // how many rows the whole table has. Null once a snapshot is in, or with no preview.
+    /** @type {number|null} */
+    this.previewOf = null;
     /** @type {Array<(change: Change) => void>} */
     this.listeners = [];
   }
@@ -56,6 +60,26 @@ export class TableStore {
     this.pending = null;
     this.seq = msg.seq;
     this.ready = true;
+    this.previewOf = null;
+    this.emit({ reset: true, added: new Set(), removed: new Set(), changed: new Map() });
+  }
+
+  /**
+   * Show a view's first rows before the whole table has arrived. Only a store that holds
+   * nothing yet takes one: it stays not ready (no counts, no alarms, no diffs) until the
+   * snapshot replaces it.
+   * @param {unknown} rows
+   * @param {number} total the whole table's row count
+   */
+  applyPreview(rows, total) {
+    if (this.ready) return;
+    /** @type {Map<string, Record<string, any>>} */
+    const preview = new Map();
+    for (const row of Array.isArray(rows) ? rows : []) {
+      if (row && typeof row === 'object' && row.id !== undefined) preview.set(String(row.id), row);
+    }
+    this.rows = preview;
+    this.previewOf = total;
     this.emit({ reset: true, added: new Set(), removed: new Set(), changed: new Map() });
   }
 

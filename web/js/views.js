@@ -12,6 +12,9 @@ import { columnByKey } from './viewdefs.js';
 // Rebuilding a 100k-row index takes tens of ms; when it is that slow, leave the frame budget
 // to scrolling by rebuilding at most this many times the last cost apart.
 const REBUILD_SPACING = 5;
+// How many rows a view's preview asks for (a screen's worth; the server allows up to 1,000).
+const PREVIEW_MIN = 40;
+const PREVIEW_MAX = 200;
 
 /** A view's controller. */
 export class ViewController {
@@ -259,8 +262,26 @@ export class ViewController {
     if (!shown) {
       setText(this.empty, !this.store.ready ? 'Loading…' : filtered ? 'No row matches the filters.' : this.def.empty);
     }
-    setText(this.shown, filtered ? `${formatCount(shown)} of ${formatCount(this.store.rows.size)} rows`
-      : `${formatCount(shown)} rows`);
+    const previewOf = this.store.previewOf;
+    if (previewOf !== null) setText(this.shown, `Loading ${formatCount(previewOf)} rows…`);
+    else {
+      setText(this.shown, filtered ? `${formatCount(shown)} of ${formatCount(this.store.rows.size)} rows`
+        : `${formatCount(shown)} rows`);
+    }
+  }
+
+  /**
+   * What to ask the server for so that this view paints its first screen before the whole
+   * table has arrived: null when it sorts by a column the server cannot order as the page
+   * does (times, numbers, statuses: the server orders text only).
+   * @returns {import('./socket.js').PreviewRequest|null}
+   */
+  previewRequest() {
+    const column = columnByKey(this.def, this.state.sort) ?? columnByKey(this.def, this.def.sort.key);
+    if (!column || column.kind) return null;
+    // A screen's worth at the shortest row height, and a tall wall's too.
+    const count = Math.min(PREVIEW_MAX, Math.max(PREVIEW_MIN, Math.ceil(innerHeight / 16)));
+    return { table: this.def.table, sort: column.from ?? column.key, dir: this.state.dir, count };
   }
 
   /**
