@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 import time
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -41,10 +42,22 @@ def unix_to_julian(seconds: float) -> float:
     return seconds / 86400.0 + UNIX_EPOCH_JULIAN
 
 
+# Years 1970-9999: where time.gmtime formats what datetime would (and 3.5x faster: a first
+# read of 100k contacts formats 100k expiries).
+_GMTIME_LIMIT = 253402300800.0
+
+
 def iso(seconds: float | None, *, millis: bool = False) -> str | None:
     """Wire form: ``2026-11-27T08:00:00Z`` (``.123`` with millis), None stays None."""
     if seconds is None:
         return None
+    if not millis and 0 <= seconds < _GMTIME_LIMIT:
+        # datetime rounds to the microsecond first (a Julian day's 08:00:59.9999998 is
+        # 08:01:00): so do we, then drop the fraction as its strftime does.
+        fraction, whole = math.modf(seconds)
+        if round(fraction * 1e6) >= 1_000_000:
+            whole += 1
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(whole))
     moment = datetime.fromtimestamp(seconds, UTC)
     if millis:
         return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"

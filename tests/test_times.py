@@ -16,6 +16,20 @@ def test_julian_days_round_trip_and_never_expires() -> None:
     assert iso(moment) == "2026-11-27T08:00:00Z"
 
 
+def test_iso_writes_what_datetime_writes_on_its_fast_path() -> None:
+    # The fast path (time.gmtime) must round as datetime does: a Julian day that lands a
+    # hair before a second is that second, a fraction below half a microsecond is not.
+    def by_datetime(seconds: float) -> str:
+        return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    edges = [0.0, 0.4999999, 0.9999994, 0.9999995, 1764753599.9999998, 253402300799.0]
+    julian = [julian_to_unix(unix_to_julian(1764750000 + i)) or 0.0 for i in range(2000)]
+    for seconds in edges + julian + [s + 0.9999996 for s in range(0, 4_000_000_000, 7_777_777)]:
+        assert iso(seconds) == by_datetime(seconds), seconds
+    assert iso(253402300800.0 - 1) == "9999-12-31T23:59:59Z"
+    assert iso(1764753600.25, millis=True) == "2025-12-03T09:20:00.250Z"
+
+
 def test_zone_spans_name_the_exact_switch_and_are_computed_once_a_day() -> None:
     now = datetime(2026, 11, 27, 8, 0, tzinfo=UTC).timestamp()
     spans = zone_spans("Europe/Rome", now)

@@ -10,6 +10,7 @@ them with the same host grammar.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import NamedTuple
 
@@ -119,6 +120,9 @@ def split_aor(aor: str) -> tuple[str, str]:
     return uri.user, domain if uri.port is None else f"{domain}:{uri.port}"
 
 
+# A SIP server listens on a few sockets, and every contact names one: a first read of 100k
+# contacts parses the same few strings 100k times.
+@functools.lru_cache(maxsize=256)
 def parse_socket(socket: str | None) -> Address:
     """Kamailio's ``proto:ip:port`` socket string (``udp:127.0.0.1:5060``, ``tcp:[::1]:5060``)."""
     if not socket:
