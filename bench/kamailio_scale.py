@@ -17,6 +17,8 @@ import os
 import random
 import socket
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -39,6 +41,9 @@ RATE = 160  # REGISTERs per second, refreshing seeded phones
 WINDOW = 15.0 if QUICK else 30.0  # seconds of load measured, with and without rtm
 PROBES = 60 if QUICK else 120
 TICK = os.sysconf("SC_CLK_TCK")
+# BENCH_PROFILE=path.txt: py-spy samples rtm over the measured window (collapsed stacks),
+# to see where the churn's CPU goes; the CPU figure of such a run includes py-spy's pauses.
+PROFILE = os.environ.get("BENCH_PROFILE", "")
 
 
 def cpu_seconds(pids: list[int]) -> float:
@@ -190,6 +195,11 @@ def measure(workdir: Path) -> dict[str, float]:
 
         def ready() -> None:
             start[:] = [cpu_seconds(rtm_pids), cpu_seconds(kamailio_pids), time.monotonic()]
+            if PROFILE:
+                spy = Path(sys.executable).with_name("py-spy")
+                command = [spy, "record", "-p", str(rtm_pids[0]), "-d", str(int(2 * WINDOW))]
+                command += ["-r", "50", "-f", "raw", "-o", PROFILE]
+                subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
         latencies = asyncio.run(probe(server, kamailio, ready))
         cpu_before, k_before, wall = start

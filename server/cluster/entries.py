@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from ..protocol import NodeSource, Source, compact
+from ..protocol import NodeSource, Source, compact, text
 from ..rows import Row
 
 DIFF = "diff"
@@ -51,8 +51,9 @@ def diff_fields(
         "epoch": epoch,
         "seq": str(seq),
         "sent": repr(sent),
-        "upsert": json.dumps(upsert, separators=(",", ":")),
-        "delete": json.dumps(delete, separators=(",", ":")),
+        # A first read's diff holds the whole table: orjson, 10x faster beside the loop.
+        "upsert": text(upsert),
+        "delete": text(delete),
     }
 
 
@@ -66,8 +67,8 @@ def decode(fields: Mapping[str, str]) -> Entry:
     kind = fields["kind"]
     common = (fields["epoch"], int(fields["seq"]), kind, float(fields["sent"]))
     if kind == DIFF:
-        upsert = json.loads(fields["upsert"])
-        delete = json.loads(fields["delete"])
+        upsert = orjson.loads(fields["upsert"])
+        delete = orjson.loads(fields["delete"])
         if not isinstance(upsert, dict) or not isinstance(delete, list):
             raise ValueError("a diff entry's upsert is an object and its delete a list")
         return Entry(*common, upsert=upsert, delete=[str(key) for key in delete])
