@@ -11,7 +11,7 @@ from ..config import Config
 from ..rows import Row, Rows
 from ..sip.uri import contact_address
 from ..times import iso, julian_to_unix
-from .base import RowChanges
+from .base import RowChanges, in_turns
 from .directory import DIRECTORY_SQL, Directory
 from .sqlite_source import ChangeLog, LoggedCollector, SqliteSource, path_from_url, query_keys
 
@@ -81,7 +81,7 @@ class RegistrationCollector(LoggedCollector):
         previous, current = self._rows_by_record, {}
         rows: dict[str, Row] = {}
         shown_as: dict[int, str] = {}
-        for record in await self.source.query(CONTACTS_SQL):
+        async for record in in_turns(await self.source.query(CONTACTS_SQL)):
             known = previous.get(record) if reuse else None
             row = known if known is not None else self._row(record)
             if reuse:

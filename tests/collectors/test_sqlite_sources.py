@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import sqlite3
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from server import store
 from server.collectors import open_source
-from server.collectors.base import RowChanges
+from server.collectors.base import YIELD_EVERY, RowChanges
 from server.collectors.queue import QueueCollector
 from server.collectors.registrations import RegistrationCollector
 from server.collectors.runner import CollectorRunner
@@ -24,8 +26,10 @@ from server.times import parse_iso, unix_to_julian
 from ..store_rows import (
     add_account,
     add_contact,
+    add_contacts,
     add_message,
     add_trunk,
+    contact_params,
     set_message_status,
     set_trunk_status,
     write,
@@ -39,6 +43,44 @@ def db(tmp_path: Path) -> str:
     path = str(tmp_path / "store.db")
     store.migrate(path)
     return path
+
+
+async def turns_while_building(collector: Any, monkeypatch: pytest.MonkeyPatch) -> set[int]:
+    """The values a ticker task's count had at each row a full read built: more than one
+    means the event loop ran other tasks in the middle of the read (it must, at 1M rows)."""
+    ticks = 0
+    seen: set[int] = set()
+    build = type(collector)._row
+
+    def counted(self: Any, record: Any) -> Any:
+        seen.add(ticks)
+        return build(self, record)
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    monkeypatch.setattr(type(collector), "_row", counted)
+    task = asyncio.create_task(ticker())
+    try:
+        await collector.fetch()
+    finally:
+        task.cancel()
+    return seen
+
+
+async def test_a_big_full_read_lets_the_loop_run_between_rows(
+    db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    add_contacts(db, [contact_params(f"u{i:05d}") for i in range(3 * YIELD_EVERY + 1)])
+    collector = RegistrationCollector(db)
+    try:
+        # One value per YIELD_EVERY rows: the loop ran at each of those points.
+        assert len(await turns_while_building(collector, monkeypatch)) >= 4
+    finally:
+        await collector.close()
 
 
 async def test_registrations_join_directory_and_locate_contacts(db: str) -> None:

@@ -3,6 +3,7 @@ itself after a failure and bounds every statement."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
 from collections.abc import AsyncIterator, Sequence
@@ -11,6 +12,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from psycopg.rows import dict_row
+
+from ..base import YIELD_EVERY
 
 # Seconds a statement may run, and a connection attempt may take. A full read of a million
 # contacts takes ~3 s; a statement that runs longer is a database in trouble.
@@ -107,7 +110,15 @@ class PostgresSource:
         try:
             conn = await self._connection()
             cursor = await conn.execute(sql, params)
-            return await cursor.fetchall() if cursor.description else []
+            if not cursor.description:
+                return []
+            # Made into dicts a batch at a time, the loop running between: a million
+            # records converted at once would hold it for seconds.
+            records: list[dict[str, Any]] = []
+            while batch := await cursor.fetchmany(YIELD_EVERY):
+                records += batch
+                await asyncio.sleep(0)
+            return records
         except Exception:
             await self.close()
             raise

@@ -16,7 +16,7 @@ from psycopg import sql
 from ...config import Config
 from ...rows import Row, Rows
 from ...times import iso
-from ..base import RowChanges
+from ..base import RowChanges, in_turns
 from ..directory import Directory
 from ..feed import LoggedCollector
 from ..registrations import contact_row
@@ -65,7 +65,7 @@ class PostgresRegistrations(LoggedCollector[PostgresSource, ChangeLog]):
         known = self._known if reuse else {}
         rows: dict[str, Row] = {}
         fresh: dict[int, tuple[int, Row]] = {}
-        for record in await self.source.query(CONTACTS_SQL):
+        async for record in in_turns(await self.source.query(CONTACTS_SQL)):
             cached = known.get(record["id"])
             version = record["version"]
             row = cached[1] if cached is not None and cached[0] == version else self._row(record)

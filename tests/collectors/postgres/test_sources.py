@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 from server.collectors import open_source
-from server.collectors.base import ChangeFeed, RowChanges
+from server.collectors.base import YIELD_EVERY, ChangeFeed, RowChanges
 from server.collectors.postgres.changes import ChangeLog
 from server.collectors.postgres.directory import parse_directory
 from server.collectors.postgres.queue import PostgresQueue
@@ -19,6 +19,7 @@ from server.config import Config
 from server.hub import Hub
 
 from ...services import PostgresServer
+from ..test_sqlite_sources import turns_while_building
 from .conftest import CONTACT_SQL, MakeDatabase, contact_values, pg_write
 
 
@@ -56,6 +57,23 @@ async def test_contacts_of_every_node_in_one_table(kamailio_db: MakeDatabase) ->
         assert changes is not None and {r["owner"] for r in changes.upsert.values()} == {"Bob"}
         pending, rows = await collector.reconcile()
         assert pending == RowChanges() and set(rows) == {b, c}
+    finally:
+        await collector.close()
+
+
+@pytest.mark.asyncio
+async def test_a_big_full_read_lets_the_loop_run_between_rows(
+    kamailio_db: MakeDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = kamailio_db()
+    with psycopg.connect(url, autocommit=True) as conn, conn.cursor() as cursor:
+        cursor.executemany(
+            CONTACT_SQL,
+            [contact_values(f"u{i:05d}", time.time() + 3600) for i in range(3 * YIELD_EVERY + 1)],
+        )
+    collector = open_source("accounts", url, Config())
+    try:
+        assert len(await turns_while_building(collector, monkeypatch)) >= 4
     finally:
         await collector.close()
 
