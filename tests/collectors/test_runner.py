@@ -114,6 +114,29 @@ async def test_hint_changes_only_the_rows_it_names_at_once() -> None:
     assert hub.tables["accounts"].seq == 2
 
 
+async def test_a_lone_hint_is_published_at_once_a_burst_as_one_diff(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("server.collectors.runner.HINT_BATCH", 0.2 * UNIT)
+    hub, source = Hub(["accounts"]), ScriptedSource()
+    runner = CollectorRunner(source, hub, interval=30)
+    await runner.poll_once()
+    table = hub.tables["accounts"]
+    first = table.seq
+
+    def hint(name: str) -> None:
+        runner.apply_soon(RowChanges(upsert={name: {"id": name, "username": name}}))
+
+    hint("lone")
+    assert table.seq == first + 1 and "lone" in table.rows  # no waiting after a quiet spell
+    for name in ("b1", "b2", "b3"):  # within the batch: held, then one diff
+        hint(name)
+    runner.apply_soon(RowChanges(delete={"b2"}))  # a later hint about a row wins
+    assert table.seq == first + 1 and "b1" not in table.rows
+    await eventually(lambda: "b1" in table.rows, 5 * UNIT, "the burst published")
+    assert table.seq == first + 2 and {"b1", "b3"} <= set(table.rows) and "b2" not in table.rows
+
+
 async def test_watch_is_restarted_after_a_crash() -> None:
     hub, source = Hub(["accounts"]), ScriptedSource()
     starts: list[float] = []
