@@ -22,6 +22,7 @@ DESCRIPTION = (
 )
 # Each module exposes ``register(subparsers)`` adding its own subcommands.
 SUBCOMMAND_MODULES = ("server.demo.run", "server.auth.cli")
+STOP_GRACE = 5  # seconds a stopping server waits for requests still running
 
 
 def _listening_server() -> type[uvicorn.Server]:
@@ -106,6 +107,9 @@ def _serve(args: argparse.Namespace) -> int:
             # client (permessage-deflate without server context takeover): server/wire.py.
             ws=PreparedFrameProtocol,
             lifespan="on",
+            # A stop (Ctrl-C, systemctl, a balancer draining) must not wait forever for a
+            # request or a peer that stopped answering: at most this long, then it closes.
+            timeout_graceful_shutdown=STOP_GRACE,
         )
     )
     server.run(sockets=[listener])

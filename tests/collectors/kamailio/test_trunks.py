@@ -27,6 +27,7 @@ from ...conftest import StartRtm
 from ...live_server import UNIT
 from ...mirror import Mirror
 from ...store_rows import write
+from ...waiting import eventually
 from .conftest import SIPP_DIR, Kamailio, Sipp, free_port
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.kamailio]
@@ -234,6 +235,10 @@ async def test_collector_drops_credentials_and_fails_while_kamailio_is_down(
         with pytest.raises(SourceError, match="uac.reg_dump|dispatcher.list"):
             await collector.fetch()
         lab.kamailio.start()
+        # Kamailio answers RPC before its uac has loaded its registrations: once it lists
+        # carrier-x again, so must rtm.
+        listed = lambda: any(e["l_uuid"] == "carrier-x" for e in lab.kamailio.rpc("uac.reg_dump"))  # noqa: E731
+        await eventually(listed, 10 * UNIT, "Kamailio listing its registrations again")
         assert set(await collector.fetch()) == set(rows)
         seen = [json.dumps(rows), repr(rows), repr(vars(collector)), repr(vars(collector.probes))]
         assert not [text for text in seen if CANARY in text]
