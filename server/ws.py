@@ -25,6 +25,8 @@ log = logging.getLogger("rtm.ws")
 # Seconds a client has to say what it holds before it gets snapshots: the page fetches the
 # shared HTTP snapshots in between (a 100k table under a wall of reconnecting displays).
 RESUME_WAIT = 30.0
+# Frames longer than this (snapshot pages: up to 512 KiB) give the loop a turn after each.
+BIG_FRAME = 64 * 1024
 
 
 class ClientGone(Exception):
@@ -110,6 +112,11 @@ class Sender:
                 else:
                     await self.websocket.send_text(frame)
                     self._count(len(frame) if frame.isascii() else len(frame.encode()))
+                if len(frame) > BIG_FRAME:
+                    # A socket that takes everything (a fast reader on loopback) never makes
+                    # send wait: without a turn here a million-row snapshot, deflated page
+                    # by page, would hold the loop for its whole length.
+                    await asyncio.sleep(0)
 
     def write_now(self, frame: str) -> bool:
         """Write ``frame`` now if the socket takes it (the hub's fan-out); never raises."""

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+from types import SimpleNamespace
+
 import pytest
+
+from server.hub import HubStats
+from server.ws import BIG_FRAME, Sender
 
 from .conftest import StartRtm
 from .live_server import UNIT
@@ -33,3 +39,31 @@ async def test_stalled_client_is_resynced_and_others_keep_up(start_rtm: StartRtm
         await stalled.until(lambda m: len(m.tables["accounts"]) == batches * 100, 30 * UNIT)
         assert any(f["type"] == "snapshot" for f in stalled.frames[4:])
         assert stalled.tables == healthy.tables
+
+
+async def test_a_big_snapshot_to_a_socket_that_takes_everything_lets_the_loop_run() -> None:
+    # A fast reader never makes a send wait: the sender itself must give the loop turns
+    # between snapshot pages, or a million rows hold every other client for their length.
+    turns: list[int] = []
+    ticks = 0
+
+    async def send_text(frame: str) -> None:  # takes everything at once, never waits
+        turns.append(ticks)
+
+    app = SimpleNamespace(state=SimpleNamespace(hub=SimpleNamespace(stats=HubStats())))
+    socket = SimpleNamespace(scope={}, app=app, send_text=send_text)
+    sender = Sender(socket, timeout=10)  # type: ignore[arg-type]
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    task = asyncio.create_task(ticker())
+    await asyncio.sleep(0)
+    try:
+        await sender.send(["x" * (BIG_FRAME + 1)] * 4)
+    finally:
+        task.cancel()
+    assert len(set(turns)) == 4  # the loop ran between every two pages
