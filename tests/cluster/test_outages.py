@@ -168,6 +168,35 @@ async def test_postgresql_restarted_under_a_cluster_stale_then_recovered_session
         assert set(mirror.tables["accounts"]) == await asyncio.to_thread(cluster.store_ruids)
 
 
+async def test_postgresql_and_redis_lost_together_stale_then_recovered_by_itself(
+    pg_cluster: Cluster, postgres: PostgresServer
+) -> None:
+    """The store and Redis lost at once (a shared host or network gone): every instance
+    keeps its last state, stale; with both back (Redis empty) the cluster finds one leader,
+    a new epoch, and every client ends equal to the store."""
+    cluster = pg_cluster
+    leader = cluster.leader()
+    for i in range(20):
+        register(cluster.db, f"before{i}")
+    followers = await clients_on_both(cluster)
+    epoch = cluster.status(leader)["epoch"]
+    try:
+        async with writing(cluster) as done:
+            await eventually(lambda: len(followers[0].accounts()) > 25, 10 * UNIT, "writes")
+            postgres.stop()
+            cluster.redis.stop(signal.SIGKILL)
+            await stale_everywhere(cluster, followers, bool, done, store_down=True)
+            cluster.redis.start()
+            postgres.start()
+            await recovered(cluster, followers, done)
+        await settled(cluster, followers)
+        epochs = {cluster.status(s)["epoch"] for s in cluster.instances}
+        assert len(epochs) == 1 and epochs != {epoch}, "one new epoch (Redis came back empty)"
+        alive(cluster)
+    finally:
+        await stop_all(followers)
+
+
 def sessions_honoured(cluster: Cluster) -> None:
     """Sessions live in PostgreSQL: the one signed in before the restart is honoured by every
     instance, and one signed in on an instance now is honoured by the other."""
