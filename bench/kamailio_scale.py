@@ -212,6 +212,11 @@ def measure(workdir: Path) -> dict[str, float]:
     finally:
         if server is not None:
             server.stop()
+            # What rtm asked of Kamailio besides the hints (dumps, a lost link, lookups that
+            # failed): what the CPU figures of the run include.
+            for line in server.log().splitlines():
+                if any(word in line for word in ("ul.dump", "evapi", "ul.lookup")):
+                    print("   rtm:", line[-160:], flush=True)
         sipp.close()
         kamailio.stop()
 

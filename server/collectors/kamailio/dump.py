@@ -16,12 +16,15 @@ so rtm treats it as a load on the SIP server it watches, not as a free read:
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from .rpc import RpcTimeout
+
+log = logging.getLogger("rtm.collectors")
 
 MIN_LIMIT = 30.0
 FIRST_LIMIT = 120.0
@@ -126,7 +129,10 @@ class DumpTask:
         except Exception:
             self.schedule.failed(time.monotonic(), timed_out=False)
             raise
-        self.schedule.succeeded(started, time.monotonic() - started)
+        took = time.monotonic() - started
+        self.schedule.succeeded(started, took)
+        # A dump is a load on the SIP server: an operator (and the bench) sees each one.
+        log.info("ul.dump %d answered in %.1f s", self.dumps, took)
         return Dumped(result, sent_at, started)
 
     async def wait(self, patience: float) -> Dumped | None:

@@ -91,6 +91,7 @@ class HintedKamailioRegistrationCollector(KamailioRegistrationCollector):
         now = time.monotonic()
         self._back_at = now
         self._link_lost = f"evapi {self.evapi_url}: link back; catching up with a ul.dump"
+        log.info("%s", self._link_lost)
         self.dump.schedule.want(now, urgent=True)
 
     async def watch(self, apply: Apply) -> None:
