@@ -29,7 +29,17 @@ PG_BIN=/usr/lib/postgresql/15/bin
 PGDATA=
 . "$LAB/common.sh"
 require_tools kamailio sipp curl redis-server redis-cli haproxy "$PG_BIN/postgres"
-lab_cleanup() { [ -z "$PGDATA" ] || rm -rf "$PGDATA"; }
+# runuser can return before the postmaster has finished its shutdown checkpoint: removing
+# the data directory then made it PANIC, and it still held its port. Ask it for a fast
+# shutdown and wait until it let go (postmaster.pid goes last), then remove its files.
+lab_cleanup() {
+	[ -n "$PGDATA" ] || return 0
+	local pidfile="$PGDATA/data/postmaster.pid" i
+	[ -e "$pidfile" ] && kill -INT "$(head -1 "$pidfile")" 2>/dev/null
+	for ((i = 0; i < 200; i++)); do [ -e "$pidfile" ] || break; sleep 0.1; done
+	[ -e "$pidfile" ] && kill -KILL "$(head -1 "$pidfile")" 2>/dev/null
+	rm -rf "$PGDATA"
+}
 
 # PostgreSQL refuses to run as root: as root, its files and process belong to `postgres`.
 as_postgres() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
