@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 POLL_INTERVAL = 0.02
+
+T = TypeVar("T")
 
 
 async def eventually(condition: Callable[[], bool], within: float, what: str) -> None:
@@ -27,7 +30,20 @@ def until(condition: Callable[[], bool], within: float, what: str) -> None:
         time.sleep(POLL_INTERVAL)
 
 
-async def between_tries() -> None:
-    """The pause of a loop whose try is itself the condition (a client reconnecting until
-    the server takes it, as the page does): one poll interval, so a refused try never spins."""
-    await asyncio.sleep(POLL_INTERVAL)
+async def retried(
+    attempt: Callable[[], Awaitable[T]],
+    errors: tuple[type[Exception], ...],
+    within: float,
+    what: str,
+) -> T:
+    """Await ``attempt()`` until it no longer raises one of ``errors`` (a client reconnecting
+    until a server takes it, as the page does), trying every 20 ms; TimeoutError after
+    ``within`` seconds, caused by the last refusal."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            return await attempt()
+        except errors as refused:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{what}: not within {within} s") from refused
+        await asyncio.sleep(POLL_INTERVAL)

@@ -12,12 +12,15 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from ..live_server import UNIT
 from ..mirror import Mirror
-from ..waiting import between_tries
+from ..waiting import retried
+
+# What a connect attempt raises while no instance will take the client (the page retries).
+REFUSED = (ConnectionClosed, InvalidHandshake, OSError, TimeoutError)
 
 
 class Follower:
     """One client: a Mirror read forever; when its socket drops it reconnects through
-    ``reconnect()`` and resumes with what it holds, counting the snapshots it was sent."""
+    ``connect()`` and resumes with what it holds, counting the snapshots it was sent."""
 
     def __init__(self, connect: Callable[[], Any]) -> None:
         self.connect = connect
@@ -36,17 +39,13 @@ class Follower:
 
     async def run(self) -> None:
         while not self.stopped:
+            # ``connect()`` is asked again on every try: it may pick another instance.
+            ws = await retried(self.connect, REFUSED, 120 * UNIT, "a dropped client taken back")
             try:
-                async with self.connect() as ws:
+                async with ws:
                     await self._session(ws)
-            except (
-                ConnectionClosed,
-                InvalidHandshake,
-                OSError,
-                TimeoutError,
-            ):  # as the page retries
+            except (ConnectionClosed, OSError, TimeoutError):  # dropped: reconnect, as the page
                 self.reconnects += 1
-                await between_tries()  # the page's reconnect backoff, shortened to one poll
 
     async def _session(self, ws: ClientConnection) -> None:
         held = self.mirror
