@@ -20,8 +20,9 @@ import logging
 import secrets
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from . import protocol
 from .config import Config
@@ -127,7 +128,8 @@ class Table:
     _pages: tuple[int, list[str], float] | None = field(init=False, default=None)
     shared: SharedSnapshot | None = field(init=False, default=None)
     _shared_used: float = field(init=False, default=0.0)
-    _building: asyncio.Future[SharedSnapshot] | None = field(init=False, default=None)
+    # The shared body's build in flight (one key: there is one body), see _built_once.
+    _building: dict[None, asyncio.Future[SharedSnapshot]] = field(init=False, default_factory=dict)
     _prebuild: asyncio.Task[SharedSnapshot] | None = field(init=False, default=None)
     # Previews (the first screen of a view, sorted as it sorts): (field, descending, count)
     # -> (seq, version, built, body); one build in flight per key.
@@ -211,33 +213,23 @@ class Table:
         ):
             self._shared_used = time.monotonic()
             return shared
-        if self._building is not None:
-            return await asyncio.shield(self._building)
-        building = asyncio.get_running_loop().create_future()
-        self._building = building
-        seq, version, rows, source = (
-            self.seq,
-            self.source_version,
-            list(self.rows.values()),
-            self.source,
-        )
+        return await _built_once(self._building, None, lambda: self._build_shared(epoch))
+
+    def _state_now(self) -> tuple[int, int, list[Row], protocol.Source]:
+        """Seq, source version, rows and source as they are now: rows are replaced, never
+        mutated, so this list stays a consistent state for a build off the loop."""
+        return self.seq, self.source_version, list(self.rows.values()), self.source
+
+    async def _build_shared(self, epoch: str) -> SharedSnapshot:
+        seq, version, rows, source = self._state_now()
         self.encodes += 1
-        try:
-            # Rows are replaced, never mutated, so this list is a consistent state to encode
-            # off the loop (the loop keeps serving between the GIL's switches).
-            gzipped = await asyncio.to_thread(_gzipped_body, epoch, seq, rows, source)
-            shared = SharedSnapshot(
-                seq, version, f'"{epoch}.{seq}.{version}"', gzipped, time.monotonic()
-            )
-            self.shared, self._shared_used = shared, time.monotonic()
-            building.set_result(shared)
-            return shared
-        except BaseException as exc:
-            building.set_exception(exc)
-            building.exception()  # retrieved: the waiters (if any) get it too
-            raise
-        finally:
-            self._building = None
+        # Off the loop: it keeps serving between the GIL's switches.
+        gzipped = await asyncio.to_thread(_gzipped_body, epoch, seq, rows, source)
+        shared = SharedSnapshot(
+            seq, version, f'"{epoch}.{seq}.{version}"', gzipped, time.monotonic()
+        )
+        self.shared, self._shared_used = shared, time.monotonic()
+        return shared
 
     async def head(self, epoch: str, sort: str, descending: bool, count: int) -> bytes:
         """``GET /api/<table>?first=…``: the ``count`` rows a view sorted by ``sort`` shows
@@ -254,33 +246,19 @@ class Table:
             and time.monotonic() - held[2] < SHARED_MAX_AGE
         ):
             return held[3]
-        building = self._heads_building.get(key)
-        if building is not None:
-            return await asyncio.shield(building)
-        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-        self._heads_building[key] = future
-        seq, version, rows, source = (
-            self.seq,
-            self.source_version,
-            list(self.rows.values()),
-            self.source,
+        return await _built_once(
+            self._heads_building, key, lambda: self._build_head(epoch, sort, descending, count)
         )
-        try:
-            # Rows are replaced, never mutated: this list is a consistent state (as above).
-            body = await asyncio.to_thread(
-                _head_body, epoch, seq, rows, source, sort, descending, count
-            )
-            while len(self._heads) >= HEADS_KEPT:
-                del self._heads[next(iter(self._heads))]
-            self._heads[key] = (seq, version, time.monotonic(), body)
-            future.set_result(body)
-            return body
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # retrieved: the waiters (if any) get it too
-            raise
-        finally:
-            del self._heads_building[key]
+
+    async def _build_head(self, epoch: str, sort: str, descending: bool, count: int) -> bytes:
+        seq, version, rows, source = self._state_now()
+        body = await asyncio.to_thread(
+            _head_body, epoch, seq, rows, source, sort, descending, count
+        )
+        while len(self._heads) >= HEADS_KEPT:
+            del self._heads[next(iter(self._heads))]
+        self._heads[(sort, descending, count)] = (seq, version, time.monotonic(), body)
+        return body
 
     def build_soon(self, epoch: str) -> None:
         """Start building the shared body in the background (at the table's first full
@@ -290,7 +268,7 @@ class Table:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return
-        if self._prebuild is None and self._building is None:
+        if self._prebuild is None and not self._building:
             self._prebuild = loop.create_task(self.shared_snapshot(epoch))
             self._prebuild.add_done_callback(self._prebuilt)
 
@@ -301,6 +279,33 @@ class Table:
             log.error(
                 "%s: building the shared snapshot failed", self.name, exc_info=task.exception()
             )
+
+
+K = TypeVar("K")
+T = TypeVar("T")
+
+
+async def _built_once(
+    builds: dict[K, asyncio.Future[T]], key: K, build: Callable[[], Awaitable[T]]
+) -> T:
+    """What ``build()`` makes, made once for everyone asking for ``key`` while it is in
+    flight: later askers await the same build, shielded (one of them cancelled, say a client
+    gone, cancels nobody else's wait), and get its error if it fails."""
+    building = builds.get(key)
+    if building is not None:
+        return await asyncio.shield(building)
+    future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+    builds[key] = future
+    try:
+        made = await build()
+    except BaseException as exc:
+        future.set_exception(exc)
+        future.exception()  # retrieved: the waiters (if any) get it too
+        raise
+    finally:
+        del builds[key]
+    future.set_result(made)
+    return made
 
 
 def _gzipped_body(epoch: str, seq: int, rows: list[Row], source: protocol.Source) -> bytes:
