@@ -58,9 +58,11 @@ class RegistrationCollector(LoggedCollector):
     In rtm's store the change log names the contacts (``location`` ids) and the directory
     users that changed; only those are read again, so a REGISTER costs the same at 100k
     contacts as at 1k, and an owner renamed re-reads that user's contacts only. A file
-    without the log (one made by Kamailio's ``kamdbctl``) is read whole after each change,
-    reusing the rows of records that did not change (parsing URIs and times is most of the
-    cost of a full read at 100k).
+    without the log (one made by Kamailio's ``kamdbctl``) is read whole after each change.
+    Every full read (and so every reconcile) reuses the rows of records that did not change:
+    parsing URIs and times is most of its cost at 100k, and a table built anew beside the
+    one it replaces would double the rows' memory for a moment (the allocator keeps the
+    high-water mark: a step of RSS at the first reconcile that never came back).
     """
 
     table = "accounts"
@@ -69,26 +71,23 @@ class RegistrationCollector(LoggedCollector):
         self.source = SqliteSource(path)
         self.log = ChangeLog(self.source, ("location", "accounts"))
         self.directory = Directory()
-        # location.id -> the row id it was shown as (a deleted record is gone from the file).
-        self._shown_as: dict[int, str] = {}
-        self._rows_by_record: dict[sqlite3.Row, Row] = {}
+        # location.id -> (the record as last read, the row it is shown as): a deleted record
+        # is gone from the file, and a full read keeps the row of a record read unchanged
+        # (compared whole, not by a version: SQLite has none, and the reconcile must not
+        # trust the log it checks).
+        self._known: dict[int, tuple[sqlite3.Row, Row]] = {}
 
     async def _read_all(self) -> Rows:
-        if self.directory.load(await self._directory(DIRECTORY_SQL)):
-            self._rows_by_record = {}  # owners, caller ids or groups changed
-        # Reused rows only pay off where full reads repeat (no log); with one they are rare.
-        reuse = self.log.cursor is None
-        previous, current = self._rows_by_record, {}
+        # Owners, caller ids or groups changed: every row is built again.
+        known = {} if self.directory.load(await self._directory(DIRECTORY_SQL)) else self._known
         rows: dict[str, Row] = {}
-        shown_as: dict[int, str] = {}
+        fresh: dict[int, tuple[sqlite3.Row, Row]] = {}
         async for record in in_turns(await self.source.query(CONTACTS_SQL)):
-            known = previous.get(record) if reuse else None
-            row = known if known is not None else self._row(record)
-            if reuse:
-                current[record] = row
+            held = known.get(record["id"])
+            row = held[1] if held is not None and held[0] == record else self._row(record)
             rows[row["id"]] = row
-            shown_as[record["id"]] = row["id"]
-        self._rows_by_record, self._shown_as = current, shown_as
+            fresh[record["id"]] = (record, row)
+        self._known = fresh
         return rows
 
     async def _pending(self) -> RowChanges | None:
@@ -97,23 +96,26 @@ class RegistrationCollector(LoggedCollector):
             return None
         changes = RowChanges()
         users = [str(u) for u in logged.get("accounts", ())]
-        if users:
-            records = await query_keys(self.source, DIRECTORY_BY_USER_SQL, users)
-            self.directory.load_users(users, records)
-            for record in await query_keys(self.source, CONTACTS_BY_USER_SQL, users):
-                row = self._row(record)
-                changes.upsert[row["id"]] = row
         ids = logged.get("location", [])
-        found = {r["id"]: r for r in await query_keys(self.source, CONTACTS_BY_ID_SQL, ids)}
-        for location_id in ids:
-            before = self._shown_as.pop(location_id, None)
-            if before is not None:
-                changes.delete.add(before)  # replaced below when the record is still there
+        records = await query_keys(self.source, CONTACTS_BY_ID_SQL, ids)
+        if users:  # first, so that every row built below has the new owners
+            self.directory.load_users(
+                users, await query_keys(self.source, DIRECTORY_BY_USER_SQL, users)
+            )
+            records += await query_keys(self.source, CONTACTS_BY_USER_SQL, users)
+        found = {record["id"]: record for record in records}
+        # A renamed owner's contacts are rebuilt and remembered like changed ones, so that
+        # the next full read does not bring back a row with the old owner.
+        for location_id in dict.fromkeys([*ids, *found]):
+            before = self._known.pop(location_id, None)
             current = found.get(location_id)
+            shown = None
             if current is not None:
                 row = self._row(current)
-                changes.upsert[row["id"]] = row
-                self._shown_as[location_id] = row["id"]
+                changes.upsert[shown := row["id"]] = row
+                self._known[location_id] = (current, row)
+            if before is not None and before[1]["id"] != shown:
+                changes.delete.add(before[1]["id"])  # gone, or shown under another id now
         return changes
 
     async def _directory(self, sql: str) -> list[sqlite3.Row]:

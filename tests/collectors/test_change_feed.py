@@ -226,6 +226,27 @@ async def test_an_owner_renamed_updates_that_users_contacts_only(db: str) -> Non
 
 
 @pytest.mark.asyncio
+async def test_a_reconcile_reuses_the_rows_of_unchanged_records(db: str) -> None:
+    # A reconcile that built every row again would hold the table twice for a moment.
+    add_account(db, "alice", owner="Alice")
+    alice = add_contact(db, "alice")
+    others = [add_contact(db, f"user{n}") for n in range(20)]
+    collector = RegistrationCollector(db)
+    first = await collector.fetch()
+    write(db, "UPDATE accounts SET owner = 'Alice Liddell' WHERE username = 'alice'")
+    write(db, "UPDATE location SET user_agent = 'moved' WHERE ruid = ?", (others[0],))
+    changes = await collector.changes()
+    assert changes is not None and set(changes.upsert) == {alice, others[0]}
+    assert not changes.delete  # rows replaced under the same id are upserts only
+    again = await collector.fetch()  # the reconcile: equal to the changes applied
+    assert again == {**first, **changes.upsert}
+    assert again[alice]["owner"] == "Alice Liddell"  # not the row the first read built
+    assert all(again[key] is first[key] for key in others[1:])
+    assert again[others[0]] is changes.upsert[others[0]]
+    await collector.close()
+
+
+@pytest.mark.asyncio
 async def test_a_pruned_log_falls_back_to_a_full_read_and_loses_nothing(db: str) -> None:
     keep = add_contact(db, "alice")
     collector = RegistrationCollector(db)
