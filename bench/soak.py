@@ -7,10 +7,12 @@ SIGCONT: its sockets stop answering without closing). Every minute: each page's 
 after a collection (CDP ``Performance.getMetrics``), its DOM nodes and event listeners
 (CDP ``Memory.getDOMCounters``), the server's RSS and open fds; printed as a table and
 drawn to ``var/soak.png``. After every restart and at the end the writes are held and the
-pages must show the server's table (bench/soak_compare.py). Targets: heap, DOM nodes and
-RSS, averaged over the run's last tenth, grow ≤ 5% over their average in its second tenth
-(minutes 10–20 against 50–60 of an hour: one restart period each); 0 page errors; the
-pages equal the server.
+pages must show the server's table (bench/soak_compare.py). A second ``rtm serve`` on the
+same store is never restarted nor frozen and has one WebSocket client: its RSS is the
+server memory judged (the first one is a new process every ten minutes). Targets: heap,
+DOM nodes and that RSS, averaged over the run's last tenth, grow ≤ 5% over their average
+in its second tenth (minutes 10–20 against 50–60 of an hour: one restart period each);
+0 page errors; the pages (and the steady server's client) equal their server.
 """
 
 from __future__ import annotations
@@ -75,6 +77,8 @@ class Sample:
     pages: dict[str, dict[str, float]]  # page name -> heap, nodes, listeners
     rss: int
     fds: int
+    steady_rss: int  # the server never restarted (a process's memory over the whole run)
+    steady_fds: int
     writes: int  # contact changes written so far
     contacts: int  # contacts in the store (the table the pages hold)
 
@@ -90,6 +94,16 @@ class Soak:
         self.server = RtmServer(workdir, {"RTM_DEMO": "0", "PYTHONASYNCIODEBUG": ""})
         self.ids = seed(self.server.db)
         credentials.grant(self.server)
+        # A second rtm on the same store, never restarted nor frozen, with one WebSocket
+        # client: the restarts make the first one's RSS a new process's every ten minutes,
+        # so memory growth over the hour is judged on this one.
+        (workdir / "steady").mkdir()
+        self.steady = RtmServer(
+            workdir / "steady",
+            {"RTM_DB": self.server.db, "RTM_DEMO": "0", "PYTHONASYNCIODEBUG": ""},
+        )
+        credentials.grant(self.steady)
+        self.follower = soak_compare.Follower(self.steady)
         self.life = Life(
             self.server.db, self.ids, trunk_period=min(60.0, self.plan.period * 60 / 2)
         )
@@ -143,11 +157,14 @@ class Soak:
                 "listeners": counters["jsEventListeners"],
             }
         pid = self.server.proc.pid if self.server.proc else 0
+        steady = self.steady.proc.pid if self.steady.proc else 0
         sample = Sample(
             second,
             pages,
             rss_of(pid),
             len(os.listdir(f"/proc/{pid}/fd")),
+            rss_of(steady),
+            len(os.listdir(f"/proc/{steady}/fd")),
             self.life.written,
             len(self.life.ids),
         )
@@ -175,7 +192,7 @@ class Soak:
         self.life.pause()
         began, seen = time.monotonic(), list[str]()
         try:
-            verdict = soak_compare.pages_equal_server(self.server, self.pages, seen)
+            verdict = soak_compare.pages_equal_server(self.server, self.pages, seen, self.follower)
         finally:
             self.life.resume()
         self.comparisons.append((second, when, verdict))
@@ -186,6 +203,8 @@ class Soak:
 
     def run(self, browser: Any) -> None:
         self.server.start()
+        self.steady.start()
+        self.follower.start()
         self.open_pages(browser)
         self.compare(0, "start")
         self.life.start()
@@ -242,7 +261,9 @@ def soak(
                 soak_chart.draw(run.samples, chart, browser)
         finally:
             run.life.stop()
+            run.follower.stop()
             run.server.stop()
+            run.steady.stop()
             browser.close()
         return run
 

@@ -14,14 +14,17 @@ import csv
 import io
 import json
 import re
+import threading
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from websockets.sync.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
+from websockets.sync.client import ClientConnection, connect
 
 from tests.live_server import RtmServer
+from tests.mirror import Mirror
 
 WITHIN = 60.0
 VIEWS = {  # view -> (tab label, CSV columns, the server's fields in the same order)
@@ -41,13 +44,20 @@ def defused(value: Any) -> str:
     return "'" + text if re.match(r"^[=+\-@\t\r]", text) else text
 
 
+def socket_to(server: RtmServer) -> ClientConnection:
+    """A WebSocket to ``server`` carrying its session, as the page's own origin."""
+    headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in server.cookies.items())}
+    return connect(
+        server.ws_url, additional_headers=headers, origin=server.url, max_size=None,
+        open_timeout=30,
+    )  # fmt: skip
+
+
 def server_tables(server: RtmServer) -> dict[str, Counter[tuple[str, ...]]]:
     """The hub's tables now, as a fresh WebSocket snapshot (``GET /api`` may serve a body
     up to ten seconds old that a page would bring up to date from the ring)."""
-    headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in server.cookies.items())}
     rows: dict[str, dict[str, dict[str, Any]]] = {}
-    with connect(server.ws_url, additional_headers=headers, origin=server.url, max_size=None,
-                 open_timeout=30) as ws:  # fmt: skip
+    with socket_to(server) as ws:
         ws.recv(30)  # hello
         ws.send(json.dumps({"type": "resume", "epoch": None, "seq": {}}))
         sources: set[str] = set()
@@ -63,12 +73,73 @@ def server_tables(server: RtmServer) -> dict[str, Counter[tuple[str, ...]]]:
                     table[row["id"]] = {**table.get(row["id"], {}), **row}
             elif frame["type"] == "source":
                 sources.add(frame["table"])
+    return as_views(rows)
+
+
+def as_views(rows: dict[str, dict[str, dict[str, Any]]]) -> dict[str, Counter[tuple[str, ...]]]:
+    """Tables of rows by id as the comparison counts them (see the module's docstring)."""
     return {
         view: Counter(
             tuple(defused(row.get(f)) for f in fields) for row in rows.get(view, {}).values()
         )
         for view, (_, _, fields) in VIEWS.items()
     }
+
+
+class Follower(threading.Thread):
+    """A WebSocket client of the server the soak never restarts (whose RSS is judged over
+    the whole run), holding its tables as a script would: every frame applied in seq order
+    (tests/mirror.py; a gap fails it), a fresh snapshot if it ever has to reconnect."""
+
+    def __init__(self, server: RtmServer) -> None:
+        super().__init__(daemon=True)
+        self.server = server
+        self.mirror = Mirror(cast(Any, None))
+        self.lock = threading.Lock()
+        self.stopped = threading.Event()
+        self.frames = self.reconnects = 0
+        self.failure = ""
+
+    def run(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                with socket_to(self.server) as ws:
+                    self.mirror = Mirror(cast(Any, None))
+                    ws.send(json.dumps({"type": "resume", "epoch": None, "seq": {}}))
+                    while not self.stopped.is_set():
+                        try:
+                            text = ws.recv(0.5)
+                        except TimeoutError:
+                            continue
+                        with self.lock:
+                            self.mirror.handle(json.loads(text))
+                            self.frames += 1
+            except (OSError, ConnectionClosed, InvalidHandshake):
+                self.reconnects += 1
+                self.stopped.wait(1)
+            except AssertionError as exc:  # a seq gap: what the soak must never see
+                self.failure = str(exc)
+                return
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.join(10)
+
+    def difference(self) -> str:
+        """'' when this client holds the server's tables, else what differs."""
+        if self.failure:
+            return f"follower failed: {self.failure}"
+        truth = server_tables(self.server)
+        with self.lock:
+            held = as_views(self.mirror.tables)
+        for view, rows in truth.items():
+            if held[view] != rows:
+                extra, missing = held[view] - rows, rows - held[view]
+                return (
+                    f"follower {view}: {sum(extra.values())} extra {list(extra)[:2]},"
+                    f" {sum(missing.values())} missing {list(missing)[:2]}"
+                )
+        return ""
 
 
 def desk_tables(page: Any) -> dict[str, Counter[tuple[str, ...]]]:
@@ -119,13 +190,17 @@ def difference(server: RtmServer, pages: dict[str, Any]) -> str:
 
 
 def pages_equal_server(
-    server: RtmServer, pages: dict[str, Any], seen: list[str] | None = None
+    server: RtmServer,
+    pages: dict[str, Any],
+    seen: list[str] | None = None,
+    follower: Follower | None = None,
 ) -> str:
     """'equal', or what still differed after WITHIN seconds; each difference met on the way
-    (a page still reconnecting, a short registration lapsing meanwhile) goes to ``seen``."""
+    (a page still reconnecting, a short registration lapsing meanwhile) goes to ``seen``.
+    A ``follower`` (of another server on the same store) must hold its server's tables too."""
     deadline, differs = time.monotonic() + WITHIN, ""
     while time.monotonic() < deadline:
-        differs = difference(server, pages)
+        differs = difference(server, pages) or (follower.difference() if follower else "")
         if not differs:
             return "equal"
         if seen is not None:
