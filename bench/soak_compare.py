@@ -86,6 +86,20 @@ def as_views(rows: dict[str, dict[str, dict[str, Any]]]) -> dict[str, Counter[tu
     }
 
 
+def unequal(
+    who: str, held: dict[str, Counter[tuple[str, ...]]], truth: dict[str, Counter[tuple[str, ...]]]
+) -> str:
+    """'' when ``held`` has the server's tables, else what the first unequal one lacks."""
+    for view, rows in truth.items():
+        if held[view] != rows:
+            extra, missing = held[view] - rows, rows - held[view]
+            return (
+                f"{who} {view}: {sum(extra.values())} extra {list(extra)[:2]},"
+                f" {sum(missing.values())} missing {list(missing)[:2]}"
+            )
+    return ""
+
+
 class Follower(threading.Thread):
     """A WebSocket client of the server the soak never restarts (whose RSS is judged over
     the whole run), holding its tables as a script would: every frame applied in seq order
@@ -132,14 +146,7 @@ class Follower(threading.Thread):
         truth = server_tables(self.server)
         with self.lock:
             held = as_views(self.mirror.tables)
-        for view, rows in truth.items():
-            if held[view] != rows:
-                extra, missing = held[view] - rows, rows - held[view]
-                return (
-                    f"follower {view}: {sum(extra.values())} extra {list(extra)[:2]},"
-                    f" {sum(missing.values())} missing {list(missing)[:2]}"
-                )
-        return ""
+        return unequal("follower", held, truth)
 
 
 def desk_tables(page: Any) -> dict[str, Counter[tuple[str, ...]]]:
@@ -171,13 +178,8 @@ def difference(server: RtmServer, pages: dict[str, Any]) -> str:
         return "desk not live"
     truth = server_tables(server)
     desk = desk_tables(pages["desk"])
-    for view, rows in truth.items():
-        if desk[view] != rows:
-            extra, missing = desk[view] - rows, rows - desk[view]
-            return (
-                f"desk {view}: {sum(extra.values())} extra {list(extra)[:2]},"
-                f" {sum(missing.values())} missing {list(missing)[:2]}"
-            )
+    if differs := unequal("desk", desk, truth):
+        return differs
     users = len({row[0] for row in truth["accounts"]})
     counts = {
         "contacts": sum(truth["accounts"].values()),

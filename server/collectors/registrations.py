@@ -4,8 +4,8 @@ joined with the ``accounts`` directory."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Generic, TypeVar
 
 from ..config import Config
 from ..rows import Row, Rows
@@ -25,6 +25,8 @@ FROM location
 CONTACTS_BY_ID_SQL = CONTACTS_SQL + " WHERE id IN ({keys})"
 CONTACTS_BY_USER_SQL = CONTACTS_SQL + " WHERE username IN ({keys})"
 DIRECTORY_BY_USER_SQL = DIRECTORY_SQL + " WHERE username IN ({keys})"
+
+V = TypeVar("V")
 
 
 def contact_row(
@@ -52,6 +54,57 @@ def contact_row(
     }
 
 
+class ShownContacts(Generic[V]):
+    """location id -> (the record's version, the row it is shown as), for a store whose log
+    names ``location`` ids: a deleted record is gone from the table, so the row it was
+    shown as is remembered here; and a full read keeps the row of every record whose
+    version did not move. Building rows is most of a read's cost, and a table built anew
+    beside the one it replaces would hold the rows twice for a moment (a step of RSS at the
+    first reconcile that the allocator never gave back).
+
+    ``version`` says what a record's content is: PostgreSQL's ``xmin``, or in SQLite (no
+    row versions) the record itself, compared whole; never the log, which the reconcile
+    checks.
+    """
+
+    def __init__(self, version: Callable[[Any], V], build: Callable[[Any], Row]) -> None:
+        self._version, self._build = version, build
+        self._known: dict[int, tuple[V, Row]] = {}
+
+    async def read_all(self, records: list[Any], rebuild: bool) -> Rows:
+        """Every record's row, reused when its version is the one last seen (``rebuild``:
+        owners, caller ids or groups changed, so none is)."""
+        known = {} if rebuild else self._known
+        rows: dict[str, Row] = {}
+        fresh: dict[int, tuple[V, Row]] = {}
+        async for record in in_turns(records):
+            version = self._version(record)
+            held = known.get(record["id"])
+            row = held[1] if held is not None and held[0] == version else self._build(record)
+            rows[row["id"]] = row
+            fresh[record["id"]] = (version, row)
+        self._known = fresh
+        return rows
+
+    def changed(self, ids: Iterable[int], records: Iterable[Any]) -> RowChanges:
+        """The changes for the logged ``ids`` (and the contacts of renamed owners, which are
+        remembered as rebuilt, so that no later read brings back the old owner) from the
+        ``records`` read for them; an id with no record was deleted."""
+        changes = RowChanges()
+        found = {record["id"]: record for record in records}
+        for location_id in dict.fromkeys([*ids, *found]):
+            before = self._known.pop(location_id, None)
+            current = found.get(location_id)
+            shown = None
+            if current is not None:
+                row = self._build(current)
+                changes.upsert[shown := row["id"]] = row
+                self._known[location_id] = (self._version(current), row)
+            if before is not None and before[1]["id"] != shown:
+                changes.delete.add(before[1]["id"])  # gone, or shown under another id now
+        return changes
+
+
 class RegistrationCollector(LoggedCollector):
     """Contacts from ``location`` + ``accounts`` in one SQLite file; a ``ChangeFeed``.
 
@@ -59,10 +112,8 @@ class RegistrationCollector(LoggedCollector):
     users that changed; only those are read again, so a REGISTER costs the same at 100k
     contacts as at 1k, and an owner renamed re-reads that user's contacts only. A file
     without the log (one made by Kamailio's ``kamdbctl``) is read whole after each change.
-    Every full read (and so every reconcile) reuses the rows of records that did not change:
-    parsing URIs and times is most of its cost at 100k, and a table built anew beside the
-    one it replaces would double the rows' memory for a moment (the allocator keeps the
-    high-water mark: a step of RSS at the first reconcile that never came back).
+    Every full read (so every reconcile) reuses the rows of records read unchanged
+    (``ShownContacts``).
     """
 
     table = "accounts"
@@ -71,30 +122,19 @@ class RegistrationCollector(LoggedCollector):
         self.source = SqliteSource(path)
         self.log = ChangeLog(self.source, ("location", "accounts"))
         self.directory = Directory()
-        # location.id -> (the record as last read, the row it is shown as): a deleted record
-        # is gone from the file, and a full read keeps the row of a record read unchanged
-        # (compared whole, not by a version: SQLite has none, and the reconcile must not
-        # trust the log it checks).
-        self._known: dict[int, tuple[sqlite3.Row, Row]] = {}
+        # ``_row`` looked up at each call, not bound now: a subclass's own is the one used.
+        self._shown = ShownContacts[sqlite3.Row](
+            lambda record: record, lambda record: self._row(record)
+        )
 
     async def _read_all(self) -> Rows:
-        # Owners, caller ids or groups changed: every row is built again.
-        known = {} if self.directory.load(await self._directory(DIRECTORY_SQL)) else self._known
-        rows: dict[str, Row] = {}
-        fresh: dict[int, tuple[sqlite3.Row, Row]] = {}
-        async for record in in_turns(await self.source.query(CONTACTS_SQL)):
-            held = known.get(record["id"])
-            row = held[1] if held is not None and held[0] == record else self._row(record)
-            rows[row["id"]] = row
-            fresh[record["id"]] = (record, row)
-        self._known = fresh
-        return rows
+        rebuild = self.directory.load(await self._directory(DIRECTORY_SQL))
+        return await self._shown.read_all(await self.source.query(CONTACTS_SQL), rebuild)
 
     async def _pending(self) -> RowChanges | None:
         logged = await self.log.since()
         if logged is None:
             return None
-        changes = RowChanges()
         users = [str(u) for u in logged.get("accounts", ())]
         ids = logged.get("location", [])
         records = await query_keys(self.source, CONTACTS_BY_ID_SQL, ids)
@@ -103,20 +143,7 @@ class RegistrationCollector(LoggedCollector):
                 users, await query_keys(self.source, DIRECTORY_BY_USER_SQL, users)
             )
             records += await query_keys(self.source, CONTACTS_BY_USER_SQL, users)
-        found = {record["id"]: record for record in records}
-        # A renamed owner's contacts are rebuilt and remembered like changed ones, so that
-        # the next full read does not bring back a row with the old owner.
-        for location_id in dict.fromkeys([*ids, *found]):
-            before = self._known.pop(location_id, None)
-            current = found.get(location_id)
-            shown = None
-            if current is not None:
-                row = self._row(current)
-                changes.upsert[shown := row["id"]] = row
-                self._known[location_id] = (current, row)
-            if before is not None and before[1]["id"] != shown:
-                changes.delete.add(before[1]["id"])  # gone, or shown under another id now
-        return changes
+        return self._shown.changed(ids, records)
 
     async def _directory(self, sql: str) -> list[sqlite3.Row]:
         try:

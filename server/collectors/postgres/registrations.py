@@ -16,10 +16,10 @@ from psycopg import sql
 from ...config import Config
 from ...rows import Row, Rows
 from ...times import iso
-from ..base import RowChanges, in_turns
+from ..base import RowChanges
 from ..directory import Directory
 from ..feed import LoggedCollector
-from ..registrations import contact_row
+from ..registrations import ShownContacts, contact_row
 from .changes import ChangeLog
 from .connection import PostgresSource
 from .directory import DirectorySpec, parse_directory
@@ -52,33 +52,22 @@ class PostgresRegistrations(LoggedCollector[PostgresSource, ChangeLog]):
         logged = ["location"] + ([self.spec.table] if self.spec.table else [])
         self.log = ChangeLog(self.source, logged)
         self.directory = Directory()
-        # location.id -> (the record's version, the row it was shown as): a deleted record
-        # is gone from the table, and a full read reuses the rows of unchanged records.
-        self._known: dict[int, tuple[int, Row]] = {}
+        # Every full read reuses the row of each record whose ``xmin`` did not move (every
+        # UPDATE writes a new one): a million contacts take ~20 s to build, a few to reuse.
+        self._shown = ShownContacts[int](
+            lambda record: record["version"], lambda record: self._row(record)
+        )
 
     async def _read_all(self) -> Rows:
-        """Every contact. A record whose version (PostgreSQL's ``xmin``: every UPDATE writes a
-        new one) is the one last seen keeps its row: parsing URIs and times is most of a full
-        read's cost (a million contacts: ~20 s built, a few reused). An owner, caller id or
-        group changed since the last read (seen here, not by the log) rebuilds every row."""
-        reuse = not self.directory.load(cast(Any, await self._directory()))
-        known = self._known if reuse else {}
-        rows: dict[str, Row] = {}
-        fresh: dict[int, tuple[int, Row]] = {}
-        async for record in in_turns(await self.source.query(CONTACTS_SQL)):
-            cached = known.get(record["id"])
-            version = record["version"]
-            row = cached[1] if cached is not None and cached[0] == version else self._row(record)
-            rows[row["id"]] = row
-            fresh[record["id"]] = (version, row)
-        self._known = fresh
-        return rows
+        """Every contact; an owner, caller id or group changed since the last read (seen
+        here, not by the log) rebuilds every row."""
+        rebuild = self.directory.load(cast(Any, await self._directory()))
+        return await self._shown.read_all(await self.source.query(CONTACTS_SQL), rebuild)
 
     async def _pending(self) -> RowChanges | None:
         logged = await self.log.since()
         if logged is None:
             return None
-        changes = RowChanges()
         users = logged.get(self.spec.table or "", [])
         if users:  # first, so that every row built below has the new owners
             self.directory.load_users(users, cast(Any, await self._directory(users)))
@@ -86,17 +75,7 @@ class PostgresRegistrations(LoggedCollector[PostgresSource, ChangeLog]):
         records = await self.source.query(CONTACTS_BY_ID_SQL, (ids,)) if ids else []
         if users:
             records += await self.source.query(CONTACTS_BY_USER_SQL, (users,))
-        found = {record["id"]: record for record in records}
-        for location_id in dict.fromkeys([*ids, *found]):
-            before = self._known.pop(location_id, None)
-            if before is not None:
-                changes.delete.add(before[1]["id"])  # replaced below when still there
-            current = found.get(location_id)
-            if current is not None:
-                row = self._row(current)
-                changes.upsert[row["id"]] = row
-                self._known[location_id] = (current["version"], row)
-        return changes
+        return self._shown.changed(ids, records)
 
     async def _directory(self, users: list[str] | None = None) -> list[dict[str, Any]]:
         """The directory's entries (of ``users`` only, when given); none without a table."""
