@@ -19,13 +19,16 @@ from ..rows import Row
 
 DIFF = "diff"
 SOURCE = "source"
+# "The table at this seq is in its snapshot": written after a diff too big for the stream
+# (a first read of a million rows), whose rows went into the snapshot instead.
+RELOAD = "reload"
 
 
 @dataclass(frozen=True)
 class Entry:
     epoch: str
     seq: int
-    kind: str  # DIFF or SOURCE
+    kind: str  # DIFF, SOURCE or RELOAD
     sent: float
     upsert: dict[str, Row] = field(default_factory=dict)
     delete: list[str] = field(default_factory=list)
@@ -62,6 +65,10 @@ def source_fields(epoch: str, seq: int, source: Source, sent: float) -> dict[str
     return {"kind": SOURCE, "epoch": epoch, "seq": str(seq), "sent": repr(sent), "health": health}
 
 
+def reload_fields(epoch: str, seq: int, sent: float) -> dict[str, str]:
+    return {"kind": RELOAD, "epoch": epoch, "seq": str(seq), "sent": repr(sent)}
+
+
 def decode(fields: Mapping[str, str]) -> Entry:
     """An entry from a stream's fields; ValueError (or KeyError) for one rtm did not write."""
     kind = fields["kind"]
@@ -77,6 +84,8 @@ def decode(fields: Mapping[str, str]) -> Entry:
         if not isinstance(health, dict):
             raise ValueError("a source entry's health is an object")
         return Entry(*common, health=health)
+    if kind == RELOAD:
+        return Entry(*common)
     raise ValueError(f"unknown entry kind {kind!r}")
 
 

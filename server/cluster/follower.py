@@ -158,6 +158,10 @@ class Follower:
             self._take_source(table, entries.source_from(table, entry.health))
             return
         state = self.hub.tables[table]
+        if entry.kind == entries.RELOAD:
+            if entry.seq > state.seq:  # its rows are in the snapshot (written before it)
+                self.loaded.discard(table)
+            return
         if entry.seq <= state.seq:
             # A new entry (read after the last one taken) numbered as one taken before: a
             # leader that never had them (Redis lost them) numbers on from an older seq.

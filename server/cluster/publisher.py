@@ -14,6 +14,13 @@ the stream after. Sized by the stream, not the clock: a snapshot of a million ro
 ~250 MB for Redis to take and the leader to encode, which every 10 s stalled the leader
 past its lease (bench/cluster.py at 200,000 contacts: leadership flapping, no diff shown).
 Source health travels as entries too, when it changes.
+
+A diff of more than BIG_DIFF rows (a first read: a million rows are ~250 MB) never goes
+into the stream: every instance would have to read and decode it in one piece, and Redis
+took over 5 s to answer anyone meanwhile (bench/cluster.py at a million contacts: the
+leader lost its lease, and leadership moved six times in a minute). The table is written
+as its snapshot instead, then a small RELOAD entry at that seq: a follower behind it loads
+the snapshot (decoded off its loop) and reads the stream on after it.
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ SNAPSHOT_EVERY = MAXLEN // 2  # entries after the snapshot: the stream still rea
 SNAPSHOT_AGE = 300.0  # seconds after the first diff not in the snapshot
 MAX_PENDING = 100_000  # diffs queued for Redis; more and the leader steps down
 IDLE_WAKE = 0.2  # seconds: how often sources are checked for news without a diff
+BIG_DIFF = 50_000  # rows; a bigger diff goes out as a snapshot and a RELOAD entry
 
 FENCED_XADD = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return redis.error_reply('FENCED lease lost') end
@@ -44,6 +52,11 @@ FENCED_HSET = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return redis.error_reply('FENCED lease lost') end
 return redis.call('HSET', KEYS[2], 'meta', ARGV[2], 'rows', ARGV[3])
 """
+
+
+# A diff queued for Redis: (table, seq, upsert, delete, sent); upsert None when it is too
+# big for the stream and goes out as a snapshot instead.
+Pending = tuple[str, int, dict[str, Row] | None, list[str], float]
 
 
 class PublishFailed(Exception):
@@ -66,7 +79,7 @@ class Publisher:
         self.hub = source_hub
         self._xadd = redis.register_script(FENCED_XADD)
         self._hset = redis.register_script(FENCED_HSET)
-        self._pending: deque[tuple[str, int, dict[str, Row], list[str], float]] = deque()
+        self._pending: deque[Pending] = deque()
         self._wakeup = asyncio.Event()
         self._overflow = False
         self.stream_ids = dict(stream_ids)  # table -> id of the last entry written
@@ -79,6 +92,8 @@ class Publisher:
         """The hub's listener: queue the diff's complete rows. Never awaits."""
         if len(self._pending) >= MAX_PENDING:
             self._overflow = True
+        elif len(changes.upsert) + len(changes.delete) > BIG_DIFF:
+            self._pending.append((state.name, state.seq, None, [], time.time()))
         else:
             upsert = {change["id"]: state.rows[change["id"]] for change in changes.upsert}
             self._pending.append((state.name, state.seq, upsert, changes.delete, time.time()))
@@ -110,16 +125,32 @@ class Publisher:
 
     async def _flush(self) -> None:
         while self._pending:
-            batch = [self._pending.popleft() for _ in range(min(len(self._pending), 500))]
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for table, seq, upsert, delete, sent in batch:
-                    fields = entries.diff_fields(self.epoch, seq, upsert, delete, sent)
-                    await self._add(table, fields, pipe)
-                ids = await pipe.execute()
-            for (table, *_), stream_id in zip(batch, ids, strict=True):
-                self.stream_ids[table] = str(stream_id)
-                self._unsnapshotted[table] += 1
-                self._dirty_since.setdefault(table, time.monotonic())
+            batch: list[Pending] = []
+            while self._pending and len(batch) < 500 and self._pending[0][2] is not None:
+                batch.append(self._pending.popleft())
+            if batch:
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for table, seq, upsert, delete, sent in batch:
+                        assert upsert is not None
+                        fields = entries.diff_fields(self.epoch, seq, upsert, delete, sent)
+                        await self._add(table, fields, pipe)
+                    ids = await pipe.execute()
+                for (table, *_), stream_id in zip(batch, ids, strict=True):
+                    self.stream_ids[table] = str(stream_id)
+                    self._unsnapshotted[table] += 1
+                    self._dirty_since.setdefault(table, time.monotonic())
+            if self._pending and self._pending[0][2] is None:
+                await self._reload(self._pending[0][0])
+
+    async def _reload(self, table: str) -> None:
+        """A diff too big for the stream: the table as it is now becomes its snapshot, and
+        a RELOAD entry at its seq tells the followers. Every diff of it still queued is in
+        that snapshot (its rows are the newest), so they are dropped; diffs published while
+        the snapshot is written come after it and are sent as usual."""
+        self._pending = deque(item for item in self._pending if item[0] != table)
+        seq = await self._write_snapshot(table)
+        fields = entries.reload_fields(self.epoch, seq, time.time())
+        self.stream_ids[table] = str(await self._add(table, fields, self.redis))
 
     async def _add(self, table: str, fields: dict[str, str], client: Any) -> Any:
         args = [self.token, MAXLEN, *(item for pair in fields.items() for item in pair)]
@@ -143,9 +174,14 @@ class Publisher:
     async def _snapshot(self, table: str) -> bool:
         """Write the table's snapshot: only when every diff of it is in the stream (the
         queue is empty), so its seq is the stream id's. False when it had to wait."""
-        state = self.hub.tables[table]
         if any(name == table for name, *_ in self._pending):
             return False  # next round
+        await self._write_snapshot(table)
+        return True
+
+    async def _write_snapshot(self, table: str) -> int:
+        """Write the table as it is now, at the stream id last written; returns its seq."""
+        state = self.hub.tables[table]
         seq, rows = state.seq, dict(state.rows)
         stream_id = self.stream_ids.get(table, "0-0")
         meta = entries.SnapshotMeta(self.epoch, seq, stream_id, state.source.health())
@@ -155,4 +191,4 @@ class Publisher:
         await self._hset(keys=[self.keys.lease, self.keys.snapshot(table)], args=args)
         self._unsnapshotted[table] = 0
         self._dirty_since.pop(table, None)
-        return True
+        return seq
