@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -21,10 +22,32 @@ async def eventually(condition: Callable[[], bool], within: float, what: str) ->
         await asyncio.sleep(POLL_INTERVAL)
 
 
-def until(condition: Callable[[], bool], within: float, what: str) -> None:
-    """``eventually`` for synchronous tests (a Starlette TestClient, a CLI run)."""
+class Exited(AssertionError):
+    """The process a wait depended on ended before the condition held."""
+
+
+def until(
+    condition: Callable[[], T],
+    within: float,
+    what: str,
+    *,
+    not_yet: tuple[type[Exception], ...] = (),
+    process: subprocess.Popen[bytes] | None = None,
+) -> T:
+    """``eventually`` for synchronous tests (a Starlette TestClient, a CLI run, a server
+    starting): poll ``condition`` every 20 ms and return its first truthy value. An error
+    in ``not_yet`` counts as "not yet" (a server not listening); when ``process`` exits
+    first, ``Exited`` at once rather than waiting out ``within``."""
     deadline = time.monotonic() + within
-    while not condition():
+    while True:
+        try:
+            value = condition()
+        except not_yet:
+            value = None
+        if value:
+            return value
+        if process is not None and process.poll() is not None:
+            raise Exited(f"{what}: the process exited ({process.returncode}) first")
         if time.monotonic() > deadline:
             raise TimeoutError(f"{what}: not within {within} s")
         time.sleep(POLL_INTERVAL)

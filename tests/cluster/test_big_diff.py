@@ -94,7 +94,7 @@ async def test_a_big_diff_is_a_snapshot_and_a_reload_and_small_ones_follow_it(
         assert (last.kind, last.seq, set(last.upsert)) == (entries.DIFF, want.seq, {"r3"})
 
 
-async def test_a_follower_joining_after_the_reload_loads_the_snapshot_once(
+async def test_a_follower_joining_after_the_reload_starts_from_the_snapshot(
     redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(publisher, "BIG_DIFF", BIG)
@@ -117,7 +117,6 @@ async def test_a_follower_joining_after_the_reload_loads_the_snapshot_once(
                 10 * UNIT,
                 "the late follower equal to the leader",
             )
-            assert late.stats.resumed == 0
         finally:
             task.cancel()
             with contextlib.suppress(BaseException):

@@ -58,6 +58,7 @@ from typing import Any
 import pytest
 
 from ...live_server import UNIT
+from ...waiting import Exited, until
 
 LAB = Path(__file__).resolve().parents[3] / "lab"
 KAMAILIO_CFG = LAB / "kamailio.cfg"
@@ -217,20 +218,19 @@ class Kamailio:
                 raise RuntimeError(f"kamailio did not start:\n{tail}")
 
     def _wait_ready(self, deadline: float) -> bool:
+        """True once JSON-RPC answers; False if Kamailio exits or the deadline passes."""
         assert self.process is not None
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                return False
-            try:
-                self.rpc("core.uptime", timeout=1)
-                return True
-            except (OSError, RpcError):
-                # Not listening yet: poll again shortly, returning at once if it exits.
-                try:
-                    self.process.wait(timeout=0.05)
-                except subprocess.TimeoutExpired:
-                    pass
-        return False
+        try:
+            until(
+                lambda: self.rpc("core.uptime", timeout=1) or True,
+                max(0.0, deadline - time.monotonic()),
+                "kamailio's JSON-RPC",
+                not_yet=(OSError, RpcError),
+                process=self.process,
+            )
+        except (Exited, TimeoutError):
+            return False
+        return True
 
     def _signal(self, signum: int) -> None:
         process = self.process

@@ -8,7 +8,6 @@ import re
 import signal
 import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ import httpx
 import pytest
 
 from ...live_server import UNIT
+from ...waiting import until
 from .conftest import free_port, udp_port_free
 
 pytestmark = pytest.mark.kamailio
@@ -27,21 +27,9 @@ LabRun = tuple[subprocess.Popen[bytes], Path]  # the lab script's process and it
 
 def wait_until(lab: subprocess.Popen[bytes], condition: Any, within: float, what: str) -> Any:
     """Poll ``condition`` (errors count as not yet) until truthy; fail if the lab exits first."""
-    deadline = time.monotonic() + within
-    while True:
-        try:
-            value = condition()
-        except (httpx.HTTPError, OSError, ValueError):
-            value = None
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} not within {within} s")
-        try:
-            lab.wait(timeout=0.1)  # between polls, returning at once if the lab died
-        except subprocess.TimeoutExpired:
-            continue
-        raise AssertionError(f"lab/run.sh exited {lab.returncode} while waiting for {what}")
+    return until(
+        condition, within, what, not_yet=(httpx.HTTPError, OSError, ValueError), process=lab
+    )
 
 
 @contextlib.contextmanager

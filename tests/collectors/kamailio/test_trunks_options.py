@@ -3,9 +3,6 @@ and ``RTM_TRUNKS=options:`` end to end through a real rtm."""
 
 from __future__ import annotations
 
-import contextlib
-import subprocess
-import time
 from typing import Any
 
 import pytest
@@ -16,6 +13,7 @@ from ...conftest import StartRtm
 from ...live_server import UNIT
 from ...mirror import Mirror
 from ...store_rows import write
+from ...waiting import retried
 from .conftest import Kamailio, Sipp, free_port
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.kamailio]
@@ -24,17 +22,23 @@ CARRIER = "carrier_uas.xml"  # answers REGISTER and OPTIONS with 200 OK
 DEADCALL = ["-deadcall_wait", "0"]
 
 
+class NoAnswer(Exception):
+    """A probe of a peer that is not listening yet."""
+
+
 @pytest.mark.parametrize("transport", ["UDP", "TCP"])
 async def test_probe_sipp_uas(sipp: Sipp, transport: str) -> None:
     port = free_port(udp=True)
     uas = sipp.start(CARRIER, None, port=port, transport=transport.lower(), extra=DEADCALL)
-    deadline = time.monotonic() + 10 * UNIT
-    while True:  # until sipp listens
+
+    async def answered() -> Any:
+        assert uas.poll() is None, "sipp exited"
         result = await probe("127.0.0.1", port, transport, within=0.5 * UNIT)
-        if result.code is not None or time.monotonic() > deadline:
-            break
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            uas.wait(timeout=0.05)  # paces the readiness poll; returns at once if sipp died
+        if result.code is None:
+            raise NoAnswer(result.error)
+        return result
+
+    result = await retried(answered, (NoAnswer,), 10 * UNIT, "sipp's UAS answering")
     assert (result.reply, result.error) == ("200 OK", None)
     assert result.latency_ms is not None and 0 < result.latency_ms < 200 * UNIT
 
