@@ -21,7 +21,8 @@ import asyncio
 import heapq
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
+from itertools import islice
 from typing import TypeVar
 
 from ..hub import Hub
@@ -45,6 +46,10 @@ FIRST_READ_TIMEOUT = 120.0  # seconds a source's first full read may take
 # full read.
 CHANGES_INTERVAL = 0.05
 RECONCILE = 300.0
+# Rows of a full read taken per turn of the event loop. A million rows are seconds of work
+# (an expiry parsed and pushed, a comparison, a copy per row); in one step they held a
+# cluster's new leader past its lease, its clients unanswered (docs/benchmarks.md).
+READ_TURN = 5_000
 
 T = TypeVar("T")
 
@@ -160,6 +165,7 @@ class CollectorRunner:
         self._expiry = Expiry()
         self._read_once = False
         self._pending_hints: RowChanges | None = None
+        self._reading = False  # a full read is being taken (in turns): hints wait
         self._hints_published = -float("inf")  # the loop's time of the last hints applied
         self._last_full = -float("inf")  # monotonic time of the last full read
         self._mismatch_logged = False
@@ -207,7 +213,7 @@ class CollectorRunner:
                 return False
             if rows is not None:
                 self._flush_hints()  # hints before the read: the read knows what came after
-                self.apply(full_read_changes(self._rows, rows))
+                await self._take_read(rows)
                 if not self._read_once:
                     self._drop_unlisted(rows)
                 self._read_once = True
@@ -255,7 +261,7 @@ class CollectorRunner:
             return False
         pending, rows = answer
         if pending is None:  # lost track meanwhile: this is a plain full read
-            self.apply(full_read_changes(self._rows, rows))
+            await self._take_read(rows)
             return True
         self.apply(pending)
         missed = full_read_changes(self._rows, rows)
@@ -310,15 +316,60 @@ class CollectorRunner:
     def apply(self, changes: RowChanges) -> None:
         """Take a source's changes (from its feed, a full read or a hint) and publish what
         they change in the visible table. O(rows changed)."""
-        now = self._clock()
-        gone: set[str] = set()
         shown: dict[str, Row] = {}
-        prefix = self.prefix
-        for key in changes.delete:
+        gone = self._take_deleted(changes.delete)
+        self._take_upserted(changes.upsert.items(), shown, gone, self._clock())
+        self.hub.publish_changes(self.table, shown, gone, self.node)
+
+    async def _take_read(self, rows: Rows) -> None:
+        """Take a full read: what it changes is worked out and taken READ_TURN rows at a
+        time with the loop running between, then published as one diff (a first read into
+        a cluster's stream is one snapshot, not a thousand entries: publisher.py).
+
+        Only rows the hub does not already hold are kept for that diff, so a cluster's new
+        leader, whose hub holds the cluster's state but whose runner holds nothing yet,
+        publishes only what really changed. Hints arriving meanwhile are newer than the
+        read: they wait for its end (``_flush_hints``) rather than be overwritten by it."""
+        self._reading = True
+        try:
+            now, old = self._clock(), self._rows
+            # A copy to walk (the source may change its own dict meanwhile): one C call,
+            # where a list of a million (key, row) pairs held the loop for a second of GC.
+            listed = iter(dict(rows).items())
+            gone = self._take_deleted(old.keys() - rows.keys())
+            shown: dict[str, Row] = {}
+            held = self.hub.tables[self.table].rows
+            while turn := list(islice(listed, READ_TURN)):
+                changed = [(k, r) for k, r in turn if (b := old.get(k)) is not r and b != r]
+                taken: dict[str, Row] = {}
+                self._take_upserted(changed, taken, gone, now)
+                for key, row in taken.items():
+                    before = held.get(key)
+                    if before is not row and before != row:
+                        shown[key] = row
+                if len(rows) > READ_TURN:
+                    await asyncio.sleep(0)
+            self.hub.publish_changes(self.table, shown, gone, self.node)
+        finally:
+            self._reading = False
+        self._flush_hints()
+
+    def _take_deleted(self, keys: Iterable[str]) -> set[str]:
+        """Forget rows the source no longer lists; the hub's keys of those it had."""
+        gone: set[str] = set()
+        for key in keys:
             if self._rows.pop(key, None) is not None:
                 self._expiry.discard(key)
-                gone.add(prefix + key)
-        for key, row in changes.upsert.items():
+                gone.add(self.prefix + key)
+        return gone
+
+    def _take_upserted(
+        self, rows: Iterable[tuple[str, Row]], shown: dict[str, Row], gone: set[str], now: float
+    ) -> None:
+        """Keep rows the source lists and their expiry; the visible ones go in ``shown``
+        (as the hub holds them), those whose time has passed in ``gone``."""
+        prefix = self.prefix
+        for key, row in rows:
             self._rows[key] = row
             when = self._expires(row)
             self._expiry.set(key, when)
@@ -328,7 +379,6 @@ class CollectorRunner:
                 shown[key] = row
             else:  # a copy of a changed row only: unchanged ones never get here
                 shown[prefix + key] = {**row, "id": prefix + key, "node": self.node}
-        self.hub.publish_changes(self.table, shown, gone, self.node)
 
     def apply_soon(self, changes: RowChanges) -> None:
         """Take a hint's changes now when none were applied in the last ``HINT_BATCH``,
@@ -338,7 +388,7 @@ class CollectorRunner:
         if pending is None:
             loop = asyncio.get_running_loop()
             due = self._hints_published + HINT_BATCH
-            if loop.time() >= due:
+            if loop.time() >= due and not self._reading:
                 self._hints_published = loop.time()
                 self.apply(changes)
                 return
@@ -350,6 +400,8 @@ class CollectorRunner:
         pending.upsert.update(changes.upsert)
 
     def _flush_hints(self) -> None:
+        if self._reading:
+            return  # after the read (``_take_read``)
         pending, self._pending_hints = self._pending_hints, None
         if pending:
             self._hints_published = asyncio.get_running_loop().time()

@@ -170,3 +170,91 @@ async def test_a_refreshed_row_keeps_its_new_expiry_and_others_their_old() -> No
     now[0] = 1050.0
     await runner.poll_once()  # "unchanged", and expiry applied at the clock's time
     assert list(hub.tables["accounts"].rows) == ["a"]
+
+
+def contacts(n: int, tag: str = "") -> dict[str, dict[str, Any]]:
+    return {f"r{i}": {"id": f"r{i}", "username": f"u{i}", "tag": tag} for i in range(n)}
+
+
+async def read_while_ticking(runner: CollectorRunner, tick: Any = None) -> int:
+    """Run a full read beside a task that counts the loop's turns (calling ``tick`` at the
+    first); how many turns it got while the read was being taken."""
+    turns, done = 0, False
+
+    async def ticker() -> None:
+        nonlocal turns
+        while not done:
+            await asyncio.sleep(0)
+            if turns == 0 and tick is not None:
+                tick()
+            turns += 1
+
+    ticking = asyncio.create_task(ticker())
+    await asyncio.sleep(0)  # the ticker is waiting for its first turn
+    turns = 0
+    try:
+        await runner.poll_once()
+    finally:
+        done = True
+        await ticking
+    return turns
+
+
+def big_read(monkeypatch: pytest.MonkeyPatch) -> tuple[Hub, CollectorRunner]:
+    """A runner whose source's next full read (35 rows) is over READ_TURN (made 10)."""
+    monkeypatch.setattr("server.collectors.runner.READ_TURN", 10)
+    hub, source = Hub(["accounts"]), ScriptedSource()
+    source.rows = contacts(35)
+    return hub, CollectorRunner(source, hub, interval=30)
+
+
+async def test_a_big_full_read_is_taken_in_turns_and_published_as_one_diff(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    hub, runner = big_read(monkeypatch)
+    turns = await read_while_ticking(runner)
+    assert turns >= 3  # a million rows in one step held a cluster leader past its lease
+    table = hub.tables["accounts"]
+    assert table.seq == 1 and table.rows == contacts(35)
+
+
+async def test_hints_arriving_during_a_read_are_newer_and_win(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    hub, runner = big_read(monkeypatch)
+    newer = {"id": "r30", "username": "u30", "tag": "re-registered"}
+
+    def hint() -> None:
+        runner.apply_soon(RowChanges(upsert={"r30": newer}, delete={"r31"}))
+
+    await read_while_ticking(runner, hint)
+    rows = hub.tables["accounts"].rows
+    assert rows["r30"] == newer and "r31" not in rows and len(rows) == 34
+
+
+@pytest.mark.parametrize("node", [None, "n1"])
+async def test_a_new_runner_on_a_hub_holding_the_table_publishes_only_what_changed(
+    node: str | None,
+) -> None:
+    """A cluster's new leader: its hub holds the cluster's state, its runner nothing yet."""
+    hub, source = Hub(["accounts"]), ScriptedSource()
+    prefix = "" if node is None else f"{node}/"
+    if node is not None:
+        hub.add_node("accounts", node)
+    held = {
+        prefix + key: {**row, "id": prefix + key, **({"node": node} if node else {})}
+        for key, row in contacts(30).items()
+    }
+    hub.publish_changes("accounts", held, (), node)
+    table = hub.tables["accounts"]
+    published = table.seq
+    runner = CollectorRunner(source, hub, interval=30, node=node, prefix=prefix)
+    source.rows = contacts(30)
+    await runner.poll_once()
+    assert table.seq == published  # the same rows: nothing to publish
+    source.rows = {**contacts(30), "r3": {"id": "r3", "username": "u3", "tag": "moved"}}
+    del source.rows["r4"]
+    await runner.poll_once()
+    assert table.seq == published + 1
+    assert table.rows[prefix + "r3"]["tag"] == "moved" and prefix + "r4" not in table.rows
+    assert len(table.rows) == 29
