@@ -41,6 +41,10 @@ FIRST_POLL_WAIT = 15.0  # at start-up, how long a client waits for every source'
 SHARED_MAX_AGE = 10.0
 # ... and dropped once nobody asked for it for this long (its memory is one table's).
 SHARED_IDLE = 60.0
+# Rows in a diff that, with no client connected, is not encoded at all: the ring would not
+# keep its frame (16 MB), and a million rows' frame was two seconds of the loop at a
+# cluster leader's first read. A client resuming from before it is sent the table.
+UNSENT_DIFF = 100_000
 # gzip level of a shared snapshot: 28.6 MB of JSON (100k rows) to 1.70 MB in ~60 ms at 3,
 # against 1.52 MB in ~110 ms at 5 (docs/benchmarks.md): the CPU is what a restart under a
 # wall of displays waits for, and 11% more bytes on a LAN are not.
@@ -161,6 +165,11 @@ class Table:
         return seq == self.seq or (
             time.monotonic() - built < SHARED_MAX_AGE and self.can_resume_from(seq)
         )
+
+    def forget_frames(self) -> None:
+        """Keep no diff: what came before can no longer be resumed from (a snapshot)."""
+        self.ring.clear()
+        self._ring_held = 0
 
     def remember(self, seq: int, frame: str) -> None:
         """Keep a diff for resuming clients, within the ring's count and byte limits.
@@ -455,7 +464,11 @@ class Hub:
         ring_bytes: int = Config.ring_bytes,
         client_frames: int = Config.client_queue_frames,
         client_bytes: int = Config.client_queue_bytes,
+        frames: bool = True,
     ) -> None:
+        # False: a hub no client reads (a cluster leader's, server/cluster/node.py): its
+        # diffs go to ``on_publish`` only, never encoded as frames.
+        self.frames = frames
         self.epoch = f"{int(time.time())}-{secrets.token_hex(4)}"
         self.tables = {name: Table(name, ring_size, ring_bytes) for name in tables}
         self._clients: set[Client] = set()
@@ -573,12 +586,15 @@ class Hub:
     def _publish(self, state: Table, changes: Changes) -> None:
         state.seq += 1
         state.forget_snapshot()
-        frame = protocol.encode(
-            protocol.Diff(state.name, state.seq, changes.upsert, changes.delete)
-        )
-        state.remember(state.seq, frame)
         self.stats.published += 1
-        self._fan_out(frame)
+        if self.frames and (self._clients or len(changes) <= UNSENT_DIFF):
+            frame = protocol.encode(
+                protocol.Diff(state.name, state.seq, changes.upsert, changes.delete)
+            )
+            state.remember(state.seq, frame)
+            self._fan_out(frame)
+        else:
+            state.forget_frames()
         if self.on_publish is not None:
             self.on_publish(state, changes)
 
@@ -689,8 +705,8 @@ class Hub:
         if state.seq == seq and state.rows == rows:
             return
         state.rows, state.seq = dict(rows), seq
-        state.ring.clear()
-        state._ring_held, state._pages, state.shared = 0, None, None
+        state.forget_frames()
+        state._pages, state.shared = None, None
         if table == "accounts":
             self.stats.nodes.reset(state.rows.values())
         self.resync_clients()

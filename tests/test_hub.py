@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
 from server import protocol
 from server.hub import Hub
 
@@ -42,6 +44,35 @@ def test_resume_past_ring_or_other_epoch_gets_snapshot() -> None:
     for resume in (protocol.Resume(hub.epoch, {"t": 1}), protocol.Resume("old", {"t": 5}), None):
         _, frames = hub.connect(resume)
         assert decoded(frames)[0]["type"] == "snapshot"
+
+
+def test_a_diff_nobody_can_read_is_never_encoded_and_resuming_past_it_is_a_snapshot(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    encoded: list[Any] = []
+    encode = protocol.encode
+    monkeypatch.setattr(protocol, "encode", lambda frame: encoded.append(frame) or encode(frame))
+    monkeypatch.setattr("server.hub.UNSENT_DIFF", 5)
+    hub = Hub(["t"], ring_size=10)
+    hub.publish_state("t", rows(2))  # small: kept for resuming clients
+    hub.publish_state("t", rows(8, "big"))  # no client, and over the limit: not encoded
+    diffs = lambda: [frame.seq for frame in encoded if isinstance(frame, protocol.Diff)]  # noqa: E731
+    assert diffs() == [1] and hub.tables["t"].seq == 2
+    _, frames = hub.connect(protocol.Resume(hub.epoch, {"t": 1}))
+    assert decoded(frames)[0]["type"] == "snapshot"  # seq 2 was never kept
+    hub.publish_state("t", rows(8, "again"))  # a client now: sent, however big
+    assert diffs() == [1, 3]
+
+
+def test_a_hub_without_frames_tells_its_listener_and_encodes_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(protocol, "encode", lambda frame: pytest.fail("encoded"))
+    hub, told = Hub(["t"], frames=False), []
+    hub.on_publish = lambda state, changes: told.append((state.seq, len(changes)))
+    hub.publish_state("t", rows(2))
+    hub.publish_changes("t", {}, ["0"])
+    assert told == [(1, 2), (2, 1)]
 
 
 def test_snapshot_pages_are_bounded_and_final_last() -> None:

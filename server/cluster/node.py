@@ -126,7 +126,7 @@ class Cluster:
 
     def _source_hub(self) -> Hub:
         """A hub no client reads, holding what the served one holds: the collectors'."""
-        source_hub = Hub(self.hub.tables, ring_size=1, ring_bytes=1)
+        source_hub = Hub(self.hub.tables, ring_size=1, ring_bytes=1, frames=False)
         for name, served in self.hub.tables.items():
             state = source_hub.tables[name]
             state.rows, state.seq, state.source = dict(served.rows), served.seq, served.source
