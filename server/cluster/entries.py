@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any
 
 import orjson
@@ -102,14 +103,23 @@ def source_from(table: str, health: Mapping[str, Any]) -> Source:
     )
 
 
+# Rows per field of a snapshot (``rows:0``, ``rows:1``, …). One orjson call holds the GIL
+# however it is threaded, and so does one decode or copy of one big string: a million rows
+# as one 250 MB field were seconds in which the lease's renewal thread could not run, and
+# the leader lost its 3 s lease (bench/cluster.py). A field of 10,000 rows is ~2.5 MB.
+SNAPSHOT_PART = 10_000
+
+
 def snapshot_fields(meta: SnapshotMeta, rows: Mapping[str, Row]) -> dict[str, str]:
+    """A snapshot's hash fields: ``meta``, and the rows in ``parts`` fields of up to
+    SNAPSHOT_PART rows each (written and read whole, so they are always of one seq)."""
+    items = iter(rows.items())
+    fields: dict[str, str] = {}
+    while part := dict(islice(items, SNAPSHOT_PART)):
+        fields[f"rows:{len(fields)}"] = compact(part).decode()
     encoded: dict[str, Any] = {"epoch": meta.epoch, "seq": meta.seq, "stream_id": meta.stream_id}
-    encoded["health"] = meta.health
-    return {
-        "meta": json.dumps(encoded, separators=(",", ":")),
-        # A million rows: orjson's 2 s less holding the GIL beside the leader's event loop.
-        "rows": compact({"seq": meta.seq, "rows": rows}).decode(),
-    }
+    encoded["health"], encoded["parts"] = meta.health, len(fields)
+    return {"meta": json.dumps(encoded, separators=(",", ":")), **fields}
 
 
 def decode_meta(text: str) -> SnapshotMeta:
@@ -119,10 +129,16 @@ def decode_meta(text: str) -> SnapshotMeta:
     )
 
 
-def decode_rows(text: str, seq: int) -> dict[str, Row]:
-    """A snapshot's rows; ValueError when they are not those of ``seq`` (rewritten between)."""
-    body = orjson.loads(text)
-    rows = body.get("rows") if isinstance(body, dict) else None
-    if not isinstance(rows, dict) or body.get("seq") != seq:
-        raise ValueError(f"snapshot rows are not those of seq {seq}")
+def decode_rows(fields: Mapping[str, str]) -> dict[str, Row]:
+    """A snapshot's rows from all its fields (``HGETALL``); ValueError when some are
+    missing (one an older rtm wrote)."""
+    parts = json.loads(fields["meta"]).get("parts")
+    if not isinstance(parts, int):
+        raise ValueError("a snapshot without parts (written by an older rtm)")
+    rows: dict[str, Row] = {}
+    for index in range(parts):  # a part at a time: the GIL is free between
+        part = orjson.loads(fields[f"rows:{index}"])
+        if not isinstance(part, dict):
+            raise ValueError("a snapshot's part is an object of rows")
+        rows.update(part)
     return rows

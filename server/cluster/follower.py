@@ -91,9 +91,14 @@ class Follower:
         if meta is None or meta.epoch != self.hub.epoch:
             self.missing.add(table)  # the leader writes one first thing
             return
-        meta_text, rows_text = await self.redis.hmget(key, ["meta", "rows"])
-        meta = entries.decode_meta(meta_text)
-        rows = await asyncio.to_thread(entries.decode_rows, rows_text, meta.seq)
+        # Whole, in one command: the leader may rewrite it meanwhile. Many fields of ~2.5 MB,
+        # never one of 250 MB, which would be a second's copy holding the loop (entries.py).
+        fields = await self.redis.hgetall(key)
+        if "meta" not in fields:  # deleted since (a Redis flushed meanwhile)
+            self.missing.add(table)
+            return
+        meta = entries.decode_meta(fields["meta"])
+        rows = await asyncio.to_thread(entries.decode_rows, fields)
         self.hub.load_remote(table, meta.seq, rows)
         self.ids[table] = meta.stream_id
         self.missing.discard(table)

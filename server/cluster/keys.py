@@ -31,5 +31,11 @@ class Keys:
         return f"{self.prefix}stream:{table}"
 
     def snapshot(self, table: str) -> str:
-        """A hash: ``meta`` (epoch, seq, stream id, source) and ``rows`` at that seq."""
+        """A hash: ``meta`` (epoch, seq, stream id, source, parts) and the rows at that
+        seq in ``rows:0``, ``rows:1``, … (entries.py)."""
         return f"{self.prefix}snapshot:{table}"
+
+    def snapshot_draft(self, table: str, token: str) -> str:
+        """A snapshot being written by the leader holding ``token``, renamed to
+        ``snapshot(table)`` once whole (publisher.py); it expires if that leader dies."""
+        return f"{self.prefix}snapshot-draft:{table}:{token}"

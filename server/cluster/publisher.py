@@ -48,10 +48,17 @@ FENCED_XADD = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return redis.error_reply('FENCED lease lost') end
 return redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', unpack(ARGV, 3))
 """
-FENCED_HSET = """
+# A snapshot is written as a draft, a part per command, then renamed over the last one in
+# one fenced step. Its 250 MB as the arguments of one script blocked Redis for 2.2 s (its
+# slow log, bench/cluster.py at a million contacts): every instance's commands timed out
+# and the leader lost its lease.
+FENCED_RENAME = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return redis.error_reply('FENCED lease lost') end
-return redis.call('HSET', KEYS[2], 'meta', ARGV[2], 'rows', ARGV[3])
+redis.call('RENAME', KEYS[2], KEYS[3])
+return redis.call('PERSIST', KEYS[3])
 """
+DRAFT_TTL_MS = 120_000  # a leader that dies while writing leaves no draft for long
+DRAFT_BATCH = 8  # parts (~2.5 MB each) per round trip
 
 
 # A diff queued for Redis: (table, seq, upsert, delete, sent); upsert None when it is too
@@ -78,7 +85,7 @@ class Publisher:
         self.redis, self.keys, self.token, self.epoch = redis, keys, token, epoch
         self.hub = source_hub
         self._xadd = redis.register_script(FENCED_XADD)
-        self._hset = redis.register_script(FENCED_HSET)
+        self._rename = redis.register_script(FENCED_RENAME)
         self._pending: deque[Pending] = deque()
         self._wakeup = asyncio.Event()
         self._overflow = False
@@ -92,7 +99,7 @@ class Publisher:
         """The hub's listener: queue the diff's complete rows. Never awaits."""
         if len(self._pending) >= MAX_PENDING:
             self._overflow = True
-        elif len(changes.upsert) + len(changes.delete) > BIG_DIFF:
+        elif len(changes) > BIG_DIFF:
             self._pending.append((state.name, state.seq, None, [], time.time()))
         else:
             upsert = {change["id"]: state.rows[change["id"]] for change in changes.upsert}
@@ -186,9 +193,16 @@ class Publisher:
         stream_id = self.stream_ids.get(table, "0-0")
         meta = entries.SnapshotMeta(self.epoch, seq, stream_id, state.source.health())
         # Rows are replaced, never mutated: the copy encodes off the loop consistently.
-        fields = await asyncio.to_thread(entries.snapshot_fields, meta, rows)
-        args = [self.token, fields["meta"], fields["rows"]]
-        await self._hset(keys=[self.keys.lease, self.keys.snapshot(table)], args=args)
+        fields = list((await asyncio.to_thread(entries.snapshot_fields, meta, rows)).items())
+        draft = self.keys.snapshot_draft(table, self.token)
+        await self.redis.delete(draft)
+        for start in range(0, len(fields), DRAFT_BATCH):
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.hset(draft, mapping=dict(fields[start : start + DRAFT_BATCH]))
+                pipe.pexpire(draft, DRAFT_TTL_MS)
+                await pipe.execute()
+        keys = [self.keys.lease, draft, self.keys.snapshot(table)]
+        await self._rename(keys=keys, args=[self.token])
         self._unsnapshotted[table] = 0
         self._dirty_since.pop(table, None)
         return seq
