@@ -9,11 +9,14 @@ that first check the key still holds that token, so a leader that was paused pas
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from typing import Any
 
 from .keys import Keys
+
+log = logging.getLogger("rtm.cluster")
 
 # TTL 3 s renewed every 1 s: a holder that dies is replaced within TTL + one acquire
 # attempt (ACQUIRE_EVERY), under 5 s; a holder must miss three renewals to lose it.
@@ -110,22 +113,39 @@ class KeepAlive(threading.Thread):
     def run(self) -> None:
         renewed = time.monotonic()
         try:
-            while not self._stop.wait(self.every):
+            while True:
+                slept = time.monotonic()
+                if self._stop.wait(self.every):
+                    break
                 if time.monotonic() - self._beat > self.stall_limit:
-                    break  # the loop is hung: let the lease lapse
+                    log.warning("the event loop is hung: letting the lease lapse")
+                    break
+                self._late("woke", slept, self.every)  # the GIL held, or the VM paused
+                asked = time.monotonic()
                 try:
                     if not self.client.eval(
                         RENEW, 1, self.keys.lease, self.value, int(self.ttl * 1000)
                     ):
-                        break  # another holds it
+                        log.warning("the lease is another's: not renewed")
+                        break
                     renewed = time.monotonic()
                     self.renewals += 1
-                except Exception:  # noqa: BLE001 - Redis away: retry until the TTL is gone
+                    self._late("renewal answered", asked, 0.0)
+                except Exception as exc:  # noqa: BLE001 - Redis away: retry until the TTL is gone
+                    log.warning("lease renewal failed: %s", str(exc) or type(exc).__name__)
                     if time.monotonic() - renewed >= self.ttl:
                         break
         finally:
             self.lost.set()
             self.client.close()
+
+    def _late(self, what: str, since: float, due: float) -> None:
+        """Log a step of the renewal that came a third of the TTL late: whoever reads why
+        a lease was lost sees whether this process (woke late) or Redis (answered late)
+        was slow."""
+        late = time.monotonic() - since - due
+        if late > self.ttl / 3:
+            log.warning("lease %s %.2f s late", what, late)
 
     def stop(self) -> None:
         self._stop.set()
