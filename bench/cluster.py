@@ -31,12 +31,13 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import redis as redis_client
 
 from tests import credentials
 from tests.live_server import RtmServer
 from tests.services import PostgresServer, RedisServer
 
-from .churn import receive_arrivals
+from .churn import cpu_seconds, receive_arrivals
 from .measure import Figure, compared, seconds
 from .postgres_scale import Churn, seed
 
@@ -85,6 +86,24 @@ async def follow(server: RtmServer) -> Any:
             return ws
 
 
+async def settle(servers: list[RtmServer], within: float = 300) -> float:
+    """Wait until every server is quiet (under a fifth of a core over a second): at a
+    million rows a start-up goes on after the clients' snapshots (the snapshot written to
+    Redis, every instance's reload of it), and the figures are the churn's, not that."""
+    started = time.monotonic()
+    while time.monotonic() - started < within:
+        before = [cpu_seconds(pid(server)) for server in servers]
+        await asyncio.sleep(1)
+        if all(cpu_seconds(pid(s)) - b < 0.2 for s, b in zip(servers, before, strict=True)):
+            break
+    return time.monotonic() - started
+
+
+def pid(server: RtmServer) -> int:
+    assert server.proc is not None
+    return server.proc.pid
+
+
 def latencies(churn: Churn, arrived: dict[str, float]) -> list[float]:
     found = [arrived[a] - t for a, t in churn.committed.items() if a in arrived]
     # Two writes to one contact within one ask arrive as the later one: not a loss.
@@ -93,13 +112,19 @@ def latencies(churn: Churn, arrived: dict[str, float]) -> list[float]:
     return found
 
 
-async def churned(url: str, last_id: int, servers: list[RtmServer]) -> list[list[float]]:
-    """Commit → frame latencies at a client of each server over one churn."""
+async def churned(
+    url: str, last_id: int, servers: list[RtmServer]
+) -> tuple[list[list[float]], list[float]]:
+    """Commit → frame latencies at a client of each server over one churn, and the share
+    of a core each server spent meanwhile."""
     clients = [await follow(server) for server in servers]
     try:
-        await asyncio.sleep(1)
+        settled = await settle(servers)
+        print(f"   {len(servers)} instance(s) quiet {settled:.0f} s after the clients' snapshots")
         churn = Churn(url, last_id, RATE * SECONDS, rate=RATE, tag=f"{len(servers)}-")
         arrivals: list[dict[str, float]] = [{} for _ in clients]
+        cpu_before = [cpu_seconds(pid(server)) for server in servers]
+        started = time.perf_counter()
         churn.start()
         await asyncio.gather(
             *(
@@ -107,9 +132,14 @@ async def churned(url: str, last_id: int, servers: list[RtmServer]) -> list[list
                 for ws, got in zip(clients, arrivals, strict=True)
             )
         )
+        took = time.perf_counter() - started
+        cpu = [
+            (cpu_seconds(pid(server)) - before) / took
+            for server, before in zip(servers, cpu_before, strict=True)
+        ]
         churn.join()
         try:
-            return [latencies(churn, got) for got in arrivals]
+            return [latencies(churn, got) for got in arrivals], cpu
         except RuntimeError:  # what the servers said meanwhile, for whoever reads the failure
             for server in servers:
                 print(server.log()[-3000:], file=sys.stderr)
@@ -155,6 +185,22 @@ async def failover(url: str, last_id: int, leader: RtmServer, other: RtmServer) 
     return figures
 
 
+def slow_commands(url: str) -> str:
+    """Redis's slow log (commands that ran over 100 ms, with when), to tell a Redis that
+    stalled from an instance that did."""
+    with redis_client.Redis.from_url(url, socket_timeout=5) as client:
+        slow = client.slowlog_get(20)
+    return "\n".join(
+        f"{time.strftime('%H:%M:%S', time.localtime(entry['start_time']))} "
+        f"{entry['duration'] / 1000:.0f} ms {str(entry['command'])[:80]}"
+        for entry in slow
+    )
+
+
+def share(value: float) -> str:
+    return f"{value:.1%} of a core"
+
+
 def p(values: list[float], q: int) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
 
@@ -165,12 +211,14 @@ def run() -> list[Figure]:
         for part in ("pg", "redis"):
             (root / part).mkdir()
         pg, redis = PostgresServer(root / "pg").start(), RedisServer(root / "redis").start()
+        with redis_client.Redis.from_url(redis.url) as client:
+            client.config_set("slowlog-log-slower-than", 100_000)  # µs
         try:
             url = pg.database("rtm")
             last_id = seed(url, CONTACTS)
             single = start(root / "single", url, None)
             try:
-                (alone,) = asyncio.run(churned(url, last_id, [single]))
+                (alone,), (alone_cpu,) = asyncio.run(churned(url, last_id, [single]))
             finally:
                 single.stop()
             a, b = start(root / "a", url, redis.url), start(root / "b", url, redis.url)
@@ -178,15 +226,28 @@ def run() -> list[Figure]:
                 while "leader" not in (role(a), role(b)):
                     time.sleep(0.1)
                 leader, follower = (a, b) if role(a) == "leader" else (b, a)
-                at_leader, at_follower = asyncio.run(churned(url, last_id, [leader, follower]))
+                (at_leader, at_follower), (leader_cpu, follower_cpu) = asyncio.run(
+                    churned(url, last_id, [leader, follower])
+                )
                 hop = follower.get("/api/cluster").json()["redis_hop_ms"]
                 changed = (
                     leader.get("/api/cluster").json()["leaderships"] != 1
                     or role(leader) != "leader"
                 )
                 leader, follower = (a, b) if role(a) == "leader" else (b, a)  # the one now
-                after = asyncio.run(failover(url, last_id, leader, follower))
+                try:
+                    after = asyncio.run(failover(url, last_id, leader, follower))
+                except Exception as exc:  # noqa: BLE001 - the churn's figures still count
+                    print(f"   the failover failed: {exc!r}", file=sys.stderr)
+                    print(f"--- {follower.url}\n{follower.log()[-6000:]}", file=sys.stderr)
+                    inf = float("inf")
+                    after = {"leads": inf, "first_after": inf, "equal": 0.0}
                 after["changed"] = float(changed)
+            except BaseException:  # what the instances said, for whoever reads the failure
+                for server in (a, b):
+                    print(f"--- {server.url}\n{server.log()[-6000:]}", file=sys.stderr)
+                print(f"--- Redis's slow commands\n{slow_commands(redis.url)}", file=sys.stderr)
+                raise
             finally:
                 a.stop()
                 b.stop()
@@ -199,6 +260,12 @@ def run() -> list[Figure]:
     return [
         Figure("cluster", f"commit → frame p50 / p99, one rtm without Redis, {size}",
                f"{seconds(base50)} / {seconds(base99)}", "the baseline"),
+        Figure("cluster", "rtm CPU during the churn: one rtm without Redis", share(alone_cpu),
+               "the baseline"),
+        compared("cluster", "rtm CPU during the churn: the leader (it polls), target ≤ 25%",
+                 leader_cpu, alone_cpu, "one rtm", share),
+        compared("cluster", "rtm CPU during the churn: the follower", follower_cpu, alone_cpu,
+                 "one rtm", share),
         compared("cluster", "commit → frame p50 at the leader's client", p(at_leader, 50), base50,
                  "one rtm"),
         compared("cluster", "commit → frame p50 at the follower's client", p(at_follower, 50),

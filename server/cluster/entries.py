@@ -45,6 +45,7 @@ class SnapshotMeta:
     seq: int
     stream_id: str
     health: dict[str, Any]
+    parts: int = 0  # fields of rows beside it: part_names(parts)
 
 
 def diff_fields(
@@ -116,28 +117,32 @@ def snapshot_fields(meta: SnapshotMeta, rows: Mapping[str, Row]) -> dict[str, st
     items = iter(rows.items())
     fields: dict[str, str] = {}
     while part := dict(islice(items, SNAPSHOT_PART)):
-        fields[f"rows:{len(fields)}"] = compact(part).decode()
+        fields[part_name(len(fields))] = compact(part).decode()
     encoded: dict[str, Any] = {"epoch": meta.epoch, "seq": meta.seq, "stream_id": meta.stream_id}
     encoded["health"], encoded["parts"] = meta.health, len(fields)
     return {"meta": json.dumps(encoded, separators=(",", ":")), **fields}
 
 
+def part_name(index: int) -> str:
+    return f"rows:{index}"
+
+
 def decode_meta(text: str) -> SnapshotMeta:
+    """A snapshot's meta; ValueError for one without parts (an older rtm wrote it)."""
     meta = json.loads(text)
+    parts = meta.get("parts")
+    if not isinstance(parts, int):
+        raise ValueError("a snapshot without parts (written by an older rtm)")
     return SnapshotMeta(
-        str(meta["epoch"]), int(meta["seq"]), str(meta["stream_id"]), meta["health"]
+        str(meta["epoch"]), int(meta["seq"]), str(meta["stream_id"]), meta["health"], parts
     )
 
 
-def decode_rows(fields: Mapping[str, str]) -> dict[str, Row]:
-    """A snapshot's rows from all its fields (``HGETALL``); ValueError when some are
-    missing (one an older rtm wrote)."""
-    parts = json.loads(fields["meta"]).get("parts")
-    if not isinstance(parts, int):
-        raise ValueError("a snapshot without parts (written by an older rtm)")
+def decode_rows(fields: Mapping[str, str], parts: int) -> dict[str, Row]:
+    """A snapshot's rows from its ``parts`` fields."""
     rows: dict[str, Row] = {}
     for index in range(parts):  # a part at a time: the GIL is free between
-        part = orjson.loads(fields[f"rows:{index}"])
+        part = orjson.loads(fields[part_name(index)])
         if not isinstance(part, dict):
             raise ValueError("a snapshot's part is an object of rows")
         rows.update(part)

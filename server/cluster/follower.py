@@ -37,6 +37,10 @@ log = logging.getLogger("rtm.cluster")
 BLOCK_MS = 1000  # an XREAD waits this long for news; the epoch is checked in between
 READ_COUNT = 1000  # entries per stream per XREAD
 CATCH_UP = 2.0  # seconds a new leader waits for its follower to reach the streams' end
+# Parts of a snapshot (~2.5 MB each, entries.py) per HMGET. A million rows in one HGETALL
+# kept Redis busy for a second and its reply outlasted redis-py's 5 s timeout on a loaded
+# instance (bench/cluster.py), which then started over.
+SNAPSHOT_READ = 8
 
 
 class Follower:
@@ -86,24 +90,34 @@ class Follower:
 
     async def _load(self, table: str) -> None:
         key = self.keys.snapshot(table)
-        meta_text = await self.redis.hget(key, "meta")
-        meta = None if meta_text is None else entries.decode_meta(meta_text)
-        if meta is None or meta.epoch != self.hub.epoch:
-            self.missing.add(table)  # the leader writes one first thing
-            return
-        # Whole, in one command: the leader may rewrite it meanwhile. Many fields of ~2.5 MB,
-        # never one of 250 MB, which would be a second's copy holding the loop (entries.py).
-        fields = await self.redis.hgetall(key)
-        if "meta" not in fields:  # deleted since (a Redis flushed meanwhile)
-            self.missing.add(table)
-            return
-        meta = entries.decode_meta(fields["meta"])
-        rows = await asyncio.to_thread(entries.decode_rows, fields)
+        while True:
+            meta_text = await self.redis.hget(key, "meta")
+            meta = None if meta_text is None else entries.decode_meta(meta_text)
+            if meta is None or meta.epoch != self.hub.epoch:
+                self.missing.add(table)  # the leader writes one first thing
+                return
+            fields = await self._read_parts(key, meta_text, meta.parts)
+            if fields is not None:
+                break  # else the leader replaced it meanwhile: read the new one
+        rows = await asyncio.to_thread(entries.decode_rows, fields, meta.parts)
         self.hub.load_remote(table, meta.seq, rows)
         self.ids[table] = meta.stream_id
         self.missing.discard(table)
         self.loaded.add(table)
         self._take_source(table, entries.source_from(table, meta.health))
+
+    async def _read_parts(self, key: str, meta_text: str, parts: int) -> dict[str, str] | None:
+        """A snapshot's parts, SNAPSHOT_READ per command, each read beside its meta: None
+        when that changed (the leader renamed a new snapshot over it meanwhile)."""
+        fields: dict[str, str] = {}
+        names = [entries.part_name(index) for index in range(parts)]
+        for start in range(0, parts, SNAPSHOT_READ):
+            batch = names[start : start + SNAPSHOT_READ]
+            meta_now, *values = await self.redis.hmget(key, ["meta", *batch])
+            if meta_now != meta_text or None in values:
+                return None
+            fields.update(zip(batch, values, strict=True))
+        return fields
 
     # --- following ----------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ import pytest
 import redis.asyncio
 
 from server.cluster import entries, publisher
+from server.cluster import follower as following_module
 from server.cluster.follower import Follower
 from server.cluster.keys import Keys
 from server.cluster.publisher import Publisher
@@ -129,6 +130,7 @@ async def test_a_snapshot_is_stored_in_parts_and_a_smaller_one_leaves_none_behin
     """No field of a million rows (one 250 MB string is seconds of GIL, entries.py)."""
     monkeypatch.setattr(publisher, "BIG_DIFF", BIG)
     monkeypatch.setattr(entries, "SNAPSHOT_PART", 3)
+    monkeypatch.setattr(following_module, "SNAPSHOT_READ", 2)  # read in four commands
     async with leading(redis_server) as (client, source_hub, served):
         source_hub.publish_state("accounts", rows(*(f"r{n}" for n in range(20))))
         want = source_hub.tables["accounts"]
