@@ -59,6 +59,18 @@ def cpu_seconds(pids: list[int], kernel_only: bool = False) -> float:
     return total / TICK
 
 
+def thread_seconds(pid: int) -> dict[int, float]:
+    """CPU each of the process's threads used so far (user and kernel), by thread id."""
+    used = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # ended meanwhile
+        used[int(task.name)] = (int(fields[11]) + int(fields[12])) / TICK
+    return used
+
+
 def group(pgid: int) -> list[int]:
     """The processes of one process group (Kamailio forks its workers into its own)."""
     pids = []
@@ -198,6 +210,7 @@ def measure(workdir: Path) -> dict[str, float]:
         assert server.proc is not None
         rtm_pids = [server.proc.pid]
         start: list[float] = []
+        threads_before: dict[int, float] = {}
 
         def ready() -> None:
             # The load starts with the window and outlasts it: a window that began while
@@ -211,6 +224,7 @@ def measure(workdir: Path) -> dict[str, float]:
                 registers,
                 cpu_seconds(rtm_pids, kernel_only=True),
             ]
+            threads_before.update(thread_seconds(rtm_pids[0]))
             if PROFILE:
                 spy = Path(sys.executable).with_name("py-spy")
                 command = [spy, "record", "-p", str(rtm_pids[0]), "-d", str(int(2 * WINDOW))]
@@ -223,6 +237,14 @@ def measure(workdir: Path) -> dict[str, float]:
         used = cpu_seconds(rtm_pids) - cpu_before
         figures["rtm_kernel"] = (cpu_seconds(rtm_pids, kernel_only=True) - kernel_before) / used
         figures["rtm_cpu"] = used / wall
+        # The event loop runs in the main thread (its id is the pid); the rest are worker
+        # threads (aiosqlite's, asyncio.to_thread's): where py-spy's samples cannot tell.
+        threads = thread_seconds(rtm_pids[0])
+        loop_used = threads.get(rtm_pids[0], 0.0) - threads_before.get(rtm_pids[0], 0.0)
+        figures["rtm_loop_thread"] = loop_used / used
+        figures["rtm_threads"] = sum(
+            1 for tid, t in threads.items() if t - threads_before.get(tid, 0.0) > 0.01 * used
+        )
         figures["kamailio_with_rtm"] = (cpu_seconds(kamailio_pids) - k_before) / wall
         # What the window really carried (sipp lands fewer than asked on a loaded machine).
         landed = statistic(kamailio, REGISTERS) - registers
@@ -262,6 +284,12 @@ def run() -> list[Figure]:
             "of which in the kernel (sockets, epoll)",
             f"{f['rtm_kernel']:.0%}",
             "py-spy sees only the rest",
+        ),
+        Figure(
+            "kamailio",
+            "of which in rtm's event-loop thread",
+            f"{f['rtm_loop_thread']:.0%}",
+            f"the rest in {f['rtm_threads'] - 1:.0f} other threads (each over 1% of it)",
         ),
         Figure(
             "kamailio",
