@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from types import SimpleNamespace
 
 import pytest
@@ -14,6 +13,7 @@ from .conftest import StartRtm
 from .live_server import UNIT
 from .mirror import Mirror
 from .store_rows import add_contacts, contact_params
+from .waiting import LoopTurns
 
 pytestmark = pytest.mark.asyncio
 
@@ -45,25 +45,13 @@ async def test_a_big_snapshot_to_a_socket_that_takes_everything_lets_the_loop_ru
     # A fast reader never makes a send wait: the sender itself must give the loop turns
     # between snapshot pages, or a million rows hold every other client for their length.
     turns: list[int] = []
-    ticks = 0
 
     async def send_text(frame: str) -> None:  # takes everything at once, never waits
-        turns.append(ticks)
+        turns.append(counting.count)
 
     app = SimpleNamespace(state=SimpleNamespace(hub=SimpleNamespace(stats=HubStats())))
     socket = SimpleNamespace(scope={}, app=app, send_text=send_text)
     sender = Sender(socket, timeout=10)  # type: ignore[arg-type]
-
-    async def ticker() -> None:
-        nonlocal ticks
-        while True:
-            ticks += 1
-            await asyncio.sleep(0)
-
-    task = asyncio.create_task(ticker())
-    await asyncio.sleep(0)
-    try:
+    with LoopTurns() as counting:
         await sender.send(["x" * (BIG_FRAME + 1)] * 4)
-    finally:
-        task.cancel()
     assert len(set(turns)) == 4  # the loop ran between every two pages

@@ -70,3 +70,32 @@ async def retried(
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{what}: not within {within} s") from refused
         await asyncio.sleep(POLL_INTERVAL)
+
+
+class LoopTurns:
+    """Counts the event loop's turns while in use (``with LoopTurns() as turns:``), by a
+    callback that schedules itself again each time it runs: once per turn, no task, no
+    sleep. A test of work that must let the loop run (a million rows in turns) checks that
+    ``count`` moved during it. ``first`` is called at the first turn."""
+
+    def __init__(self, first: Callable[[], object] | None = None) -> None:
+        self.count = 0
+        self._first = first
+        self._counting = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def __enter__(self) -> LoopTurns:
+        self._counting, self._loop = True, asyncio.get_running_loop()
+        self._loop.call_soon(self._turn)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._counting = False
+
+    def _turn(self) -> None:
+        if not self._counting or self._loop is None:
+            return
+        if self.count == 0 and self._first is not None:
+            self._first()
+        self.count += 1
+        self._loop.call_soon(self._turn)

@@ -15,7 +15,7 @@ from server.rows import Rows
 from server.times import iso, parse_iso
 
 from ..live_server import UNIT
-from ..waiting import eventually
+from ..waiting import LoopTurns, eventually
 
 pytestmark = pytest.mark.asyncio
 
@@ -176,28 +176,12 @@ def contacts(n: int, tag: str = "") -> dict[str, dict[str, Any]]:
     return {f"r{i}": {"id": f"r{i}", "username": f"u{i}", "tag": tag} for i in range(n)}
 
 
-async def read_while_ticking(runner: CollectorRunner, tick: Any = None) -> int:
-    """Run a full read beside a task that counts the loop's turns (calling ``tick`` at the
-    first); how many turns it got while the read was being taken."""
-    turns, done = 0, False
-
-    async def ticker() -> None:
-        nonlocal turns
-        while not done:
-            await asyncio.sleep(0)
-            if turns == 0 and tick is not None:
-                tick()
-            turns += 1
-
-    ticking = asyncio.create_task(ticker())
-    await asyncio.sleep(0)  # the ticker is waiting for its first turn
-    turns = 0
-    try:
+async def read_counting_turns(runner: CollectorRunner, first: Any = None) -> int:
+    """Run a full read; how many turns the event loop got while it was taken (``first``
+    is called at the first of them)."""
+    with LoopTurns(first) as turns:
         await runner.poll_once()
-    finally:
-        done = True
-        await ticking
-    return turns
+    return turns.count
 
 
 def big_read(monkeypatch: pytest.MonkeyPatch) -> tuple[Hub, CollectorRunner]:
@@ -212,7 +196,7 @@ async def test_a_big_full_read_is_taken_in_turns_and_published_as_one_diff(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     hub, runner = big_read(monkeypatch)
-    turns = await read_while_ticking(runner)
+    turns = await read_counting_turns(runner)
     assert turns >= 3  # a million rows in one step held a cluster leader past its lease
     table = hub.tables["accounts"]
     assert table.seq == 1 and table.rows == contacts(35)
@@ -227,7 +211,7 @@ async def test_hints_arriving_during_a_read_are_newer_and_win(
     def hint() -> None:
         runner.apply_soon(RowChanges(upsert={"r30": newer}, delete={"r31"}))
 
-    await read_while_ticking(runner, hint)
+    await read_counting_turns(runner, hint)
     rows = hub.tables["accounts"].rows
     assert rows["r30"] == newer and "r31" not in rows and len(rows) == 34
 

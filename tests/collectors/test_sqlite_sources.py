@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import sqlite3
@@ -34,6 +33,7 @@ from ..store_rows import (
     set_trunk_status,
     write,
 )
+from ..waiting import LoopTurns
 
 pytestmark = pytest.mark.asyncio
 
@@ -46,28 +46,18 @@ def db(tmp_path: Path) -> str:
 
 
 async def turns_while_building(collector: Any, monkeypatch: pytest.MonkeyPatch) -> set[int]:
-    """The values a ticker task's count had at each row a full read built: more than one
+    """The event loop's turn count at each row a full read built: more than one value
     means the event loop ran other tasks in the middle of the read (it must, at 1M rows)."""
-    ticks = 0
     seen: set[int] = set()
     build = type(collector)._row
 
     def counted(self: Any, record: Any) -> Any:
-        seen.add(ticks)
+        seen.add(turns.count)
         return build(self, record)
 
-    async def ticker() -> None:
-        nonlocal ticks
-        while True:
-            ticks += 1
-            await asyncio.sleep(0)
-
     monkeypatch.setattr(type(collector), "_row", counted)
-    task = asyncio.create_task(ticker())
-    try:
+    with LoopTurns() as turns:
         await collector.fetch()
-    finally:
-        task.cancel()
     return seen
 
 
