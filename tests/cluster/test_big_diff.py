@@ -18,6 +18,8 @@ from server.cluster.follower import Follower
 from server.cluster.keys import Keys
 from server.cluster.publisher import Publisher
 from server.hub import Hub
+from server.protocol import Source
+from server.times import now_iso
 
 from ..live_server import UNIT
 from ..services import RedisServer
@@ -150,3 +152,46 @@ async def test_a_snapshot_is_stored_in_parts_and_a_smaller_one_leaves_none_behin
         # Written as a draft and renamed: nothing left beside it, and it never expires.
         assert await client.keys("rtm:snapshot-draft:*") == []
         assert await client.ttl(KEYS.snapshot("accounts")) == -1
+
+
+async def test_a_snapshot_replaced_while_a_follower_reads_its_parts_is_read_again(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Parts come a few per command (follower.py): between two, the leader may rename a
+    new snapshot over the one being read; the follower must not mix the two."""
+    monkeypatch.setattr(entries, "SNAPSHOT_PART", 3)
+    monkeypatch.setattr(following_module, "SNAPSHOT_READ", 1)
+    client = redis.asyncio.from_url(redis_server.url, decode_responses=True)
+    health = Source("accounts", True, None, now_iso()).health()
+
+    async def write(seq: int, rows_at_seq: dict[str, dict[str, Any]]) -> None:
+        meta = entries.SnapshotMeta(EPOCH, seq, "0-0", health)
+        fields = entries.snapshot_fields(meta, rows_at_seq)
+        async with client.pipeline(transaction=True) as pipe:  # whole, as the RENAME is
+            pipe.delete(KEYS.snapshot("accounts"))
+            pipe.hset(KEYS.snapshot("accounts"), mapping=fields)
+            await pipe.execute()
+
+    try:
+        await client.set(KEYS.epoch, EPOCH)
+        keys = [f"r{n}" for n in range(9)]  # three parts
+        newer = rows(*keys, agent="b")
+        await write(1, rows(*keys))
+        read_parts = client.hmget
+        replaced = False
+
+        async def read_then_replace(key: str, names: list[str]) -> Any:
+            nonlocal replaced
+            answer = await read_parts(key, names)
+            if not replaced:  # after the first part: a new snapshot, as many parts
+                replaced = True
+                await write(2, newer)
+            return answer
+
+        monkeypatch.setattr(client, "hmget", read_then_replace)
+        hub = Hub(["accounts"])
+        await Follower(client, KEYS, hub).sync()
+        state = hub.tables["accounts"]
+        assert replaced and state.seq == 2 and state.rows == newer
+    finally:
+        await client.aclose()
