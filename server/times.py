@@ -57,11 +57,19 @@ def iso(seconds: float | None, *, millis: bool = False) -> str | None:
         fraction, whole = math.modf(seconds)
         if round(fraction * 1e6) >= 1_000_000:
             whole += 1
-        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(whole))
+        return _iso_second(int(whole))
     moment = datetime.fromtimestamp(seconds, UTC)
     if millis:
         return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# Contacts registered in the same second expire in the same second: at 160 REGISTERs/s the
+# evapi path formats the same few expiries again and again, and strftime was a tenth of the
+# event loop's busy time there (py-spy, docs/benchmarks.md).
+@functools.lru_cache(maxsize=16384)
+def _iso_second(whole: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(whole))
 
 
 def parse_iso(text: str) -> float:
