@@ -15,6 +15,8 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
+import orjson
+
 from ..base import SourceError
 
 CONNECT_TIMEOUT = 5.0
@@ -30,50 +32,60 @@ class EvapiFramer:
 
     def feed(self, data: bytes) -> list[bytes]:
         """Add received bytes; return every complete message. Raises ValueError on garbage."""
-        self._buffer += data
+        # One read can hold hundreds of events: walk it by offset and cut the buffer once,
+        # not once per message (that copied the rest of the read for every event).
+        buffer = self._buffer + data if self._buffer else data
         messages: list[bytes] = []
-        while self._buffer:
-            message = self._next()
+        at = 0
+        while True:
+            message, at = self._next(buffer, at)
             if message is None:
                 break
             messages.append(message)
+        self._buffer = buffer[at:]
         if len(self._buffer) > MAX_FRAME + 16:
             raise ValueError(f"evapi frame over {MAX_FRAME} bytes")
         return messages
 
-    def _next(self) -> bytes | None:
-        buffer = self._buffer.lstrip(b" \r\n\t")
-        self._buffer = buffer
-        if not buffer:
-            return None
-        if buffer[:1].isdigit():
-            head, colon, rest = buffer.partition(b":")
-            if not colon:
-                if len(head) > 7:
+    def _next(self, buffer: bytes, at: int) -> tuple[bytes | None, int]:
+        end = len(buffer)
+        while at < end and buffer[at] in _BLANK:
+            at += 1
+        if at == end:
+            return None, at
+        if 48 <= buffer[at] <= 57:  # a digit: a netstring's length
+            colon = buffer.find(b":", at, at + 9)
+            if colon < 0:
+                if end - at > 7:
                     raise ValueError("evapi netstring length too long")
-                return None
+                return None, at
+            head = buffer[at:colon]
             if not head.isdigit() or int(head) > MAX_FRAME:
                 raise ValueError("evapi netstring length is not a number within limits")
-            size = int(head)
-            if len(rest) < size + 1:
-                return None
-            if rest[size : size + 1] != b",":
+            first = colon + 1
+            last = first + int(head)
+            if end < last + 1:
+                return None, at
+            if buffer[last] != 44:  # ","
                 raise ValueError("evapi netstring not terminated by ','")
-            self._buffer = rest[size + 1 :]
-            return rest[:size]
-        if not buffer.startswith(b"{"):
+            return buffer[first:last], last + 1
+        if buffer[at] != 123:  # "{"
             raise ValueError("evapi sent neither a netstring nor a JSON object")
-        return self._next_json()
+        return self._next_json(buffer, at)
 
-    def _next_json(self) -> bytes | None:
-        text = self._buffer.decode("utf-8", errors="replace")
+    def _next_json(self, buffer: bytes, at: int) -> tuple[bytes | None, int]:
+        # surrogateescape: bytes that are not UTF-8 come back as they were, so the offset
+        # stays right (the event is then skipped by _decode, not the stream misread).
+        text = buffer[at:].decode("utf-8", errors="surrogateescape")
         try:
             _, end = self._decoder.raw_decode(text)
         except json.JSONDecodeError:
-            return None  # incomplete; wait for more (feed() bounds the buffer)
-        message = text[:end].encode()
-        self._buffer = text[end:].encode()
-        return message
+            return None, at  # incomplete; wait for more (feed() bounds the buffer)
+        size = len(text[:end].encode("utf-8", errors="surrogateescape"))
+        return buffer[at : at + size], at + size
+
+
+_BLANK = frozenset(b" \r\n\t")
 
 
 def evapi_address(url: str) -> tuple[str, int]:
@@ -118,8 +130,11 @@ async def watch_events(
 
 
 def _decode(message: bytes) -> dict[str, Any] | None:
+    # orjson: decoding the events was ~7% of the event loop's busy time at 160 REGISTERs/s
+    # with the stdlib (py-spy); it rejects what the stdlib would also reject (bad UTF-8,
+    # bad syntax), plus NaN/Infinity, which no Kamailio event carries.
     try:
-        event = json.loads(message)
+        event = orjson.loads(message)
     except ValueError:
         return None
     return event if isinstance(event, dict) else None

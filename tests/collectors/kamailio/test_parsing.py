@@ -32,6 +32,24 @@ def test_netstrings_split_anywhere_are_reassembled() -> None:
     assert messages == [b'{"event":"registered","aor":"bob"}', b'{"event":"expired","aor":"ann"}']
 
 
+def test_a_read_of_many_netstrings_yields_them_all_and_keeps_the_partial_one() -> None:
+    event = b'{"event":"registered","aor":"u%05d"}'
+    events = [event % n for n in range(500)]
+    stream = b"".join(b"%d:%s," % (len(e), e) for e in events)
+    framer = EvapiFramer()
+    last = b'{"event":"expired","aor":"u00000"}'
+    assert framer.feed(stream + b"%d:%s" % (len(last), last[:1])) == events
+    assert framer.feed(last[1:] + b",") == [last]
+
+
+def test_bare_json_with_bytes_that_are_not_utf8_keeps_the_stream_in_step() -> None:
+    framer = EvapiFramer()
+    assert framer.feed(b'{"aor":"\xff\xfe"}{"aor":"\xc3\xa9"}') == [
+        b'{"aor":"\xff\xfe"}',
+        b'{"aor":"\xc3\xa9"}',
+    ]
+
+
 def test_bare_json_objects_are_split_too() -> None:
     framer = EvapiFramer()
     assert framer.feed(b'{"aor":"a"}{"aor"') == [b'{"aor":"a"}']
