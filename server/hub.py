@@ -467,7 +467,8 @@ class Hub:
         frames: bool = True,
     ) -> None:
         # False: a hub no client reads (a cluster leader's, server/cluster/node.py): its
-        # diffs go to ``on_publish`` only, never encoded as frames.
+        # diffs go to ``on_publish`` only, never encoded as frames, and it keeps no node
+        # counts (nothing reads its stats; counting a million rows held a new leader ~1 s).
         self.frames = frames
         self.epoch = f"{int(time.time())}-{secrets.token_hex(4)}"
         self.tables = {name: Table(name, ring_size, ring_bytes) for name in tables}
@@ -543,7 +544,7 @@ class Hub:
         self.stats.rows_compared += len(state.rows) + len(rows)
         changes = diff(state.rows, rows)
         state.rows = dict(rows)
-        if table == "accounts" and changes:
+        if table == "accounts" and changes and self.frames:
             self.stats.nodes.reset(state.rows.values())
         if changes:
             self._publish(state, changes)
@@ -569,7 +570,7 @@ class Hub:
         if not changes:
             return changes
         rows = state.rows
-        counts = self.stats.nodes if table == "accounts" else None
+        counts = self.stats.nodes if table == "accounts" and self.frames else None
         for key in changes.delete:
             gone = rows.pop(key, None)
             if counts is not None:
@@ -707,7 +708,7 @@ class Hub:
         state.rows, state.seq = dict(rows), seq
         state.forget_frames()
         state._pages, state.shared = None, None
-        if table == "accounts":
+        if table == "accounts" and self.frames:
             self.stats.nodes.reset(state.rows.values())
         self.resync_clients()
 

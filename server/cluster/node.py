@@ -32,6 +32,8 @@ from .publisher import Publisher
 
 log = logging.getLogger("rtm.cluster")
 
+PARTITION_TURN = 50_000  # rows walked per turn of the loop while a new leader starts
+
 StartCollecting = Callable[[Hub, TaskSet], None]
 
 
@@ -53,6 +55,7 @@ class Cluster:
         self.lease = Lease(self.redis, self.keys, self.holder)
         self.leading_since: float | None = None
         self.leaderships = 0
+        self.keep_alive: KeepAlive | None = None  # renewing the lease while it is held
 
     async def join(self, within: float = 2.0) -> None:
         """At start-up, before serving: take the cluster's epoch (the first hello carries
@@ -83,10 +86,17 @@ class Cluster:
         publishing: asyncio.Task[None] | None = None
         keep_alive: KeepAlive | None = None
         try:
-            await self.follower.caught_up()
-            source_hub = self._source_hub()
             token = self.lease.value
             assert token is not None
+            # Renewed from a thread from the moment it is taken: catching up and copying a
+            # million rows took longer than the TTL, and the lease lapsed before the first
+            # renewal (bench/cluster.py: five leaderships in fifteen seconds, no diff
+            # shown). The thread also carries it through the collectors' first full read,
+            # which may hold this loop past the TTL (lease.py, KeepAlive); this loop beats.
+            keep_alive = self.keep_alive = KeepAlive(self.config.redis, self.keys, token)
+            keep_alive.start()
+            await self.follower.caught_up()
+            source_hub = await self._source_hub()
             publisher = Publisher(
                 self.redis, self.keys, token, self.hub.epoch, source_hub, self.follower.ids
             )
@@ -94,10 +104,6 @@ class Cluster:
             self.start_collecting(source_hub, tasks)
             self.leading_since, self.leaderships = time.time(), self.leaderships + 1
             log.info("leading the cluster (lease %s, epoch %s)", token, self.hub.epoch)
-            # Renewed from a thread: the collectors' first full read may hold this loop
-            # past the TTL (lease.py, KeepAlive); this loop only beats.
-            keep_alive = KeepAlive(self.config.redis, self.keys, token)
-            keep_alive.start()
             while True:
                 keep_alive.beat()
                 done, _ = await asyncio.wait({publishing}, timeout=RENEW_EVERY / 4)
@@ -113,6 +119,7 @@ class Cluster:
         finally:
             if keep_alive is not None:
                 keep_alive.stop()
+            self.keep_alive = None
             self.leading_since = None
             if publishing is not None:
                 publishing.cancel()
@@ -124,18 +131,22 @@ class Cluster:
                     await self.lease.release()
             self.lease.value = None
 
-    def _source_hub(self) -> Hub:
-        """A hub no client reads, holding what the served one holds: the collectors'."""
+    async def _source_hub(self) -> Hub:
+        """A hub no client reads, holding what the served one holds: the collectors'.
+
+        Its node counts are not kept (nothing reads them); each SIP node's part is found
+        in turns of the loop, as a runner's full read is (a million rows are a second)."""
         source_hub = Hub(self.hub.tables, ring_size=1, ring_bytes=1, frames=False)
         for name, served in self.hub.tables.items():
             state = source_hub.tables[name]
             state.rows, state.seq, state.source = dict(served.rows), served.seq, served.source
-            for key, row in state.rows.items():  # each SIP node's part, as its runner keeps it
+            for count, (key, row) in enumerate(state.rows.items(), 1):
                 if row.get("node") is not None:
                     state.partitions.setdefault(str(row["node"]), set()).add(key)
+                if count % PARTITION_TURN == 0:
+                    await asyncio.sleep(0)
             if self.hub.polled(name):
                 source_hub.mark_polled(name)
-        source_hub.stats.nodes.reset(source_hub.tables["accounts"].rows.values())
         return source_hub
 
     async def close(self) -> None:

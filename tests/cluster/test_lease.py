@@ -3,14 +3,23 @@ TTL (a first full read of a big table) keeps the lease; one whose loop is hung l
 
 from __future__ import annotations
 
-import redis
+import asyncio
+import functools
 
+import pytest
+import redis
+import redis.asyncio
+
+from server.cluster import node
 from server.cluster.keys import Keys
 from server.cluster.lease import KeepAlive
+from server.config import TABLES, Config
+from server.hub import Hub
+from server.supervise import TaskSet
 
 from ..live_server import UNIT
 from ..services import RedisServer
-from ..waiting import until
+from ..waiting import cancelled, eventually, until
 
 TTL = 1.0
 
@@ -49,3 +58,47 @@ def test_a_lease_taken_by_another_is_lost(redis_server: RedisServer) -> None:
     finally:
         keep.stop()
         client.close()
+
+
+@pytest.mark.asyncio
+async def test_a_new_leader_keeps_the_lease_while_it_catches_up(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Catching up with the stream and copying the table (a million rows: seconds) come
+    before the collectors start; the lease is renewed from the moment it is taken, so it
+    does not lapse meanwhile. The slow catch-up is made by holding it on an event."""
+    monkeypatch.setattr(node, "KeepAlive", functools.partial(KeepAlive, ttl=TTL))
+    collecting: list[Hub] = []
+
+    def start_collecting(source_hub: Hub, tasks: TaskSet) -> None:
+        collecting.append(source_hub)
+
+    cluster = node.Cluster(Config(redis=redis_server.url), Hub(TABLES), start_collecting)
+    cluster.lease.ttl_ms = int(TTL * 1000)
+    caught_up, release = cluster.follower.caught_up, asyncio.Event()
+
+    async def slow_catch_up() -> None:
+        await release.wait()
+        await caught_up()
+
+    monkeypatch.setattr(cluster.follower, "caught_up", slow_catch_up)
+    await cluster.join()
+    tasks = [asyncio.create_task(cluster.follow()), asyncio.create_task(cluster.lead())]
+    client = redis.asyncio.from_url(redis_server.url, decode_responses=True)
+    try:
+        await eventually(lambda: cluster.lease.value is not None, 10 * UNIT, "lease taken")
+        token = cluster.lease.value
+        await eventually(
+            lambda: cluster.keep_alive is not None and cluster.keep_alive.renewals >= 4,
+            10 * UNIT,
+            "renewed for over a TTL while catching up",
+        )
+        assert await client.get(cluster.keys.lease) == token and not collecting
+        release.set()
+        await eventually(lambda: cluster.leading_since is not None, 10 * UNIT, "leading")
+        assert collecting and cluster.lease.value == token and cluster.leaderships == 1
+    finally:
+        release.set()
+        await cancelled(tasks)
+        await client.aclose()
+        await cluster.close()
