@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import subprocess
 import time
 from collections.abc import Awaitable, Callable
@@ -99,3 +100,12 @@ class LoopTurns:
             self._first()
         self.count += 1
         self._loop.call_soon(self._turn)
+
+
+async def cancelled(tasks: list[asyncio.Task[object]]) -> None:
+    """Cancel ``tasks`` and wait for each to end (how it ended is not the test's subject)."""
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(BaseException):
+            await task

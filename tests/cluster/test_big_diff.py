@@ -23,7 +23,7 @@ from server.times import now_iso
 
 from ..live_server import UNIT
 from ..services import RedisServer
-from ..waiting import eventually
+from ..waiting import cancelled, eventually
 
 pytestmark = pytest.mark.asyncio
 
@@ -52,11 +52,7 @@ async def leading(server: RedisServer) -> AsyncIterator[tuple[Any, Hub, Hub]]:
         await eventually(lambda: follower.ready_to_lead(), 10 * UNIT, "follower joined")
         yield client, source_hub, served
     finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(BaseException):
-                await task
+        await cancelled(tasks)
         await client.aclose()
 
 
@@ -121,9 +117,7 @@ async def test_a_follower_joining_after_the_reload_starts_from_the_snapshot(
                 "the late follower equal to the leader",
             )
         finally:
-            task.cancel()
-            with contextlib.suppress(BaseException):
-                await task
+            await cancelled([task])
 
 
 async def test_a_snapshot_is_stored_in_parts_and_a_smaller_one_leaves_none_behind(

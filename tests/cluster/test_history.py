@@ -24,7 +24,7 @@ from server.times import now_iso
 
 from ..live_server import UNIT
 from ..services import RedisServer
-from ..waiting import eventually
+from ..waiting import cancelled, eventually
 
 pytestmark = pytest.mark.asyncio
 
@@ -61,9 +61,7 @@ async def following(server: RedisServer) -> AsyncIterator[tuple[Any, Hub, Follow
         assert hub.epoch == EPOCH
         yield client, hub, follower
     finally:
-        task.cancel()
-        with contextlib.suppress(BaseException):
-            await task
+        await cancelled([task])
         await client.aclose()
 
 
