@@ -489,7 +489,8 @@ class Hub:
         with ``node=``, its health set per node, and the table counts as polled once every
         node was."""
         state = self.tables[table]
-        state.partitions.setdefault(node, set())
+        if node not in state.partitions:  # a cluster's new leader holds the cluster's rows
+            state.partitions[node] = {k for k, row in state.rows.items() if row.get("node") == node}
         state.node_sources[node] = protocol.NodeSource(node, True, None, now_iso())
         self._unpolled_nodes.setdefault(table, set()).add(node)
         state.source = protocol.Source.merged(table, list(state.node_sources.values()))

@@ -108,3 +108,15 @@ def test_a_single_source_frame_is_as_before() -> None:
     source = decoded(frames)[-1]
     assert list(source) == ["table", "ok", "error", "since", "read", "type"]
     assert protocol.encode(hub.tables["t"].source).endswith('"read":false,"type":"source"}')
+
+
+def test_a_node_declared_on_a_hub_holding_its_rows_takes_them_as_its_part() -> None:
+    """A cluster's new leader copies the cluster's table (rows of every node, published
+    whole) before its collectors declare their nodes: each node's part is its rows."""
+    hub = Hub(["t"])
+    hub.publish_changes("t", {**part("a", 2), **part("b", 1), "x": {"id": "x", "node": None}})
+    hub.add_node("t", "a")
+    hub.add_node("t", "b")
+    assert hub.tables["t"].partitions == {"a": {"a:0", "a:1"}, "b": {"b:0"}}
+    changes = hub.publish_state("t", part("a", 1), node="a")  # a no longer lists a:1
+    assert changes.delete == ["a:1"] and set(hub.tables["t"].rows) == {"a:0", "b:0", "x"}

@@ -32,8 +32,6 @@ from .publisher import Publisher
 
 log = logging.getLogger("rtm.cluster")
 
-PARTITION_TURN = 50_000  # rows walked per turn of the loop while a new leader starts
-
 StartCollecting = Callable[[Hub, TaskSet], None]
 
 
@@ -96,7 +94,7 @@ class Cluster:
             keep_alive = self.keep_alive = KeepAlive(self.config.redis, self.keys, token)
             keep_alive.start()
             await self.follower.caught_up()
-            source_hub = await self._source_hub()
+            source_hub = self._source_hub()
             publisher = Publisher(
                 self.redis, self.keys, token, self.hub.epoch, source_hub, self.follower.ids
             )
@@ -131,20 +129,16 @@ class Cluster:
                     await self.lease.release()
             self.lease.value = None
 
-    async def _source_hub(self) -> Hub:
+    def _source_hub(self) -> Hub:
         """A hub no client reads, holding what the served one holds: the collectors'.
 
-        Its node counts are not kept (nothing reads them); each SIP node's part is found
-        in turns of the loop, as a runner's full read is (a million rows are a second)."""
+        Its node counts are not kept (nothing reads them), and each SIP node's part of a
+        table is found when its collector declares it (``Hub.add_node``): walking a
+        million rows here for parts no collector has was a second before leading."""
         source_hub = Hub(self.hub.tables, ring_size=1, ring_bytes=1, frames=False)
         for name, served in self.hub.tables.items():
             state = source_hub.tables[name]
             state.rows, state.seq, state.source = dict(served.rows), served.seq, served.source
-            for count, (key, row) in enumerate(state.rows.items(), 1):
-                if row.get("node") is not None:
-                    state.partitions.setdefault(str(row["node"]), set()).add(key)
-                if count % PARTITION_TURN == 0:
-                    await asyncio.sleep(0)
             if self.hub.polled(name):
                 source_hub.mark_polled(name)
         return source_hub
