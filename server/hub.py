@@ -491,7 +491,9 @@ class Hub:
         state = self.tables[table]
         if node not in state.partitions:  # a cluster's new leader holds the cluster's rows
             state.partitions[node] = {k for k, row in state.rows.items() if row.get("node") == node}
-        state.node_sources[node] = protocol.NodeSource(node, True, None, now_iso())
+        # Rows of it already held are a reading (the cluster's), not "not read yet".
+        held = bool(state.partitions[node])
+        state.node_sources[node] = protocol.NodeSource(node, True, None, now_iso(), held)
         self._unpolled_nodes.setdefault(table, set()).add(node)
         state.source = protocol.Source.merged(table, list(state.node_sources.values()))
 

@@ -34,6 +34,19 @@ log = logging.getLogger("rtm.cluster")
 
 StartCollecting = Callable[[Hub, TaskSet], None]
 
+TAKING_OVER = "a new leader is reading the source (the rows are the cluster's last state)"
+
+
+def mark_taking_over(source_hub: Hub) -> None:
+    """Each table the cluster had read is stale until its collector's first read: nobody
+    polled it since the last leader stopped, and that read takes seconds at a million rows
+    (~15 s, docs/benchmarks.md), during which a table marked live would not move."""
+    for name, state in source_hub.tables.items():
+        if not state.source.read:
+            continue  # never read: it says so already
+        for node in state.node_sources or [None]:
+            source_hub.set_source(name, False, TAKING_OVER, node)
+
 
 class Cluster:
     """The follower, the lease and (while leading) the collectors and publisher."""
@@ -100,6 +113,7 @@ class Cluster:
             )
             publishing = asyncio.create_task(publisher.run(set(self.follower.missing)))
             self.start_collecting(source_hub, tasks)
+            mark_taking_over(source_hub)
             self.leading_since, self.leaderships = time.time(), self.leaderships + 1
             log.info("leading the cluster (lease %s, epoch %s)", token, self.hub.epoch)
             while True:

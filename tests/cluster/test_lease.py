@@ -102,3 +102,33 @@ async def test_a_new_leader_keeps_the_lease_while_it_catches_up(
         await cancelled(tasks)
         await client.aclose()
         await cluster.close()
+
+
+@pytest.mark.asyncio
+async def test_a_new_leader_marks_what_it_has_not_read_yet_stale(redis_server: RedisServer) -> None:
+    """Between the last leader's end and the new leader's first read (seconds at a million
+    rows) nobody polls: a table the cluster had read is stale meanwhile, with why, on every
+    instance; one never read stays "not read yet". No collector runs here: none reads."""
+    collecting: list[Hub] = []
+
+    def start_collecting(source_hub: Hub, tasks: TaskSet) -> None:
+        collecting.append(source_hub)
+
+    hub = Hub(TABLES)
+    cluster = node.Cluster(Config(redis=redis_server.url), hub, start_collecting)
+    await cluster.join()
+    hub.set_source("accounts", True, None)  # the cluster's reading, as a last leader left it
+    tasks = [asyncio.create_task(cluster.follow()), asyncio.create_task(cluster.lead())]
+    try:
+        await eventually(lambda: bool(collecting), 10 * UNIT, "leading")
+        accounts, trunks = (collecting[0].tables[name].source for name in ("accounts", "trunks"))
+        assert (accounts.ok, accounts.error, accounts.read) == (False, node.TAKING_OVER, True)
+        assert not trunks.read and trunks.error != node.TAKING_OVER
+        await eventually(
+            lambda: hub.tables["accounts"].source.error == node.TAKING_OVER,
+            10 * UNIT,
+            "the served table stale, as every instance's is",
+        )
+    finally:
+        await cancelled(tasks)
+        await cluster.close()
