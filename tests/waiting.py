@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import subprocess
 import time
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, TypeVar
 
 POLL_INTERVAL = 0.02
 
@@ -102,10 +101,13 @@ class LoopTurns:
         self._loop.call_soon(self._turn)
 
 
-async def cancelled(tasks: list[asyncio.Task[object]]) -> None:
-    """Cancel ``tasks`` and wait for each to end (how it ended is not the test's subject)."""
-    for task in tasks:
-        task.cancel()
-    for task in tasks:
-        with contextlib.suppress(BaseException):
-            await task
+async def cancelled(tasks: Iterable[asyncio.Task[Any]], again_after: float = 1.0) -> None:
+    """Cancel ``tasks`` and wait for each to end (how it ended is not the test's subject).
+    A task still running ``again_after`` seconds later (time for its clean-up) is cancelled
+    again: Python 3.11's ``asyncio.wait_for`` drops a cancellation that lands as what it
+    waits for returns, and so can a socket being closed."""
+    pending = set(tasks)
+    while pending:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=again_after)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable
 from typing import Any
 
@@ -12,7 +11,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from ..live_server import UNIT
 from ..mirror import Mirror
-from ..waiting import retried
+from ..waiting import cancelled, retried
 
 # What a connect attempt raises while no instance will take the client (the page retries).
 REFUSED = (ConnectionClosed, InvalidHandshake, OSError, TimeoutError)
@@ -73,13 +72,6 @@ async def start_all(followers: list[Follower]) -> None:
 
 async def stop_all(followers: list[Follower]) -> None:
     """Stop every client; a cancellation swallowed while closing a socket is sent again."""
-    tasks = {f.task for f in followers if f.task is not None}
     for follower in followers:
         follower.stopped = True
-    while tasks:
-        for task in tasks:
-            task.cancel()
-        _, tasks = await asyncio.wait(tasks, timeout=UNIT)
-    for task in (f.task for f in followers if f.task is not None):
-        with contextlib.suppress(BaseException):
-            task.result()
+    await cancelled(f.task for f in followers if f.task is not None)

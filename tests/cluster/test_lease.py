@@ -60,6 +60,36 @@ def test_a_lease_taken_by_another_is_lost(redis_server: RedisServer) -> None:
         client.close()
 
 
+class Leading:
+    """A Cluster in this process on a real Redis whose collectors are only noted (no
+    source is read): ``collecting`` holds each source hub it started them into."""
+
+    def __init__(self, url: str) -> None:
+        self.collecting: list[Hub] = []
+        self.cluster = node.Cluster(Config(redis=url), Hub(TABLES), self._start_collecting)
+        self._tasks: list[asyncio.Task[None]] = []
+        self.joined = False
+
+    def _start_collecting(self, source_hub: Hub, tasks: TaskSet) -> None:
+        self.collecting.append(source_hub)
+
+    async def __aenter__(self) -> node.Cluster:
+        """Join (unless the test did, to set something up after it), follow and lead."""
+        cluster = self.cluster
+        if not self.joined:
+            await cluster.join()
+        self._tasks = [asyncio.create_task(cluster.follow()), asyncio.create_task(cluster.lead())]
+        return cluster
+
+    async def join(self) -> None:
+        await self.cluster.join()
+        self.joined = True
+
+    async def __aexit__(self, *exc: object) -> None:
+        await cancelled(self._tasks)
+        await self.cluster.close()
+
+
 @pytest.mark.asyncio
 async def test_a_new_leader_keeps_the_lease_while_it_catches_up(
     redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
@@ -68,12 +98,8 @@ async def test_a_new_leader_keeps_the_lease_while_it_catches_up(
     before the collectors start; the lease is renewed from the moment it is taken, so it
     does not lapse meanwhile. The slow catch-up is made by holding it on an event."""
     monkeypatch.setattr(node, "KeepAlive", functools.partial(KeepAlive, ttl=TTL))
-    collecting: list[Hub] = []
-
-    def start_collecting(source_hub: Hub, tasks: TaskSet) -> None:
-        collecting.append(source_hub)
-
-    cluster = node.Cluster(Config(redis=redis_server.url), Hub(TABLES), start_collecting)
+    leading = Leading(redis_server.url)
+    cluster = leading.cluster
     cluster.lease.ttl_ms = int(TTL * 1000)
     caught_up, release = cluster.follower.caught_up, asyncio.Event()
 
@@ -82,26 +108,24 @@ async def test_a_new_leader_keeps_the_lease_while_it_catches_up(
         await caught_up()
 
     monkeypatch.setattr(cluster.follower, "caught_up", slow_catch_up)
-    await cluster.join()
-    tasks = [asyncio.create_task(cluster.follow()), asyncio.create_task(cluster.lead())]
     client = redis.asyncio.from_url(redis_server.url, decode_responses=True)
     try:
-        await eventually(lambda: cluster.lease.value is not None, 10 * UNIT, "lease taken")
-        token = cluster.lease.value
-        await eventually(
-            lambda: cluster.keep_alive is not None and cluster.keep_alive.renewals >= 4,
-            10 * UNIT,
-            "renewed for over a TTL while catching up",
-        )
-        assert await client.get(cluster.keys.lease) == token and not collecting
-        release.set()
-        await eventually(lambda: cluster.leading_since is not None, 10 * UNIT, "leading")
-        assert collecting and cluster.lease.value == token and cluster.leaderships == 1
+        async with leading:
+            await eventually(lambda: cluster.lease.value is not None, 10 * UNIT, "lease taken")
+            token = cluster.lease.value
+            await eventually(
+                lambda: cluster.keep_alive is not None and cluster.keep_alive.renewals >= 4,
+                10 * UNIT,
+                "renewed for over a TTL while catching up",
+            )
+            assert await client.get(cluster.keys.lease) == token and not leading.collecting
+            release.set()
+            await eventually(lambda: cluster.leading_since is not None, 10 * UNIT, "leading")
+            assert leading.collecting and cluster.lease.value == token
+            assert cluster.leaderships == 1
     finally:
         release.set()
-        await cancelled(tasks)
         await client.aclose()
-        await cluster.close()
 
 
 @pytest.mark.asyncio
@@ -109,19 +133,14 @@ async def test_a_new_leader_marks_what_it_has_not_read_yet_stale(redis_server: R
     """Between the last leader's end and the new leader's first read (seconds at a million
     rows) nobody polls: a table the cluster had read is stale meanwhile, with why, on every
     instance; one never read stays "not read yet". No collector runs here: none reads."""
-    collecting: list[Hub] = []
-
-    def start_collecting(source_hub: Hub, tasks: TaskSet) -> None:
-        collecting.append(source_hub)
-
-    hub = Hub(TABLES)
-    cluster = node.Cluster(Config(redis=redis_server.url), hub, start_collecting)
-    await cluster.join()
+    leading = Leading(redis_server.url)
+    hub = leading.cluster.hub
+    await leading.join()
     hub.set_source("accounts", True, None)  # the cluster's reading, as a last leader left it
-    tasks = [asyncio.create_task(cluster.follow()), asyncio.create_task(cluster.lead())]
-    try:
-        await eventually(lambda: bool(collecting), 10 * UNIT, "leading")
-        accounts, trunks = (collecting[0].tables[name].source for name in ("accounts", "trunks"))
+    async with leading:
+        await eventually(lambda: bool(leading.collecting), 10 * UNIT, "leading")
+        source_hub = leading.collecting[0]
+        accounts, trunks = (source_hub.tables[name].source for name in ("accounts", "trunks"))
         assert (accounts.ok, accounts.error, accounts.read) == (False, node.TAKING_OVER, True)
         assert not trunks.read and trunks.error != node.TAKING_OVER
         await eventually(
@@ -129,6 +148,3 @@ async def test_a_new_leader_marks_what_it_has_not_read_yet_stale(redis_server: R
             10 * UNIT,
             "the served table stale, as every instance's is",
         )
-    finally:
-        await cancelled(tasks)
-        await cluster.close()

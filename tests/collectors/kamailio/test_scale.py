@@ -23,7 +23,7 @@ from server.config import Config
 from server.hub import Hub
 
 from ...live_server import UNIT
-from ...waiting import eventually
+from ...waiting import cancelled, eventually
 from .conftest import Kamailio, Sipp, StartKamailio, free_port
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.kamailio]
@@ -61,18 +61,8 @@ async def hinted_runner(
     try:
         yield hub, source, counted
     finally:
-        await stop(tasks)
+        await cancelled(tasks)
         await source.close()
-
-
-async def stop(tasks: list[asyncio.Task[None]]) -> None:
-    """Cancel until done: Python 3.11's ``asyncio.wait_for`` (in the runner) drops a
-    cancellation that lands just as the fetch it waits for returns."""
-    while tasks:
-        for task in tasks:
-            task.cancel()
-        _, pending = await asyncio.wait(tasks, timeout=UNIT)
-        tasks = list(pending)
 
 
 def users(count: int, expires: int) -> list[tuple[str, int]]:
