@@ -339,8 +339,8 @@ class CollectorRunner:
             # a walk of every million-row dict in the process with the GIL held (1.7 s of a
             # 2.1 s walk of a million rows, measured; a new cluster leader lost its lease).
             listed = dict(rows)
-            keys = iter(list(listed))
-            gone = self._take_deleted(old.keys() - rows.keys())
+            keys = iter(listed)  # our own copy: nothing changes it while the turns run
+            gone = self._take_deleted(old.keys() - listed.keys())
             shown: dict[str, Row] = {}
             held = self.hub.tables[self.table].rows
             while turn := list(islice(keys, READ_TURN)):
