@@ -36,9 +36,18 @@ class EvapiFramer:
         # not once per message (that copied the rest of the read for every event).
         buffer = self._buffer + data if self._buffer else data
         messages: list[bytes] = []
-        at = 0
+        at, end = 0, len(buffer)
         while True:
-            message, at = self._next(buffer, at)
+            while at < end and buffer[at] in _BLANK:
+                at += 1
+            if at == end:
+                break
+            if buffer[at] == 123:  # "{": bare JSON objects (netstring_format 0)
+                at, stopped_short = self._json_run(buffer, at, messages)
+                if stopped_short:
+                    break
+                continue
+            message, at = self._netstring(buffer, at)
             if message is None:
                 break
             messages.append(message)
@@ -47,42 +56,45 @@ class EvapiFramer:
             raise ValueError(f"evapi frame over {MAX_FRAME} bytes")
         return messages
 
-    def _next(self, buffer: bytes, at: int) -> tuple[bytes | None, int]:
-        end = len(buffer)
-        while at < end and buffer[at] in _BLANK:
-            at += 1
-        if at == end:
-            return None, at
-        if 48 <= buffer[at] <= 57:  # a digit: a netstring's length
-            colon = buffer.find(b":", at, at + 9)
-            if colon < 0:
-                if end - at > 7:
-                    raise ValueError("evapi netstring length too long")
-                return None, at
-            head = buffer[at:colon]
-            if not head.isdigit() or int(head) > MAX_FRAME:
-                raise ValueError("evapi netstring length is not a number within limits")
-            first = colon + 1
-            last = first + int(head)
-            if end < last + 1:
-                return None, at
-            if buffer[last] != 44:  # ","
-                raise ValueError("evapi netstring not terminated by ','")
-            return buffer[first:last], last + 1
-        if buffer[at] != 123:  # "{"
+    def _netstring(self, buffer: bytes, at: int) -> tuple[bytes | None, int]:
+        """The netstring at ``at`` and the offset after it; None when it is incomplete."""
+        if not 48 <= buffer[at] <= 57:  # a digit: a netstring's length
             raise ValueError("evapi sent neither a netstring nor a JSON object")
-        return self._next_json(buffer, at)
+        colon = buffer.find(b":", at, at + 9)
+        if colon < 0:
+            if len(buffer) - at > 7:
+                raise ValueError("evapi netstring length too long")
+            return None, at
+        head = buffer[at:colon]
+        if not head.isdigit() or int(head) > MAX_FRAME:
+            raise ValueError("evapi netstring length is not a number within limits")
+        first = colon + 1
+        last = first + int(head)
+        if len(buffer) < last + 1:
+            return None, at
+        if buffer[last] != 44:  # ","
+            raise ValueError("evapi netstring not terminated by ','")
+        return buffer[first:last], last + 1
 
-    def _next_json(self, buffer: bytes, at: int) -> tuple[bytes | None, int]:
-        # surrogateescape: bytes that are not UTF-8 come back as they were, so the offset
-        # stays right (the event is then skipped by _decode, not the stream misread).
+    def _json_run(self, buffer: bytes, at: int, messages: list[bytes]) -> tuple[int, bool]:
+        """Take the JSON objects from ``at`` on, the rest of the read decoded once; the
+        offset after the last, and whether it stopped at an incomplete one (else at
+        something that is not an object, for ``feed`` to judge)."""
+        # surrogateescape: bytes that are not UTF-8 come back as they were, so offsets
+        # stay right (such an event is then skipped by _decode, not the stream misread).
         text = buffer[at:].decode("utf-8", errors="surrogateescape")
-        try:
-            _, end = self._decoder.raw_decode(text)
-        except json.JSONDecodeError:
-            return None, at  # incomplete; wait for more (feed() bounds the buffer)
-        size = len(text[:end].encode("utf-8", errors="surrogateescape"))
-        return buffer[at : at + size], at + size
+        position, stopped_short = 0, False
+        while position < len(text) and text[position] == "{":
+            try:
+                _, after = self._decoder.raw_decode(text, position)
+            except json.JSONDecodeError:
+                stopped_short = True  # incomplete; wait for more (feed() bounds the buffer)
+                break
+            messages.append(text[position:after].encode("utf-8", errors="surrogateescape"))
+            position = after
+            while position < len(text) and text[position] in " \r\n\t":
+                position += 1
+        return at + len(text[:position].encode("utf-8", errors="surrogateescape")), stopped_short
 
 
 _BLANK = frozenset(b" \r\n\t")

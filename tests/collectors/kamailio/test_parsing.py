@@ -50,6 +50,13 @@ def test_bare_json_with_bytes_that_are_not_utf8_keeps_the_stream_in_step() -> No
     ]
 
 
+def test_a_read_of_many_bare_json_objects_yields_them_all_and_keeps_the_partial_one() -> None:
+    events = [b'{"event":"registered","aor":"u%05d"}' % n for n in range(300)]
+    framer = EvapiFramer()
+    assert framer.feed(b"\n".join(events) + b'\n{"event":"exp') == events
+    assert framer.feed(b'ired","aor":"u00000"}') == [b'{"event":"expired","aor":"u00000"}']
+
+
 def test_bare_json_objects_are_split_too() -> None:
     framer = EvapiFramer()
     assert framer.feed(b'{"aor":"a"}{"aor"') == [b'{"aor":"a"}']
