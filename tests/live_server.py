@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -20,11 +21,53 @@ from websockets.asyncio.client import ClientConnection, connect
 UNIT = float(os.environ.get("RTM_TEST_TIMEOUT_UNIT", "1"))
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+# Test ports are drawn from below the kernel's ephemeral range (32768-60999 on Linux), so an
+# outgoing connection or an unbound UDP send can never take one between the draw and the
+# server's bind; from a slice of their own per xdist worker, so two workers never draw the
+# same; and a process never draws one twice, so one Kamailio's SIP, HTTP and evapi ports
+# are three ports. Asking the kernel for port 0 gave none of that: once it handed the same
+# port to a Kamailio's SIP and evapi draws, and that Kamailio died just after it answered.
+PORTS = range(20000, 32000)
+_drawn: set[int] = set()
+_draws = random.Random()
+
+
+def _worker_ports() -> range:
+    """This process's slice of PORTS: xdist worker gwN of M takes the N-th of M slices."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    index = int(worker[2:]) if worker.startswith("gw") else 0
+    size = len(PORTS) // max(count, 1)
+    start = PORTS.start + size * index
+    return range(start, start + size)
+
+
+def free_port(*, udp: bool = False) -> int:
+    """A port free on 127.0.0.1 for TCP (and UDP too when ``udp``), never drawn before here."""
+    ports = _worker_ports()
+    for _ in range(1000):
+        port = _draws.choice(ports)
+        if port in _drawn:
+            continue
+        _drawn.add(port)  # taken or not, never offered again
+        if port_free(port, socket.SOCK_STREAM) and (not udp or port_free(port, socket.SOCK_DGRAM)):
+            return port
+    raise RuntimeError(f"no free port left in {ports}")
+
+
+def port_free(port: int, kind: socket.SocketKind = socket.SOCK_STREAM) -> bool:
+    """Whether nothing holds ``port`` on 127.0.0.1 for ``kind`` right now (binds, lets go)."""
+    with socket.socket(socket.AF_INET, kind) as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def udp_port_free(port: int) -> bool:
+    """Whether nothing holds UDP ``port`` on 127.0.0.1 right now."""
+    return port_free(port, socket.SOCK_DGRAM)
 
 
 class RtmServer:

@@ -57,7 +57,7 @@ from typing import Any
 
 import pytest
 
-from ...live_server import UNIT
+from ...live_server import UNIT, free_port
 from ...waiting import Exited, until
 
 LAB = Path(__file__).resolve().parents[3] / "lab"
@@ -89,27 +89,6 @@ def require_binaries() -> None:
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(reason)
     pytest.skip(reason)
-
-
-def free_port(*, udp: bool = False) -> int:
-    """A port free on 127.0.0.1 for TCP (and UDP too when ``udp``) right now."""
-    for _ in range(100):
-        with socket.socket() as tcp:
-            tcp.bind(("127.0.0.1", 0))
-            port: int = tcp.getsockname()[1]
-            if not udp or udp_port_free(port):
-                return port
-    raise RuntimeError("no free port")
-
-
-def udp_port_free(port: int) -> bool:
-    """Whether nothing holds UDP ``port`` on 127.0.0.1 right now (it binds and lets go)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
 
 
 def _define(name: str, value: object) -> str:
@@ -218,7 +197,11 @@ class Kamailio:
                 raise RuntimeError(f"kamailio did not start:\n{tail}")
 
     def _wait_ready(self, deadline: float) -> bool:
-        """True once JSON-RPC answers; False if Kamailio exits or the deadline passes."""
+        """True once JSON-RPC and evapi answer; False if Kamailio exits or the deadline passes.
+
+        JSON-RPC alone is not enough: Kamailio's children start in no set order, and one that
+        cannot bind (evapi's dispatcher, say) takes the whole Kamailio down after the RPC
+        workers already answer."""
         assert self.process is not None
         try:
             until(
@@ -226,6 +209,13 @@ class Kamailio:
                 max(0.0, deadline - time.monotonic()),
                 "kamailio's JSON-RPC",
                 not_yet=(OSError, RpcError),
+                process=self.process,
+            )
+            until(
+                lambda: socket.create_connection(("127.0.0.1", self.evapi_port), 1).close() or True,
+                max(0.0, deadline - time.monotonic()),
+                "kamailio's evapi",
+                not_yet=(OSError,),
                 process=self.process,
             )
         except (Exited, TimeoutError):

@@ -15,9 +15,9 @@ from typing import Any
 import httpx
 import pytest
 
-from ...live_server import UNIT
+from ...live_server import UNIT, udp_port_free
 from ...waiting import until
-from .conftest import free_port, udp_port_free
+from .conftest import free_port
 
 pytestmark = pytest.mark.kamailio
 

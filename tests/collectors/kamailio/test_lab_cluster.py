@@ -11,9 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from ...live_server import UNIT
-from ...services import free_port as free_tcp_port
-from .conftest import free_port, udp_port_free
+from ...live_server import UNIT, udp_port_free
+from .conftest import free_port
 from .test_lab import rows, running_lab, sign_in, tcp_port_listening, wait_until
 
 pytestmark = pytest.mark.kamailio
@@ -37,11 +36,11 @@ def test_make_lab_cluster_serves_both_nodes_through_haproxy_and_stops_on_ctrl_c(
         if not Path(binary).exists():
             pytest.fail(f"{binary} is missing (make test installs it)")
     nodes = [node_ports(), node_ports()]
-    rtm = [free_tcp_port(), free_tcp_port()]
+    rtm = [free_port(), free_port()]
     ports = {
-        "RTM_PORT": free_tcp_port(),
-        "LAB_PG_PORT": free_tcp_port(),
-        "LAB_REDIS_PORT": free_tcp_port(),
+        "RTM_PORT": free_port(),
+        "LAB_PG_PORT": free_port(),
+        "LAB_REDIS_PORT": free_port(),
         "LAB_CARRIER_PORT": free_port(udp=True),
     }
     env = {

@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 
 from ...conftest import StartRtm
-from ...live_server import UNIT
+from ...live_server import UNIT, udp_port_free
 from ...mirror import Mirror
 from ...waiting import eventually
-from .conftest import Kamailio, Sipp, StartKamailio, free_port, udp_port_free
+from .conftest import Kamailio, Sipp, StartKamailio, free_port
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.kamailio]
 
