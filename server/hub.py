@@ -150,6 +150,10 @@ class Table:
     # so that one node's full read diffs only its rows, and each node's source health.
     partitions: dict[str, set[str]] = field(init=False, default_factory=dict)
     node_sources: dict[str, protocol.NodeSource] = field(init=False, default_factory=dict)
+    # Where the source's reads stood when the rows were as they are now (its ``position``,
+    # collectors/base.py ``Resumable``): a cluster's entries carry it, so that a new leader
+    # goes on from there. None: no source that can be continued.
+    position: str | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.ring = deque()
@@ -559,10 +563,14 @@ class Hub:
         upsert: Mapping[str, Row],
         delete: Iterable[str] = (),
         node: str | None = None,
+        position: str | None = None,
     ) -> Changes:
         """Delete ``delete``, then upsert ``upsert`` (complete rows); publish what that
-        changed. O(rows named), however large the table: rows are updated in place."""
+        changed. O(rows named), however large the table: rows are updated in place.
+        ``position``: where the source's reads stand with these changes (None: as before)."""
         state = self.tables[table]
+        if position is not None:
+            state.position = position
         delete = delete if isinstance(delete, (set, frozenset, list, tuple)) else list(delete)
         self.stats.rows_compared += len(upsert) + len(delete)
         changes = diff_some(state.rows, upsert, delete)
@@ -693,19 +701,29 @@ class Hub:
     # --- a cluster's instance (server/cluster/): the leader's state, at its seq ----------
 
     def apply_remote(
-        self, table: str, seq: int, upsert: Mapping[str, Row], delete: Iterable[str]
+        self,
+        table: str,
+        seq: int,
+        upsert: Mapping[str, Row],
+        delete: Iterable[str],
+        position: str | None = None,
     ) -> None:
         """Publish the leader's diff ``seq`` (complete rows) as ``publish_changes`` would,
-        numbered as the leader numbered it, so every instance's seq for a table is the same."""
+        numbered as the leader numbered it, so every instance's seq for a table is the same;
+        ``position`` is the leader's source's as of it."""
         state = self.tables[table]
-        state.seq = seq - 1
+        state.seq, state.position = seq - 1, position
         if not self.publish_changes(table, upsert, delete):
             self._publish(state, Changes())  # nothing new here: keep the numbering gapless
 
-    def load_remote(self, table: str, seq: int, rows: Mapping[str, Row]) -> None:
-        """Make the table the leader's snapshot at ``seq``. Clients are sent fresh snapshots
-        when that is not what they hold: the diffs between never reached this instance."""
+    def load_remote(
+        self, table: str, seq: int, rows: Mapping[str, Row], position: str | None = None
+    ) -> None:
+        """Make the table the leader's snapshot at ``seq`` (its source at ``position``).
+        Clients are sent fresh snapshots when that is not what they hold: the diffs between
+        never reached this instance."""
         state = self.tables[table]
+        state.position = position
         if state.seq == seq and state.rows == rows:
             return
         state.rows, state.seq = dict(rows), seq

@@ -34,6 +34,7 @@ class Entry:
     upsert: dict[str, Row] = field(default_factory=dict)
     delete: list[str] = field(default_factory=list)
     health: dict[str, Any] | None = None
+    position: str | None = None  # a diff's: the leader's source's (hub.py, Table.position)
 
 
 @dataclass(frozen=True)
@@ -46,12 +47,18 @@ class SnapshotMeta:
     stream_id: str
     health: dict[str, Any]
     parts: int = 0  # fields of rows beside it: part_names(parts)
+    position: str | None = None  # where the leader's source stood with these rows
 
 
 def diff_fields(
-    epoch: str, seq: int, upsert: Mapping[str, Row], delete: list[str], sent: float
+    epoch: str,
+    seq: int,
+    upsert: Mapping[str, Row],
+    delete: list[str],
+    sent: float,
+    position: str | None = None,
 ) -> dict[str, str]:
-    return {
+    fields = {
         "kind": DIFF,
         "epoch": epoch,
         "seq": str(seq),
@@ -60,6 +67,9 @@ def diff_fields(
         "upsert": text(upsert),
         "delete": text(delete),
     }
+    if position is not None:
+        fields["position"] = position
+    return fields
 
 
 def source_fields(epoch: str, seq: int, source: Source, sent: float) -> dict[str, str]:
@@ -80,7 +90,13 @@ def decode(fields: Mapping[str, str]) -> Entry:
         delete = orjson.loads(fields["delete"])
         if not isinstance(upsert, dict) or not isinstance(delete, list):
             raise ValueError("a diff entry's upsert is an object and its delete a list")
-        return Entry(*common, upsert=upsert, delete=[str(key) for key in delete])
+        position = fields.get("position")
+        return Entry(
+            *common,
+            upsert=upsert,
+            delete=[str(key) for key in delete],
+            position=None if position is None else str(position),
+        )
     if kind == SOURCE:
         health = json.loads(fields["health"])
         if not isinstance(health, dict):
@@ -120,6 +136,8 @@ def snapshot_fields(meta: SnapshotMeta, rows: Mapping[str, Row]) -> dict[str, st
         fields[part_name(len(fields))] = compact(part).decode()
     encoded: dict[str, Any] = {"epoch": meta.epoch, "seq": meta.seq, "stream_id": meta.stream_id}
     encoded["health"], encoded["parts"] = meta.health, len(fields)
+    if meta.position is not None:
+        encoded["position"] = meta.position
     return {"meta": json.dumps(encoded, separators=(",", ":")), **fields}
 
 
@@ -133,8 +151,14 @@ def decode_meta(text: str) -> SnapshotMeta:
     parts = meta.get("parts")
     if not isinstance(parts, int):
         raise ValueError("a snapshot without parts (written by an older rtm)")
+    position = meta.get("position")
     return SnapshotMeta(
-        str(meta["epoch"]), int(meta["seq"]), str(meta["stream_id"]), meta["health"], parts
+        str(meta["epoch"]),
+        int(meta["seq"]),
+        str(meta["stream_id"]),
+        meta["health"],
+        parts,
+        None if position is None else str(position),
     )
 
 

@@ -100,7 +100,7 @@ class Follower:
             if fields is not None:
                 break  # else the leader replaced it meanwhile: read the new one
         rows = await asyncio.to_thread(entries.decode_rows, fields, meta.parts)
-        self.hub.load_remote(table, meta.seq, rows)
+        self.hub.load_remote(table, meta.seq, rows, meta.position)
         self.ids[table] = meta.stream_id
         self.missing.discard(table)
         self.loaded.add(table)
@@ -190,7 +190,7 @@ class Follower:
             self.loaded.discard(table)
             return
         self.hops.append(time.time() - entry.sent)
-        self.hub.apply_remote(table, entry.seq, entry.upsert, entry.delete)
+        self.hub.apply_remote(table, entry.seq, entry.upsert, entry.delete, entry.position)
 
     def _take_source(self, table: str, source: Source) -> None:
         self._sources[table] = source

@@ -153,6 +153,7 @@ class Cluster:
         for name, served in self.hub.tables.items():
             state = source_hub.tables[name]
             state.rows, state.seq, state.source = dict(served.rows), served.seq, served.source
+            state.position = served.position  # the collectors go on from there (runner.py)
             if self.hub.polled(name):
                 source_hub.mark_polled(name)
         return source_hub

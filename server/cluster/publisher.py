@@ -61,9 +61,9 @@ DRAFT_TTL_MS = 120_000  # a leader that dies while writing leaves no draft for l
 DRAFT_BATCH = 8  # parts (~2.5 MB each) per round trip
 
 
-# A diff queued for Redis: (table, seq, upsert, delete, sent); upsert None when it is too
-# big for the stream and goes out as a snapshot instead.
-Pending = tuple[str, int, dict[str, Row] | None, list[str], float]
+# A diff queued for Redis: (table, seq, upsert, delete, sent, the source's position as of
+# it); upsert None when it is too big for the stream and goes out as a snapshot instead.
+Pending = tuple[str, int, dict[str, Row] | None, list[str], float, str | None]
 
 
 class PublishFailed(Exception):
@@ -100,10 +100,12 @@ class Publisher:
         if len(self._pending) >= MAX_PENDING:
             self._overflow = True
         elif len(changes) > BIG_DIFF:
-            self._pending.append((state.name, state.seq, None, [], time.time()))
+            self._pending.append((state.name, state.seq, None, [], time.time(), None))
         else:
             upsert = {change["id"]: state.rows[change["id"]] for change in changes.upsert}
-            self._pending.append((state.name, state.seq, upsert, changes.delete, time.time()))
+            self._pending.append(
+                (state.name, state.seq, upsert, changes.delete, time.time(), state.position)
+            )
         self._wakeup.set()
 
     async def run(self, snapshot_first: Collection[str]) -> None:
@@ -137,9 +139,11 @@ class Publisher:
                 batch.append(self._pending.popleft())
             if batch:
                 async with self.redis.pipeline(transaction=False) as pipe:
-                    for table, seq, upsert, delete, sent in batch:
+                    for table, seq, upsert, delete, sent, position in batch:
                         assert upsert is not None
-                        fields = entries.diff_fields(self.epoch, seq, upsert, delete, sent)
+                        fields = entries.diff_fields(
+                            self.epoch, seq, upsert, delete, sent, position
+                        )
                         await self._add(table, fields, pipe)
                     ids = await pipe.execute()
                 for (table, *_), stream_id in zip(batch, ids, strict=True):
@@ -189,9 +193,10 @@ class Publisher:
     async def _write_snapshot(self, table: str) -> int:
         """Write the table as it is now, at the stream id last written; returns its seq."""
         state = self.hub.tables[table]
-        seq, rows = state.seq, dict(state.rows)
+        seq, rows, position = state.seq, dict(state.rows), state.position
         stream_id = self.stream_ids.get(table, "0-0")
-        meta = entries.SnapshotMeta(self.epoch, seq, stream_id, state.source.health())
+        health = state.source.health()
+        meta = entries.SnapshotMeta(self.epoch, seq, stream_id, health, position=position)
         # Rows are replaced, never mutated: the copy encodes off the loop consistently.
         fields = list((await asyncio.to_thread(entries.snapshot_fields, meta, rows)).items())
         draft = self.keys.snapshot_draft(table, self.token)

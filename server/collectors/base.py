@@ -13,7 +13,7 @@ the cost of a change does not grow with the table (docs/benchmarks.md).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar, runtime_checkable
 
@@ -97,6 +97,26 @@ class ChangeFeed(Protocol):
         and every row; the cursor moves to that snapshot. The runner applies the changes,
         and anything the rows still differ by is a change the feed missed."""
         ...
+
+
+@runtime_checkable
+class Resumable(Protocol):
+    """A change feed whose cursor another process can continue: a cluster's new leader
+    takes the rows the last one published and goes on from where its reads stood, instead
+    of a first full read (a million contacts: ~15 s before any change is shown).
+
+    ``position`` is where the feed's reads stand, as text that travels beside the rows
+    published from them (None: nowhere another process could continue). ``resume`` takes
+    one and the rows ``shown`` as of it (the hub's, live); it answers changes to make at
+    once (often none), or None when it cannot continue there (another database, no log):
+    the runner then reads whole. Every change after the position comes from ``changes``
+    as usual, rows gone since the position included (they may take a few asks to find:
+    the source may learn which rows are which a part at a time).
+    """
+
+    def position(self) -> str | None: ...
+
+    async def resume(self, position: str, shown: Mapping[str, Row]) -> RowChanges | None: ...
 
 
 @runtime_checkable

@@ -29,6 +29,11 @@ DIRECTORY_BY_USER_SQL = DIRECTORY_SQL + " WHERE username IN ({keys})"
 V = TypeVar("V")
 
 
+def contact_id(record: sqlite3.Row | Mapping[str, Any]) -> str:
+    """The row id a ``location`` record is shown under: Kamailio's ruid, else its own id."""
+    return str(record["ruid"] or f"location:{record['id']}")
+
+
 def contact_row(
     record: sqlite3.Row | Mapping[str, Any], account: Mapping[str, str], expires: str | None
 ) -> Row:
@@ -37,7 +42,7 @@ def contact_row(
     contact = record["contact"] or ""
     address = contact_address(contact, record["received"] or None, record["socket"] or None)
     return {
-        "id": record["ruid"] or f"location:{record['id']}",
+        "id": contact_id(record),
         "username": record["username"] or "",
         "domain": record["domain"] or "",
         "owner": account.get("owner", ""),
@@ -77,10 +82,14 @@ class ShownContacts(Generic[V]):
         self._version, self._build = version, build
         self._versions: dict[int, V] = {}
         self._rows: dict[int, Row] = {}
+        # Taking over (``take_over``): the rows shown, and those whose record is not seen yet.
+        self._shown: Mapping[str, Row] = {}
+        self._unseeded: dict[str, Row] | None = None
 
     async def read_all(self, records: list[Any], rebuild: bool) -> Rows:
         """Every record's row, reused when its version is the one last seen (``rebuild``:
         owners, caller ids or groups changed, so none is)."""
+        self._unseeded = None  # a full read knows every record: nothing is taken over now
         versions, known = ({}, {}) if rebuild else (self._versions, self._rows)
         rows: dict[str, Row] = {}
         fresh_versions: dict[int, V] = {}
@@ -96,6 +105,52 @@ class ShownContacts(Generic[V]):
             fresh_versions[location_id], fresh_rows[location_id] = version, row
         self._versions, self._rows = fresh_versions, fresh_rows
         return rows
+
+    # --- taking over rows another process built (a cluster's last leader) ---------------
+
+    def take_over(self, shown: Mapping[str, Row]) -> None:
+        """Start from rows another process built and published: ``shown`` (the hub's, kept
+        live) is what every client holds. Their records' versions are then taken a part at
+        a time (``seed``) while changes go on, so a million rows hold no change back; what
+        is built meanwhile (``changed``, a full read) is this process's own and wins."""
+        self._versions, self._rows = {}, {}
+        self._shown, self._unseeded = shown, dict(shown)
+
+    @property
+    def seeding(self) -> bool:
+        return self._unseeded is not None
+
+    def seed(self, records: Iterable[Any]) -> None:
+        """Take a part of the records' versions (``records`` carry ``id``, ``ruid`` and
+        ``version``): each goes with the row it is shown as, unless this process built
+        that record's row since (its own is newer). A record changed since its row was
+        built gets a version newer than the row, which is harmless: its change is in the
+        log after the position, and ``changed`` builds it again."""
+        unseeded, versions, rows, version = (
+            self._unseeded,
+            self._versions,
+            self._rows,
+            self._version,
+        )
+        assert unseeded is not None
+        for record in records:
+            location_id = record["id"]
+            # ``contact_id`` inlined: a call per record was half of a million's cost.
+            row = unseeded.pop(record["ruid"] or f"location:{location_id}", None)
+            if (
+                row is not None
+                and location_id not in versions
+                and self._shown.get(row["id"]) is row
+            ):
+                versions[location_id], rows[location_id] = version(record), row
+        return
+
+    def seeded(self) -> set[str]:
+        """Every record was seen (``seed``): the ids of rows shown then whose record is gone,
+        unless the row changed since (then the change said what it is now)."""
+        unseeded, shown = self._unseeded or {}, self._shown
+        self._unseeded = None
+        return {key for key, row in unseeded.items() if shown.get(key) is row}
 
     def changed(self, ids: Iterable[int], records: Iterable[Any]) -> RowChanges:
         """The changes for the logged ``ids`` (and the contacts of renamed owners, which are

@@ -168,6 +168,35 @@ async def test_postgresql_restarted_under_a_cluster_stale_then_recovered_session
         assert set(mirror.tables["accounts"]) == await asyncio.to_thread(cluster.store_ruids)
 
 
+async def test_the_leader_killed_on_postgresql_the_next_goes_on_from_its_position(
+    pg_cluster: Cluster,
+) -> None:
+    """On PostgreSQL a new leader continues the last one's change-log cursor with the rows
+    the cluster holds (collectors/base.py ``Resumable``), not with a first full read (a
+    million contacts: ~15 s before any change); every client still ends with the store's
+    state, through the writes and deletes made around the kill."""
+    cluster = pg_cluster
+    leader = cluster.leader()
+    other = next(s for s in cluster.instances if s is not leader)
+    for i in range(20):
+        register(cluster.db, f"before{i}")
+    followers = await clients_on_both(cluster)
+    try:
+        async with writing(cluster) as done:
+            await eventually(lambda: len(followers[0].accounts()) > 25, 10 * UNIT, "writes")
+            assert leader.proc is not None
+            leader.proc.send_signal(signal.SIGKILL)
+            await eventually(lambda: cluster.status(other)["role"] == "leader", 5 * UNIT, "lead")
+            written = done[0]
+            await eventually(lambda: done[0] > written + 20, 10 * UNIT, "writes after the kill")
+        survivors = cluster.instances.index(other)  # clients_on_both: ten per instance, in order
+        await settled(cluster, followers[survivors * 10 : survivors * 10 + 10])
+        assert "accounts: went on from the last leader's position" in other.log()
+        assert "accounts: went on" not in leader.log(), "the first leader read it whole"
+    finally:
+        await stop_all(followers)
+
+
 async def test_postgresql_and_redis_lost_together_stale_then_recovered_by_itself(
     pg_cluster: Cluster, postgres: PostgresServer
 ) -> None:

@@ -42,6 +42,10 @@ MAX_CHANGES_READ = 50_000
 # log installed meanwhile).
 RECHECK_EVERY = 10.0
 MARKER = "rtm_changes"
+# A position (``ChangeLog.position``) is this, the xid8 cursor, "@" and the database's URL
+# (its password left out): a prefix says what kind of cursor it is, and the URL which
+# database's, so that one from another source is never taken for ours.
+POSITION = "pg-xid8:"
 
 FOLLOW_SQL = """
 SELECT s.xmin::text AS xmin, c.tbl, c.key
@@ -134,6 +138,45 @@ class ChangeLog:
         records = await self.source.query(XMIN_SQL)
         self.cursor = int(records[0]["xmin"])
         self._generation = self.source.generation
+
+    def position(self) -> str | None:
+        """The cursor as text another reader of this database may continue from (``resume``);
+        None when there is none to trust (no log, or a reconnect since it was set)."""
+        if self.cursor is None or self._generation != self.source.generation:
+            return None
+        return f"{POSITION}{self.cursor}@{self.source.name}"
+
+    async def resume(self, position: str) -> bool:
+        """Continue from another reader's ``position`` (a cluster's last leader); False when
+        it cannot be continued here, and the caller reads whole.
+
+        An xid8 is the database's own, the same from any connection and across restarts,
+        and the log's entries commit with the changes they name, so the entries from it on
+        are every change after it. A cursor ahead of this database's present is another
+        database's (restored from a backup, say): refused. One pruned past is found by the
+        next ``since`` (its marker), as for a cursor of our own."""
+        cursor_text, _, database = position.removeprefix(POSITION).partition("@")
+        if not position.startswith(POSITION) or not cursor_text.isdigit():
+            return False
+        if database != self.source.name:
+            log.info(
+                "%s: a position in %s, not %s", "/".join(self.tables), database, self.source.name
+            )
+            return False
+        cursor = int(cursor_text)
+        if not await self.present():
+            return False
+        records = await self.source.query(XMIN_SQL)
+        if cursor > int(records[0]["xmin"]):
+            log.warning(
+                "%s: a cursor ahead of %s (%d): another database's; reading it whole",
+                "/".join(self.tables),
+                self.source.name,
+                cursor,
+            )
+            return False
+        self.cursor, self._generation = cursor, self.source.generation
+        return True
 
     async def since(self) -> dict[str, list[str]] | None:
         """The keys logged per table since the cursor (deduplicated, in log order) and move
