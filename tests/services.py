@@ -229,9 +229,11 @@ class HAProxy:
     """HAProxy on a free port balancing HTTP and WebSockets over ``backends`` (host:port).
 
     Health checks ask ``/healthz`` every 200 ms, so a killed rtm leaves the pool at once.
+    ``tcp=True``: a plain TCP relay to the first backend (one rtm's way to Redis), which
+    ``partition()`` freezes, every packet unanswered as behind a cut link, until ``heal()``.
     """
 
-    def __init__(self, workdir: Path, backends: list[str]) -> None:
+    def __init__(self, workdir: Path, backends: list[str], *, tcp: bool = False) -> None:
         require("haproxy", "haproxy")
         self.workdir = workdir
         self.port = free_port()
@@ -239,15 +241,19 @@ class HAProxy:
         self.ws_url = f"ws://127.0.0.1:{self.port}/ws"
         self.config = workdir / "haproxy.cfg"
         self.log_path = workdir / "haproxy.log"
-        servers = "\n".join(
-            f"    server rtm{i} {address} check inter 200 fall 2 rise 1"
-            for i, address in enumerate(backends)
-        )
+        if tcp:
+            mode, check, servers = "tcp", "", f"    server relay {backends[0]}"
+        else:
+            mode, check = "http", "    option httpchk GET /healthz\n"
+            servers = "\n".join(
+                f"    server rtm{i} {address} check inter 200 fall 2 rise 1"
+                for i, address in enumerate(backends)
+            )
         self.config.write_text(
             f"""global
     maxconn 4000
 defaults
-    mode http
+    mode {mode}
     timeout connect 2s
     timeout client 1h
     timeout server 1h
@@ -257,11 +263,19 @@ frontend rtm
     default_backend rtm
 backend rtm
     balance roundrobin
-    option httpchk GET /healthz
-{servers}
+{check}{servers}
 """
         )
         self.proc: subprocess.Popen[bytes] | None = None
+
+    def partition(self) -> None:
+        """Stop relaying (SIGSTOP): connections stay open and nothing comes back."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def heal(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGCONT)
 
     def start(self) -> HAProxy:
         with open(self.log_path, "ab") as log:  # the child keeps its own descriptor
@@ -272,6 +286,8 @@ backend rtm
         return self
 
     def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)  # a frozen one cannot take SIGTERM
         _stop(self.proc, signal.SIGTERM, 10 * UNIT)
 
 
