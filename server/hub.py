@@ -548,6 +548,7 @@ class Hub:
             held = self.tables[table].partitions.setdefault(node, set())
             return self.publish_changes(table, rows, held - rows.keys(), node=node)
         state = self.tables[table]
+        state.position = None  # rows from no source that can be continued
         self.stats.rows_compared += len(state.rows) + len(rows)
         changes = diff(state.rows, rows)
         state.rows = dict(rows)
@@ -567,10 +568,11 @@ class Hub:
     ) -> Changes:
         """Delete ``delete``, then upsert ``upsert`` (complete rows); publish what that
         changed. O(rows named), however large the table: rows are updated in place.
-        ``position``: where the source's reads stand with these changes (None: as before)."""
+        ``position``: where the source's reads stand with these changes, the rows complete
+        for it; None (a source that cannot be continued) clears it, so that no new leader
+        goes on from a position older than rows changed without one."""
         state = self.tables[table]
-        if position is not None:
-            state.position = position
+        state.position = position
         delete = delete if isinstance(delete, (set, frozenset, list, tuple)) else list(delete)
         self.stats.rows_compared += len(upsert) + len(delete)
         changes = diff_some(state.rows, upsert, delete)
@@ -712,8 +714,8 @@ class Hub:
         numbered as the leader numbered it, so every instance's seq for a table is the same;
         ``position`` is the leader's source's as of it."""
         state = self.tables[table]
-        state.seq, state.position = seq - 1, position
-        if not self.publish_changes(table, upsert, delete):
+        state.seq = seq - 1
+        if not self.publish_changes(table, upsert, delete, position=position):
             self._publish(state, Changes())  # nothing new here: keep the numbering gapless
 
     def load_remote(

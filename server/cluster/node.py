@@ -2,9 +2,11 @@
 the lease. The app's lifespan starts ``follow`` and ``lead`` as supervised tasks.
 
 Becoming leader: the lease is taken, the follower reads the streams to their end, and a
-hub of the leader's own is copied from the served one; the collectors start into it, so
-their first full read diffs against the state the cluster had and clients see only real
-changes, numbered on from the stream's last seq. Losing it (a renewal refused or not
+hub of the leader's own is copied from the served one, with the position the last leader's
+source stood at (hub.py ``Table.position``); the collectors start into it. A source that can
+go on from that position does (collectors/base.py ``Resumable``); any other's first full
+read diffs against the state the cluster had. Either way clients see only real changes,
+numbered on from the stream's last seq. Losing it (a renewal refused or not
 answered, Redis gone, a fenced write, the cluster's epoch replaced): the collectors stop
 at once and the instance goes on following. A clean stop releases the lease, so the next
 leader need not wait its TTL.

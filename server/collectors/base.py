@@ -52,6 +52,13 @@ class RowChanges:
     def __len__(self) -> int:
         return len(self.upsert) + len(self.delete - self.upsert.keys())
 
+    def update(self, later: RowChanges) -> None:
+        """Take ``later``'s changes after these: what it says of a row wins, a delete too."""
+        for key in later.delete:
+            self.upsert.pop(key, None)
+            self.delete.add(key)
+        self.upsert.update(later.upsert)
+
 
 # The runner's apply(changes): take a source's changes into the table and publish them.
 Apply = Callable[[RowChanges], None]

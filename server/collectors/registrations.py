@@ -29,11 +29,6 @@ DIRECTORY_BY_USER_SQL = DIRECTORY_SQL + " WHERE username IN ({keys})"
 V = TypeVar("V")
 
 
-def contact_id(record: sqlite3.Row | Mapping[str, Any]) -> str:
-    """The row id a ``location`` record is shown under: Kamailio's ruid, else its own id."""
-    return str(record["ruid"] or f"location:{record['id']}")
-
-
 def contact_row(
     record: sqlite3.Row | Mapping[str, Any], account: Mapping[str, str], expires: str | None
 ) -> Row:
@@ -42,7 +37,7 @@ def contact_row(
     contact = record["contact"] or ""
     address = contact_address(contact, record["received"] or None, record["socket"] or None)
     return {
-        "id": contact_id(record),
+        "id": record["ruid"] or f"location:{record['id']}",
         "username": record["username"] or "",
         "domain": record["domain"] or "",
         "owner": account.get("owner", ""),
@@ -82,8 +77,7 @@ class ShownContacts(Generic[V]):
         self._version, self._build = version, build
         self._versions: dict[int, V] = {}
         self._rows: dict[int, Row] = {}
-        # Taking over (``take_over``): the rows shown, and those whose record is not seen yet.
-        self._shown: Mapping[str, Row] = {}
+        # Taking over (``take_over``): the rows shown whose record was not read yet.
         self._unseeded: dict[str, Row] | None = None
 
     async def read_all(self, records: list[Any], rebuild: bool) -> Rows:
@@ -109,48 +103,44 @@ class ShownContacts(Generic[V]):
     # --- taking over rows another process built (a cluster's last leader) ---------------
 
     def take_over(self, shown: Mapping[str, Row]) -> None:
-        """Start from rows another process built and published: ``shown`` (the hub's, kept
-        live) is what every client holds. Their records' versions are then taken a part at
-        a time (``seed``) while changes go on, so a million rows hold no change back; what
-        is built meanwhile (``changed``, a full read) is this process's own and wins."""
+        """Start from rows another process built and published, ``shown`` as every client
+        holds them. Which record each one is comes a part at a time (``seed``) while
+        changes go on, so that a million rows hold no change back."""
         self._versions, self._rows = {}, {}
-        self._shown, self._unseeded = shown, dict(shown)
+        self._unseeded = dict(shown)
 
     @property
     def seeding(self) -> bool:
         return self._unseeded is not None
 
-    def seed(self, records: Iterable[Any]) -> None:
-        """Take a part of the records' versions (``records`` carry ``id``, ``ruid`` and
-        ``version``): each goes with the row it is shown as, unless this process built
-        that record's row since (its own is newer). A record changed since its row was
-        built gets a version newer than the row, which is harmless: its change is in the
-        log after the position, and ``changed`` builds it again."""
-        unseeded, versions, rows, version = (
-            self._unseeded,
-            self._versions,
-            self._rows,
-            self._version,
-        )
+    def seed(self, records: Iterable[Any]) -> RowChanges:
+        """Take a part of the records, whole as a full read reads them: each is built, and
+        where the row shown for it reads the same, that very row is kept (clients hold
+        it); where it differs, or none is shown (expired, new), the one built is a change.
+        Nothing the last leader built is trusted beyond what it reads as now: another
+        directory setting, another rtm's rows, a change it missed are mended here. A
+        record whose row this process built since (``changed``) is newer: left alone."""
+        unseeded, versions, rows = self._unseeded, self._versions, self._rows
         assert unseeded is not None
+        changes = RowChanges()
         for record in records:
             location_id = record["id"]
-            # ``contact_id`` inlined: a call per record was half of a million's cost.
-            row = unseeded.pop(record["ruid"] or f"location:{location_id}", None)
-            if (
-                row is not None
-                and location_id not in versions
-                and self._shown.get(row["id"]) is row
-            ):
-                versions[location_id], rows[location_id] = version(record), row
-        return
+            if location_id in versions:
+                continue
+            row = self._build(record)
+            before = unseeded.pop(row["id"], None)
+            if before is not None and before == row:
+                row = before
+            else:
+                changes.upsert[row["id"]] = row
+            versions[location_id], rows[location_id] = self._version(record), row
+        return changes
 
     def seeded(self) -> set[str]:
-        """Every record was seen (``seed``): the ids of rows shown then whose record is gone,
-        unless the row changed since (then the change said what it is now)."""
-        unseeded, shown = self._unseeded or {}, self._shown
-        self._unseeded = None
-        return {key for key, row in unseeded.items() if shown.get(key) is row}
+        """Every record was read (``seed``): the ids of rows shown whose record is gone (and
+        whose id no row built since has: ``changed`` takes those off)."""
+        gone, self._unseeded = set(self._unseeded or ()), None
+        return gone
 
     def changed(self, ids: Iterable[int], records: Iterable[Any]) -> RowChanges:
         """The changes for the logged ``ids`` (and the contacts of renamed owners, which are
@@ -169,6 +159,9 @@ class ShownContacts(Generic[V]):
                 self._versions[location_id], self._rows[location_id] = self._version(current), row
             if before is not None and before["id"] != shown:
                 changes.delete.add(before["id"])  # gone, or shown under another id now
+        if self._unseeded is not None:  # taking over: what is said here is said
+            for key in changes.upsert.keys() | changes.delete:
+                self._unseeded.pop(key, None)
         return changes
 
 

@@ -173,11 +173,18 @@ class CollectorRunner:
         self._last_full = -float("inf")  # monotonic time of the last full read
         self._mismatch_logged = False
         # A source a cluster's new leader can go on with (``_resume``; the whole table's
-        # only), and whether it still may (once).
+        # only), and whether it still may: once refused, a position stays untrusted.
         self._continued = collector if isinstance(collector, Resumable) and node is None else None
         self._may_resume = self._continued is not None
         self._resumed = False  # rows taken over, not read: the next reconcile is the first
         self._unexpired: Iterator[str] | None = None  # taken over, expiry not yet known
+        # The source's position the published rows are complete for: taken as each answer
+        # arrives and published with it, never the source's live cursor (which moves at the
+        # start of an ask, before the rows it names are read). None: nothing to go on from.
+        self._at: str | None = None
+        # A full read done: until then one may take as long as a first (a takeover's
+        # fallback read of a million rows builds every row, as a first read does).
+        self._read_whole = False
 
     # --- the loops ----------------------------------------------------------------------
 
@@ -202,7 +209,7 @@ class CollectorRunner:
         while True:
             started = time.monotonic()
             if not self._read_once:
-                if not await self._resume():
+                if await self._resume() is None:
                     await self.poll_once()
             elif started >= reconcile_at:
                 if await self.reconcile_once():
@@ -212,10 +219,11 @@ class CollectorRunner:
             self._take_expiries()
             await self._sleep(started + self.changes_interval)
 
-    async def _resume(self) -> bool:
+    async def _resume(self) -> bool | None:
         """A cluster's new leader: go on from where the last leader's reads stood, with the
-        rows it published (the hub's), instead of a first full read; False when there is
-        no such position or the source cannot go on from it (then it is read whole).
+        rows it published (the hub's), instead of a first full read. None when there is no
+        such position or the source refused it (then it is read whole); False when the
+        source failed to answer (asked again next turn: a full read would cost far more).
 
         A million contacts took ~15 s to read and build, and no change reached a client
         meanwhile (docs/benchmarks.md); taken over, the first change follows in a second.
@@ -224,15 +232,16 @@ class CollectorRunner:
         state = self.hub.tables[self.table]
         position, collector = state.position, self._continued
         if not self._may_resume or position is None or collector is None:
-            return False
+            return None
         answer = await self._ask(
             collector.resume(position, state.rows), healthy=lambda changes: changes is not None
         )
         if isinstance(answer, Failed):
-            return False  # the source is down: a full read says so until it is back
+            return False  # the source is down: stale, with why; asked again next turn
         self._may_resume = False
         if answer is None:
-            return False
+            return None
+        self._at = position
         self._rows = dict(state.rows)
         self._unexpired = iter(list(self._rows))
         self._read_once = self._resumed = True
@@ -265,16 +274,17 @@ class CollectorRunner:
         try:
             # A first read of a big table takes what it takes (a million contacts: 20-25 s,
             # more on a loaded box); giving up only starts it over, so it never ends.
-            first = None if self._read_once else max(self.timeout, FIRST_READ_TIMEOUT)
+            first = None if self._read_whole else max(self.timeout, FIRST_READ_TIMEOUT)
             rows = await self._ask(self.collector.fetch(), within=first)
             if isinstance(rows, Failed):
                 return False
             if rows is not None:
+                position = self._position()
                 self._flush_hints()  # hints before the read: the read knows what came after
-                await self._take_read(rows)
+                await self._take_read(rows, position)
                 if not self._read_once:
                     self._drop_unlisted(rows)
-                self._read_once = True
+                self._read_once = self._read_whole = True
                 return True
             self._expire()
             return False
@@ -290,7 +300,7 @@ class CollectorRunner:
         listed = {self.prefix + key for key in rows} if self.prefix else rows.keys()
         gone = [key for key in held if key not in listed]
         if gone:
-            self.hub.publish_changes(self.table, {}, gone, self.node)
+            self.hub.publish_changes(self.table, {}, gone, self.node, self._at)
 
     async def follow_once(self, feed: ChangeFeed) -> None:
         """Take a feed's changes; a feed that lost track gets a full read instead."""
@@ -302,6 +312,7 @@ class CollectorRunner:
             if time.monotonic() - self._last_full >= self.interval:
                 await self.poll_once()
         elif isinstance(changes, RowChanges):
+            self._at = self._position()
             self.apply(changes)
             self._expire()
         else:
@@ -318,9 +329,12 @@ class CollectorRunner:
         if isinstance(answer, Failed):
             return False
         pending, rows = answer
+        position = self._position()
+        self._read_whole = True
         if pending is None:  # lost track meanwhile: this is a plain full read
-            await self._take_read(rows)
+            await self._take_read(rows, position)
             return True
+        self._at = position
         self.apply(pending)
         missed = full_read_changes(self._rows, rows)
         count = len(missed) - self._hidden_at_resume(missed)
@@ -393,15 +407,14 @@ class CollectorRunner:
         shown: dict[str, Row] = {}
         gone = self._take_deleted(changes.delete)
         self._take_upserted(changes.upsert.items(), shown, gone, self._clock())
-        self.hub.publish_changes(self.table, shown, gone, self.node, self._position())
+        self.hub.publish_changes(self.table, shown, gone, self.node, self._at)
 
     def _position(self) -> str | None:
-        """Where a source that can be continued stands now (``Resumable``), published with
-        the rows it gave: set right before each publish, never while the rows it names are
-        still being taken, so that every seq's position is one its rows are complete for."""
+        """Where a source that can be continued (``Resumable``) stands, asked as its answer
+        arrives; it becomes ``_at`` when the rows of that answer are published."""
         return None if self._continued is None else self._continued.position()
 
-    async def _take_read(self, rows: Rows) -> None:
+    async def _take_read(self, rows: Rows, position: str | None) -> None:
         """Take a full read: what it changes is worked out and taken READ_TURN rows at a
         time with the loop running between, then published as one diff (a first read into
         a cluster's stream is one snapshot, not a thousand entries: publisher.py).
@@ -433,7 +446,8 @@ class CollectorRunner:
                         shown[key] = row
                 if len(rows) > READ_TURN:
                     await asyncio.sleep(0)
-            self.hub.publish_changes(self.table, shown, gone, self.node, self._position())
+            self._at = position  # only now are the rows it read published
+            self.hub.publish_changes(self.table, shown, gone, self.node, self._at)
         finally:
             self._reading = False
         self._flush_hints()
@@ -478,10 +492,7 @@ class CollectorRunner:
                 return
             pending = self._pending_hints = RowChanges()
             loop.call_at(due, self._flush_hints)
-        for key in changes.delete:
-            pending.upsert.pop(key, None)
-            pending.delete.add(key)
-        pending.upsert.update(changes.upsert)
+        pending.update(changes)
 
     def _flush_hints(self) -> None:
         if self._reading:
@@ -506,7 +517,7 @@ class CollectorRunner:
         due = self._expiry.due(self._clock())
         if due:
             gone = [self.prefix + key for key in due] if self.prefix else due
-            self.hub.publish_changes(self.table, {}, gone, self.node)
+            self.hub.publish_changes(self.table, {}, gone, self.node, self._at)
 
     async def _sleep(self, next_poll: float) -> None:
         """Sleep until the next poll, waking to drop rows at their expiry meanwhile."""

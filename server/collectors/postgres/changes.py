@@ -42,9 +42,12 @@ MAX_CHANGES_READ = 50_000
 # log installed meanwhile).
 RECHECK_EVERY = 10.0
 MARKER = "rtm_changes"
-# A position (``ChangeLog.position``) is this, the xid8 cursor, "@" and the database's URL
-# (its password left out): a prefix says what kind of cursor it is, and the URL which
-# database's, so that one from another source is never taken for ours.
+# A position (``ChangeLog.position``) is this, the xid8 cursor, ":", when the server started,
+# "@" and the database's URL (its password left out): a prefix says what kind of cursor it
+# is, the URL which database's, so that one from another source is never taken for ours,
+# and the start a server's: a restarted or promoted one (a replica that may have lost the
+# last transactions, and numbers on from before them) is read whole, as a reader of our
+# own does after any reconnect.
 POSITION = "pg-xid8:"
 
 FOLLOW_SQL = """
@@ -60,6 +63,7 @@ LEFT JOIN LATERAL (
 XMIN_SQL = "SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS xmin"
 PRESENT_SQL = """
 SELECT to_regclass('rtm_changes') IS NOT NULL AS log,
+       extract(epoch FROM pg_postmaster_start_time())::text AS started,
        (SELECT count(*) FROM unnest(%(tables)s::text[]) AS wanted(name)
         WHERE EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = to_regclass(wanted.name)
                       AND tgname = 'rtm_' || wanted.name || '_change'
@@ -96,6 +100,7 @@ class ChangeLog:
         self.cursor: int | None = None
         self._generation = -1
         self._present: tuple[int, float, bool] | None = None  # (generation, when, found)
+        self._started = ""  # the server's start (PRESENT_SQL), for positions
         self._pruned = time.monotonic()
         self._prune_denied = False
 
@@ -128,6 +133,7 @@ class ChangeLog:
                 self.source.name,
             )
         self._present = (self.source.generation, now, found)
+        self._started = str(records[0]["started"])
         return found
 
     async def start(self) -> None:
@@ -144,7 +150,7 @@ class ChangeLog:
         None when there is none to trust (no log, or a reconnect since it was set)."""
         if self.cursor is None or self._generation != self.source.generation:
             return None
-        return f"{POSITION}{self.cursor}@{self.source.name}"
+        return f"{POSITION}{self.cursor}:{self._started}@{self.source.name}"
 
     async def resume(self, position: str) -> bool:
         """Continue from another reader's ``position`` (a cluster's last leader); False when
@@ -155,7 +161,8 @@ class ChangeLog:
         are every change after it. A cursor ahead of this database's present is another
         database's (restored from a backup, say): refused. One pruned past is found by the
         next ``since`` (its marker), as for a cursor of our own."""
-        cursor_text, _, database = position.removeprefix(POSITION).partition("@")
+        head, _, database = position.removeprefix(POSITION).partition("@")
+        cursor_text, _, started = head.partition(":")
         if not position.startswith(POSITION) or not cursor_text.isdigit():
             return False
         if database != self.source.name:
@@ -165,6 +172,9 @@ class ChangeLog:
             return False
         cursor = int(cursor_text)
         if not await self.present():
+            return False
+        if started != self._started:
+            log.info("%s: a position from before %s restarted", "/".join(self.tables), database)
             return False
         records = await self.source.query(XMIN_SQL)
         if cursor > int(records[0]["xmin"]):

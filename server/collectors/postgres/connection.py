@@ -119,7 +119,9 @@ class PostgresSource:
                 records += batch
                 await asyncio.sleep(0)
             return records
-        except Exception:
+        except BaseException:
+            # Cancelled too (the runner's timeout): a change log's cursor may have moved past
+            # entries whose rows this query was reading, and only a new generation tells it.
             await self.close()
             raise
 

@@ -8,6 +8,7 @@ accounts directory of the same database (``RTM_DIRECTORY``, ``directory.py``).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any, cast
 
@@ -24,6 +25,8 @@ from .changes import ChangeLog
 from .connection import PostgresSource
 from .directory import DirectorySpec, parse_directory
 
+log = logging.getLogger("rtm.collectors.postgres")
+
 # Every contact, expired ones too (the runner hides a contact at its expiry). Kamailio
 # writes ``expires`` as a local TIMESTAMP: it is read in the session's TimeZone, which must
 # be the zone of Kamailio's hosts (UTC everywhere is simplest).
@@ -34,12 +37,12 @@ SELECT id, ruid, username, domain, contact, received, user_agent, socket, server
 FROM location
 """
 CONTACTS_BY_ID_SQL = CONTACTS_SQL + " WHERE id = ANY(%s::int[])"
-# What a new leader reads to take over the rows the last one built (``resume``), a part per
-# ask of the log: a million are ~1 s of reading (the whole records, ~15 s to build into rows).
-VERSIONS_SQL = """
-SELECT id, ruid, xmin::text::bigint AS version FROM location WHERE id > %s ORDER BY id LIMIT %s
-"""
-SEED_PART = 20_000
+# What a new leader reads to take over the rows the last one built (``resume``): the records
+# a part per ask of the log, in id order, each built and compared with the row shown (a
+# million built at once are ~15 s; 2,500 are ~25 ms of an ask).
+CONTACTS_FROM_ID_SQL = CONTACTS_SQL + " WHERE id > %s ORDER BY id LIMIT %s"
+SEED_PART = 2_500
+FIRST_ID = -(2**63)  # below any id a record may have (serial ids start at 1)
 CONTACTS_BY_USER_SQL = CONTACTS_SQL + " WHERE username = ANY(%s::text[])"
 
 
@@ -63,7 +66,8 @@ class PostgresRegistrations(LoggedCollector[PostgresSource, ChangeLog]):
         self._shown = ShownContacts[int](
             lambda record: record["version"], lambda record: self._row(record)
         )
-        self._seeded_to = 0  # taking over (``resume``): records seen up to this id
+        self._seeded_to = FIRST_ID  # taking over (``resume``): records read up to this id
+        self._seed_changed = 0  # and the rows that read otherwise than shown
 
     def position(self) -> str | None:
         return self.log.position()
@@ -71,23 +75,30 @@ class PostgresRegistrations(LoggedCollector[PostgresSource, ChangeLog]):
     async def resume(self, position: str, shown: Mapping[str, Row]) -> RowChanges | None:
         """Go on from a cluster's last leader: its cursor, the rows it showed, and the whole
         directory (rows built from here on need their owners). Which record each row shown
-        is, and which rows' records are gone, is read a part per ask of the log after this
-        (``_seed``), so that the first changes go out at once."""
+        is, whether it still reads the same, and which rows' records are gone, comes a part
+        per ask of the log after this (``_seed``), so that the first changes go out at once."""
         if not await self.log.resume(position):
             return None
         self.directory.load(cast(Any, await self._directory()))
         self._shown.take_over(shown)
-        self._seeded_to = 0
+        self._seeded_to, self._seed_changed = FIRST_ID, 0
         return RowChanges()
 
-    async def _seed(self) -> set[str]:
-        """The next part of the records' versions; at the end the rows whose record is gone."""
-        records = await self.source.query(VERSIONS_SQL, (self._seeded_to, SEED_PART))
-        self._shown.seed(records)
+    async def _seed(self) -> RowChanges:
+        """The next part of the records taken over; at the end, the rows whose record is gone."""
+        records = await self.source.query(CONTACTS_FROM_ID_SQL, (self._seeded_to, SEED_PART))
+        changes = self._shown.seed(records)
+        self._seed_changed += len(changes.upsert)
         if len(records) == SEED_PART:
             self._seeded_to = records[-1]["id"]
-            return set()
-        return self._shown.seeded()
+        else:
+            changes.delete |= self._shown.seeded()
+            log.info(
+                "accounts: every record taken over read again (%d rows changed, %d gone)",
+                self._seed_changed,
+                len(changes.delete),
+            )
+        return changes
 
     async def _read_all(self) -> Rows:
         """Every contact; an owner, caller id or group changed since the last read (seen
@@ -96,6 +107,11 @@ class PostgresRegistrations(LoggedCollector[PostgresSource, ChangeLog]):
         return await self._shown.read_all(await self.source.query(CONTACTS_SQL), rebuild)
 
     async def _pending(self) -> RowChanges | None:
+        # Taking over, a part of the records first: the log's changes after it are newer, and
+        # a failure here loses none of them (nothing below has moved yet).
+        seeded = RowChanges()
+        if self._shown.seeding and not self.source.in_snapshot:
+            seeded = await self._seed()
         logged = await self.log.since()
         if logged is None:
             return None
@@ -106,10 +122,8 @@ class PostgresRegistrations(LoggedCollector[PostgresSource, ChangeLog]):
         records = await self.source.query(CONTACTS_BY_ID_SQL, (ids,)) if ids else []
         if users:
             records += await self.source.query(CONTACTS_BY_USER_SQL, (users,))
-        changes = self._shown.changed(ids, records)
-        if self._shown.seeding and not self.source.in_snapshot:
-            changes.delete |= await self._seed()
-        return changes
+        seeded.update(self._shown.changed(ids, records))
+        return seeded
 
     async def _directory(self, users: list[str] | None = None) -> list[dict[str, Any]]:
         """The directory's entries (of ``users`` only, when given); none without a table."""

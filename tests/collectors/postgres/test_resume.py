@@ -13,7 +13,7 @@ import pytest
 from server.cluster import entries
 from server.collectors.base import Resumable
 from server.collectors.postgres import registrations as pg_registrations
-from server.collectors.postgres.changes import POSITION
+from server.collectors.postgres.changes import POSITION, ChangeLog
 from server.collectors.postgres.registrations import PostgresRegistrations
 from server.collectors.runner import CollectorRunner
 from server.config import TABLES
@@ -22,6 +22,7 @@ from server.rows import Rows
 from server.times import parse_iso
 
 from ...live_server import UNIT
+from ...services import PostgresServer
 from ...waiting import cancelled, eventually
 from .conftest import MakeDatabase, pg_write
 from .test_sources import add_contact
@@ -130,11 +131,15 @@ async def test_rows_are_taken_over_a_part_at_a_time_while_changes_go_on(
     """Which record each row taken over is comes a part per ask of the log: changes go out
     meanwhile, a row whose record went before its part was read still leaves, and once
     every part is in, a delete is a delete and the reconcile finds nothing."""
-    monkeypatch.setattr(pg_registrations, "SEED_PART", 2)
+    monkeypatch.setattr(pg_registrations, "SEED_PART", 2)  # parts of two records
     url = kamailio_db()
     contacts = [add_contact(url, f"user{n}") for n in range(8)]
     hub = taken_over(await led_once(url))
     rows = hub.tables["accounts"].rows
+    # A row the last leader built otherwise (another directory setting, another rtm): the
+    # record is what counts. One it built alike stays the very object clients hold.
+    rows[contacts[3]] = {**rows[contacts[3]], "owner": "built elsewhere"}
+    alike = rows[contacts[4]]
     collector = PostgresRegistrations(url)
     leading = runner(collector, hub)
     try:
@@ -150,6 +155,7 @@ async def test_rows_are_taken_over_a_part_at_a_time_while_changes_go_on(
             asks += 1
         assert asks >= 4 and contacts[-1] not in rows
         assert rows == await shown_now(url)
+        assert rows[contacts[3]]["owner"] == "" and rows[contacts[4]] is alike
         pg_write(url, "DELETE FROM location WHERE ruid = %s", (contacts[2],))
         await leading.follow_once(collector)
         assert contacts[2] not in rows, "a row taken over is known by its record now"
@@ -159,10 +165,47 @@ async def test_rows_are_taken_over_a_part_at_a_time_while_changes_go_on(
         await collector.close()
 
 
+class Slow(Counted):
+    """A full read slower than the runner's timeout for asks (a million rows built anew)."""
+
+    async def fetch(self) -> Rows:
+        await asyncio.sleep(1.0)
+        return await super().fetch()
+
+
 @pytest.mark.asyncio
-@pytest.mark.parametrize("kind", ["another database", "ahead of the database", "garbage"])
+async def test_losing_track_after_a_takeover_reads_whole_with_a_first_reads_time(
+    kamailio_db: MakeDatabase,
+) -> None:
+    """The log pruned past the cursor taken over: the full read that follows builds every
+    row, as a first read does, so it gets a first read's time, not an ask's (it would time
+    out and start over for ever)."""
+    url = kamailio_db()
+    add_contact(url, "alice")
+    hub = taken_over(await led_once(url))
+    collector = Slow(url)
+    leading = CollectorRunner(collector, hub, expires_field="expires", timeout=0.3)
+    try:
+        assert await leading._resume()
+        for n in range(3):
+            add_contact(url, f"user{n}")
+        pruner = ChangeLog(collector.source, ["location"], kept=1)
+        pruner._pruned = 0.0
+        await pruner._prune()
+        leading.interval = 0  # the fallback read is due at once
+        await leading.follow_once(collector)
+        assert collector.fetches == 1 and hub.tables["accounts"].source.ok
+        assert hub.tables["accounts"].rows == await shown_now(url)
+    finally:
+        await collector.close()
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    "kind", ["another database", "ahead of the database", "a restarted server", "garbage"]
+)
 async def test_a_position_it_cannot_trust_means_a_full_read(
-    kamailio_db: MakeDatabase, kind: str
+    kamailio_db: MakeDatabase, postgres: PostgresServer, kind: str
 ) -> None:
     url = kamailio_db()
     add_contact(url, "alice")
@@ -171,17 +214,21 @@ async def test_a_position_it_cannot_trust_means_a_full_read(
     hub = taken_over(last)
     held = hub.tables["accounts"].position
     assert held is not None
-    cursor, _, database = held.removeprefix(POSITION).partition("@")
+    head, _, database = held.removeprefix(POSITION).partition("@")
+    cursor, _, started = head.partition(":")
+    if kind == "a restarted server":  # a promoted replica would number on from before too
+        postgres.restart()
     hub.tables["accounts"].position = {
-        "another database": f"{POSITION}{cursor}@{kamailio_db()}",
-        "ahead of the database": f"{POSITION}{int(cursor) + 10**9}@{database}",
+        "another database": f"{POSITION}{head}@{kamailio_db()}",
+        "ahead of the database": f"{POSITION}{int(cursor) + 10**9}:{started}@{database}",
+        "a restarted server": held,
         "garbage": "sqlite-seq:12",
     }[kind]
     collector = Counted(url)
     task = asyncio.create_task(runner(collector, hub).run())
     try:
         rows = hub.tables["accounts"].rows
-        await eventually(lambda: bob in rows, 10 * UNIT, "bob, by a full read")
+        await eventually(lambda: bob in rows, 20 * UNIT, "bob, by a full read")
         assert collector.fetches == 1
         assert rows == await shown_now(url)
     finally:
@@ -201,4 +248,9 @@ def test_the_position_travels_with_diffs_and_snapshots() -> None:
     hub.apply_remote("accounts", 1, {"a": {"id": "a"}}, [], "pg-xid8:43@db")
     assert hub.tables["accounts"].position == "pg-xid8:43@db"
     hub.load_remote("accounts", 5, {}, None)  # a snapshot an older rtm wrote: no position
+    assert hub.tables["accounts"].position is None
+    # Rows changed by a source that cannot be continued clear it: no new leader may go on
+    # from a position older than they are.
+    hub.publish_changes("accounts", {"b": {"id": "b"}}, [], position="pg-xid8:44@db")
+    hub.publish_changes("accounts", {"c": {"id": "c"}}, [])
     assert hub.tables["accounts"].position is None

@@ -3,8 +3,10 @@ them, and every way of losing track falling back to a full read that loses nothi
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import time
+from typing import Any
 
 import psycopg
 import pytest
@@ -14,7 +16,7 @@ from server.collectors.base import YIELD_EVERY, ChangeFeed, RowChanges
 from server.collectors.postgres.changes import ChangeLog
 from server.collectors.postgres.directory import parse_directory
 from server.collectors.postgres.queue import PostgresQueue
-from server.collectors.postgres.registrations import PostgresRegistrations
+from server.collectors.postgres.registrations import CONTACTS_BY_ID_SQL, PostgresRegistrations
 from server.collectors.runner import CollectorRunner
 from server.config import Config
 from server.hub import Hub
@@ -268,6 +270,37 @@ async def test_a_reconnect_and_a_pruned_log_mean_a_full_read(kamailio_db: MakeDa
         assert await collector.changes() is None
         assert len(await collector.fetch()) == 6
         assert await collector.changes() == RowChanges()
+    finally:
+        await collector.close()
+
+
+@pytest.mark.asyncio
+async def test_an_ask_cancelled_midway_means_a_full_read(
+    kamailio_db: MakeDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The runner's timeout cancels an ask after the log moved the cursor and before the
+    rows it names were read: those entries are behind the cursor now, so the connection
+    goes with the query, and the next ask says to read whole rather than miss them."""
+    url = kamailio_db()
+    add_contact(url, "alice")
+    collector = PostgresRegistrations(url)
+    try:
+        await collector.fetch()
+        bob = add_contact(url, "bob")
+        real = collector.source.query
+
+        async def stuck(sql: Any, params: Any = ()) -> list[dict[str, Any]]:
+            if sql is CONTACTS_BY_ID_SQL:  # the rows the entries name: the server hangs
+                return await real("SELECT pg_sleep(30)")
+            return await real(sql, params)
+
+        monkeypatch.setattr(collector.source, "query", stuck)
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.5):
+                await collector.changes()
+        monkeypatch.undo()
+        assert await collector.changes() is None
+        assert bob in await collector.fetch()
     finally:
         await collector.close()
 
