@@ -3,9 +3,10 @@ goes through a TCP relay (HAProxy) that is frozen: connections stay open and not
 back, as behind a cut cable, not the refused connection of a Redis that is down.
 
 The one cut off serves its last state marked stale and publishes nothing the cluster takes
-(a leader cut off loses its lease; another leads within the TTL and a timeout, and its late
-writes, delivered when the link heals, are fenced); the other goes on live. Healed, it
-follows again by itself, and every client, on either side, ends with the store's state."""
+(a leader cut off loses its lease; another leads within the TTL and a timeout, and
+whatever it still sends, once the link heals, is fenced by the lease's token); the other
+goes on live. Healed, it follows again by itself, and every client, on either side, ends
+with the store's state."""
 
 from __future__ import annotations
 
