@@ -523,7 +523,8 @@ class Hub:
         self._unpolled.discard(table)
         if self.tables[table].source.ok:  # a failure was told as it happened
             self._fan_out(self._source_frame(self.tables[table]))
-        self.tables[table].build_soon(self.epoch)  # the restart's first clients share it
+        if self.frames:  # a cluster leader's own hub serves no client: nothing to share
+            self.tables[table].build_soon(self.epoch)  # the restart's first clients share it
         if not self._unpolled:
             log.info(READY_MESSAGE)  # when a restart's clients can have their tables
             self.ready.set()

@@ -61,6 +61,15 @@ async def test_the_first_full_read_builds_the_body_that_the_first_clients_share(
     assert json.loads(gzip.decompress(answers[0].gzipped))["rows"] == list(rows(2000).values())
 
 
+async def test_a_hub_that_serves_no_client_builds_no_body() -> None:
+    # A cluster leader's own hub (frames=False): its first read of a million rows built a
+    # body for nobody, a second of the new leader's loop.
+    hub = Hub(["t"], frames=False)
+    hub.publish_state("t", rows(2000))
+    hub.mark_polled("t")
+    assert hub.tables["t"]._prebuild is None, "no build started (it starts right here)"
+
+
 async def test_a_body_built_unasked_is_dropped_once_nobody_asked_for_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
