@@ -67,3 +67,20 @@ class TaskSet:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+
+
+async def first_of(*coroutines: Awaitable[None]) -> None:
+    """Run these together until one ends; cancel the others; raise what the first raised.
+
+    Every task's outcome is taken, so two ending in the same turn (a client gone while its
+    pump meets the closed socket) leave no "Task exception was never retrieved" behind."""
+    tasks = [asyncio.ensure_future(coroutine) for coroutine in coroutines]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    for task in tasks:
+        if task in done and not task.cancelled() and (error := task.exception()) is not None:
+            raise error

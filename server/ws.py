@@ -18,6 +18,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from . import protocol, wire
 from .config import Config
 from .hub import Client, Hub, HubStats
+from .supervise import first_of
 from .times import zone_spans
 
 log = logging.getLogger("rtm.ws")
@@ -207,15 +208,7 @@ async def _serve(websocket: WebSocket, hub: Hub, config: Config) -> None:
         await hub.first_poll()
         client, frames = hub.connect(resume)
         await sender.send(frames)
-        pump = asyncio.create_task(_pump(sender, hub, client))
-        answer = asyncio.create_task(_answer(inbox, sender))
-        done, pending = await asyncio.wait({pump, answer}, return_when=asyncio.FIRST_COMPLETED)
-        for task in pending:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        for task in done:
-            task.result()
+        await first_of(_pump(sender, hub, client), _answer(inbox, sender))
     except (ClientGone, WebSocketDisconnect, wire.SocketClosed):
         pass
     except TimeoutError:
