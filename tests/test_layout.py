@@ -37,12 +37,14 @@ ALLOWED: dict[str, set[str]] = {
     },
     # WebSocket frames on the wire (uvicorn's protocol, prepared frames): nothing of rtm.
     "server.wire": set(),
+    # ... and the task helpers (a socket's pump and reader run with supervise.first_of).
     "server.ws": {
         "server.config",
         "server.times",
         "server.protocol",
         "server.hub",
         "server.wire",
+        "server.supervise",
     },
     "server.api": {"server.config", "server.hub", "server.metrics", "server.database"},
     "server.metrics": {"server.hub", "server.times"},
