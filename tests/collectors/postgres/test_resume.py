@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import pytest
 
@@ -15,7 +16,7 @@ from server.collectors.base import Resumable
 from server.collectors.postgres import registrations as pg_registrations
 from server.collectors.postgres.changes import POSITION, ChangeLog
 from server.collectors.postgres.registrations import PostgresRegistrations
-from server.collectors.runner import CollectorRunner
+from server.collectors.runner import FIRST_READ_TIMEOUT, CollectorRunner
 from server.config import TABLES
 from server.hub import Hub
 from server.rows import Rows
@@ -165,26 +166,27 @@ async def test_rows_are_taken_over_a_part_at_a_time_while_changes_go_on(
         await collector.close()
 
 
-class Slow(Counted):
-    """A full read slower than the runner's timeout for asks (a million rows built anew)."""
-
-    async def fetch(self) -> Rows:
-        await asyncio.sleep(1.0)
-        return await super().fetch()
-
-
 @pytest.mark.asyncio
 async def test_losing_track_after_a_takeover_reads_whole_with_a_first_reads_time(
-    kamailio_db: MakeDatabase,
+    kamailio_db: MakeDatabase, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The log pruned past the cursor taken over: the full read that follows builds every
-    row, as a first read does, so it gets a first read's time, not an ask's (it would time
-    out and start over for ever)."""
+    row, as a first read does, so it gets a first read's time, not an ask's (a million rows
+    would time out and start over for ever). The time each full read is given is noted."""
     url = kamailio_db()
     add_contact(url, "alice")
     hub = taken_over(await led_once(url))
-    collector = Slow(url)
+    collector = Counted(url)
     leading = CollectorRunner(collector, hub, expires_field="expires", timeout=0.3)
+    given: list[float | None] = []
+    ask = leading._ask
+
+    async def noted(call: Any, *args: Any, **kwargs: Any) -> Any:
+        if getattr(call, "__name__", "") == "fetch":
+            given.append(kwargs.get("within"))
+        return await ask(call, *args, **kwargs)
+
+    monkeypatch.setattr(leading, "_ask", noted)
     try:
         assert await leading._resume()
         for n in range(3):
@@ -194,7 +196,7 @@ async def test_losing_track_after_a_takeover_reads_whole_with_a_first_reads_time
         await pruner._prune()
         leading.interval = 0  # the fallback read is due at once
         await leading.follow_once(collector)
-        assert collector.fetches == 1 and hub.tables["accounts"].source.ok
+        assert collector.fetches == 1 and given == [FIRST_READ_TIMEOUT]
         assert hub.tables["accounts"].rows == await shown_now(url)
     finally:
         await collector.close()
