@@ -114,16 +114,16 @@ class Resumable(Protocol):
 
     ``position`` is where the feed's reads stand, as text that travels beside the rows
     published from them (None: nowhere another process could continue). ``resume`` takes
-    one and the rows ``shown`` as of it (the hub's, live); it answers changes to make at
-    once (often none), or None when it cannot continue there (another database, no log):
-    the runner then reads whole. Every change after the position comes from ``changes``
-    as usual, rows gone since the position included (they may take a few asks to find:
-    the source may learn which rows are which a part at a time).
+    one and the rows ``shown`` as of it (the hub's, live); False when it cannot continue
+    there (another database, no log): the runner then reads whole. Every change after the
+    position comes from ``changes`` as usual, rows gone since the position included (they
+    may take a few asks to find: the source may learn which rows are which a part at a
+    time).
     """
 
     def position(self) -> str | None: ...
 
-    async def resume(self, position: str, shown: Mapping[str, Row]) -> RowChanges | None: ...
+    async def resume(self, position: str, shown: Mapping[str, Row]) -> bool: ...
 
 
 @runtime_checkable

@@ -176,7 +176,6 @@ class CollectorRunner:
         # only), and whether it still may: once refused, a position stays untrusted.
         self._continued = collector if isinstance(collector, Resumable) and node is None else None
         self._may_resume = self._continued is not None
-        self._resumed = False  # rows taken over, not read: the next reconcile is the first
         self._unexpired: Iterator[str] | None = None  # taken over, expiry not yet known
         # The source's position the published rows are complete for: taken as each answer
         # arrives and published with it, never the source's live cursor (which moves at the
@@ -233,20 +232,17 @@ class CollectorRunner:
         position, collector = state.position, self._continued
         if not self._may_resume or position is None or collector is None:
             return None
-        answer = await self._ask(
-            collector.resume(position, state.rows), healthy=lambda changes: changes is not None
-        )
+        answer = await self._ask(collector.resume(position, state.rows), healthy=bool)
         if isinstance(answer, Failed):
             return False  # the source is down: stale, with why; asked again next turn
         self._may_resume = False
-        if answer is None:
+        if not answer:
             return None
         self._at = position
         self._rows = dict(state.rows)
         self._unexpired = iter(list(self._rows))
-        self._read_once = self._resumed = True
+        self._read_once = True
         self.hub.mark_polled(self.table)
-        self.apply(answer)
         log.info(
             "%s: went on from the last leader's position (%d rows)", self.name, len(state.rows)
         )
@@ -337,35 +333,19 @@ class CollectorRunner:
         self._at = position
         self.apply(pending)
         missed = full_read_changes(self._rows, rows)
-        count = len(missed) - self._hidden_at_resume(missed)
-        if count:
-            self.hub.count_reconcile_mismatch(self.table, count)
+        if missed:
+            self.hub.count_reconcile_mismatch(self.table, len(missed))
             if not self._mismatch_logged:
                 self._mismatch_logged = True
                 log.warning(
                     "%s reconcile found %d rows the change feed missed (a bug in the"
                     " source; logged once)",
                     self.name,
-                    count,
+                    len(missed),
                 )
-        if missed:
             self.apply(missed)
         self._expire()
         return True
-
-    def _hidden_at_resume(self, missed: RowChanges) -> int:
-        """After a resume, rows were taken over as shown: a contact still listed but past its
-        expiry was not among them, and a full read that lists it found no miss. Counted
-        once, at the first reconcile after the resume."""
-        if not self._resumed:
-            return 0
-        self._resumed = False
-        now, rows = self._clock(), self._rows
-        return sum(
-            1
-            for key, row in missed.upsert.items()
-            if key not in rows and (when := self._expires(row)) is not None and when <= now
-        )
 
     async def _ask(
         self,

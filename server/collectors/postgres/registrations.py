@@ -72,17 +72,17 @@ class PostgresRegistrations(LoggedCollector[PostgresSource, ChangeLog]):
     def position(self) -> str | None:
         return self.log.position()
 
-    async def resume(self, position: str, shown: Mapping[str, Row]) -> RowChanges | None:
+    async def resume(self, position: str, shown: Mapping[str, Row]) -> bool:
         """Go on from a cluster's last leader: its cursor, the rows it showed, and the whole
         directory (rows built from here on need their owners). Which record each row shown
         is, whether it still reads the same, and which rows' records are gone, comes a part
         per ask of the log after this (``_seed``), so that the first changes go out at once."""
         if not await self.log.resume(position):
-            return None
+            return False
         self.directory.load(cast(Any, await self._directory()))
         self._shown.take_over(shown)
         self._seeded_to, self._seed_changed = FIRST_ID, 0
-        return RowChanges()
+        return True
 
     async def _seed(self) -> RowChanges:
         """The next part of the records taken over; at the end, the rows whose record is gone."""
