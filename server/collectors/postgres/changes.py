@@ -141,9 +141,15 @@ class ChangeLog:
         if not await self.present():
             self.cursor = None
             return
+        self._follow_from(await self._xmin())
+
+    async def _xmin(self) -> int:
+        """The database's present: every transaction below it has ended."""
         records = await self.source.query(XMIN_SQL)
-        self.cursor = int(records[0]["xmin"])
-        self._generation = self.source.generation
+        return int(records[0]["xmin"])
+
+    def _follow_from(self, cursor: int) -> None:
+        self.cursor, self._generation = cursor, self.source.generation
 
     def position(self) -> str | None:
         """The cursor as text another reader of this database may continue from (``resume``);
@@ -176,8 +182,7 @@ class ChangeLog:
         if started != self._started:
             log.info("%s: a position from before %s restarted", "/".join(self.tables), database)
             return False
-        records = await self.source.query(XMIN_SQL)
-        if cursor > int(records[0]["xmin"]):
+        if cursor > await self._xmin():
             log.warning(
                 "%s: a cursor ahead of %s (%d): another database's; reading it whole",
                 "/".join(self.tables),
@@ -185,7 +190,7 @@ class ChangeLog:
                 cursor,
             )
             return False
-        self.cursor, self._generation = cursor, self.source.generation
+        self._follow_from(cursor)
         return True
 
     async def since(self) -> dict[str, list[str]] | None:
